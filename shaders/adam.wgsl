@@ -1,0 +1,113 @@
+// adam.wgsl — fused Adam / AdamW / AMSGrad step over many tensors in one dispatch.
+//
+// Mirrors torch.optim.Adam / AdamW `_single_tensor_adam` (torch/optim/adam.py):
+//   g = grad * grad_scale; if MAXIMIZE { g = -g }
+//   AdamW (DECOUPLED): p = p * (1 - lr * weight_decay)      else: g = g + weight_decay * p
+//   g = g + l1 * sign(p)                                     (wgpu-optim's L1 option)
+//   exp_avg = lerp(exp_avg, g, 1 - beta1)
+//   exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+//   AMSGRAD: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq); use it below instead of exp_avg_sq
+//   denom = sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+//   p = p - step_size * exp_avg / denom                   step_size = lr / (1 - beta1^t)
+// Step-dependent scalars (step_size, bias_correction2_sqrt, decay_factor) are computed on the
+// host in f64 and written per param group each step.
+//
+// Bindings (group 0):
+//   0 uniform              groups: array<AdamGroup, 256>   per-param-group hyperparameters
+//   1 storage, read        blocks: array<Block>            work items of this chunk
+//   2 storage, read_write  param
+//   3 storage, read        grad
+//   4 storage, read_write  exp_avg
+//   5 storage, read_write  exp_avg_sq
+//   6 storage, read_write  max_exp_avg_sq (a 1-element dummy unless AMSGRAD)
+// Uniform layout: AdamGroup is 12 x 4-byte scalars = 48 bytes (Rust: optim::adam::AdamGroup).
+// Dispatch: one workgroup per block on a 2-D grid; block index b = wid.x + wid.y * nwg.x.
+// Guard rule: every invocation returns when b >= arrayLength(&blocks) or j >= block.len.
+
+override MAXIMIZE: bool = false;
+override DECOUPLED: bool = false;
+override AMSGRAD: bool = false;
+
+const WG: u32 = 256u;
+const PER_THREAD: u32 = 4u;
+
+struct Block {
+    start: u32,
+    len: u32,
+    group: u32,
+    _pad: u32,
+}
+
+struct AdamGroup {
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+    decay_factor: f32,
+    grad_scale: f32,
+    _pad: f32,
+}
+
+@group(0) @binding(0) var<uniform> groups: array<AdamGroup, 256>;
+@group(0) @binding(1) var<storage, read> blocks: array<Block>;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> max_exp_avg_sq: array<f32>;
+
+// torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w)
+fn torch_lerp(a: f32, b: f32, w: f32) -> f32 {
+    if w < 0.5 {
+        return a + w * (b - a);
+    }
+    return b - (b - a) * (1.0 - w);
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = wid.x + wid.y * nwg.x;
+    if b >= arrayLength(&blocks) {
+        return;
+    }
+    let blk = blocks[b];
+    let h = groups[blk.group];
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let j = k * WG + lid;
+        if j >= blk.len {
+            return;
+        }
+        let i = blk.start + j;
+        var g = grad[i] * h.grad_scale;
+        if MAXIMIZE {
+            g = -g;
+        }
+        var p = param[i];
+        if DECOUPLED {
+            p = p * h.decay_factor;
+        } else {
+            g = g + h.weight_decay * p;
+        }
+        g = g + h.l1 * sign(p);
+        let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
+        let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        var vhat = v;
+        if AMSGRAD {
+            vhat = max(max_exp_avg_sq[i], v);
+            max_exp_avg_sq[i] = vhat;
+        }
+        let denom = sqrt(vhat) / h.bias_correction2_sqrt + h.eps;
+        param[i] = p - h.step_size * (m / denom);
+    }
+}

@@ -1,0 +1,282 @@
+//! Adam, AdamW and AMSGrad.
+
+use super::{Algo, GroupHp, KernelDesc, check_lr, check_min, check_unit};
+use crate::error::{Error, Result};
+
+/// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
+///
+/// ```text
+/// input: lr, beta1, beta2, eps, weight_decay, l1, amsgrad, maximize
+/// m_0 = 0, v_0 = 0, v_max_0 = 0
+/// for t = 1, 2, ...
+///     g = grad * grad_scale;  if maximize { g = -g }
+///     g = g + weight_decay * p + l1 * sign(p)
+///     m = lerp(m, g, 1 - beta1)
+///     v = beta2 * v + (1 - beta2) * g^2
+///     if amsgrad { v_max = max(v_max, v); v_use = v_max } else { v_use = v }
+///     p = p - lr / (1 - beta1^t) * m / (sqrt(v_use) / sqrt(1 - beta2^t) + eps)
+/// ```
+///
+/// State: `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` when `amsgrad`.
+///
+/// # Example
+/// ```
+/// use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
+/// let spec = OptimizerSpec::adam(AdamConfig { lr: 3e-4, amsgrad: true, ..Default::default() });
+/// assert!(spec.algorithm().validate().is_ok());
+/// ```
+///
+/// # Errors
+/// `lr < 0`, `eps < 0`, `beta1` or `beta2` outside `[0, 1)`, `weight_decay < 0`,
+/// `l1 < 0`, or any NaN / infinite value.
+///
+/// # Differences from PyTorch
+/// - `l1` is an extension (not in PyTorch): `l1 * sign(p)` is added to the
+///   gradient next to the L2 term.
+/// - Arithmetic is f32 on the device; the scalars that depend on `t`
+///   (`lr / (1 - beta1^t)`, `sqrt(1 - beta2^t)`) are computed on the host in
+///   f64, as PyTorch's non-capturable path does.
+/// - No `capturable`, `differentiable`, `foreach`/`fused` switches: the step is
+///   always fused. Complex tensors are not supported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate (default 1e-3).
+    pub lr: f64,
+    /// Coefficient of the running average of the gradient (default 0.9).
+    pub beta1: f64,
+    /// Coefficient of the running average of its square (default 0.999).
+    pub beta2: f64,
+    /// Added to the denominator (default 1e-8).
+    pub eps: f64,
+    /// L2 penalty added to the gradient (default 0).
+    pub weight_decay: f64,
+    /// L1 penalty (default 0; not in PyTorch).
+    pub l1: f64,
+    /// Use the AMSGrad variant (default false).
+    pub amsgrad: bool,
+    /// Maximize the objective (default false).
+    pub maximize: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            l1: 0.0,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+/// AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay,
+/// mirroring `torch.optim.AdamW`.
+///
+/// ```text
+/// as Adam, except that weight decay is not added to the gradient:
+///     p = p * (1 - lr * weight_decay)      before the Adam update
+/// ```
+///
+/// # Example
+/// ```
+/// use wgpu_optim::optim::{AdamWConfig, OptimizerSpec};
+/// let spec = OptimizerSpec::adamw(AdamWConfig { lr: 3e-4, weight_decay: 0.1, ..Default::default() });
+/// assert!(spec.algorithm().validate().is_ok());
+/// ```
+///
+/// # Errors
+/// As [`AdamConfig`].
+///
+/// # Differences from PyTorch
+/// As [`AdamConfig`]; `l1` stays coupled (added to the gradient) in AdamW too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    /// Learning rate (default 1e-3).
+    pub lr: f64,
+    /// Coefficient of the running average of the gradient (default 0.9).
+    pub beta1: f64,
+    /// Coefficient of the running average of its square (default 0.999).
+    pub beta2: f64,
+    /// Added to the denominator (default 1e-8).
+    pub eps: f64,
+    /// Decoupled weight decay (default 0.01).
+    pub weight_decay: f64,
+    /// L1 penalty (default 0; not in PyTorch).
+    pub l1: f64,
+    /// Use the AMSGrad variant (default false).
+    pub amsgrad: bool,
+    /// Maximize the objective (default false).
+    pub maximize: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        let a = AdamConfig::default();
+        AdamWConfig {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            weight_decay: 1e-2,
+            l1: 0.0,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+impl From<AdamWConfig> for AdamConfig {
+    fn from(c: AdamWConfig) -> Self {
+        AdamConfig {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            l1: c.l1,
+            amsgrad: c.amsgrad,
+            maximize: c.maximize,
+        }
+    }
+}
+
+/// One param group's row of `adam.wgsl`'s uniform table (48 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AdamGroup {
+    /// beta1.
+    pub beta1: f32,
+    /// 1 - beta1 (the lerp weight), rounded from f64.
+    pub one_minus_beta1: f32,
+    /// beta2.
+    pub beta2: f32,
+    /// 1 - beta2, rounded from f64.
+    pub one_minus_beta2: f32,
+    /// eps.
+    pub eps: f32,
+    /// L2 weight decay (Adam only; 0 for AdamW).
+    pub weight_decay: f32,
+    /// L1 penalty.
+    pub l1: f32,
+    /// lr / (1 - beta1^t), from f64.
+    pub step_size: f32,
+    /// sqrt(1 - beta2^t), from f64.
+    pub bias_correction2_sqrt: f32,
+    /// 1 - lr * weight_decay (AdamW) or 1.
+    pub decay_factor: f32,
+    /// Gradient multiplier.
+    pub grad_scale: f32,
+    /// Padding.
+    pub _pad: f32,
+}
+
+fn validate(c: &AdamConfig) -> Result<()> {
+    check_lr("lr", c.lr)?;
+    if !(c.eps >= 0.0 && c.eps.is_finite()) {
+        return Err(Error::invalid(
+            "eps",
+            c.eps,
+            "a finite number >= 0",
+            format!("Invalid epsilon value: {}", c.eps),
+        ));
+    }
+    check_unit(
+        "beta1",
+        c.beta1,
+        false,
+        format!("Invalid beta parameter at index 0: {}", c.beta1),
+    )?;
+    check_unit(
+        "beta2",
+        c.beta2,
+        false,
+        format!("Invalid beta parameter at index 1: {}", c.beta2),
+    )?;
+    check_min("weight_decay", c.weight_decay, "weight_decay")?;
+    check_min("l1", c.l1, "l1")
+}
+
+fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
+    let mut active = vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)];
+    if c.amsgrad {
+        active.push(("max_exp_avg_sq", 0.0));
+    }
+    KernelDesc {
+        name: if decoupled { "adamw" } else { "adam" },
+        source: include_str!("../../shaders/adam.wgsl"),
+        slots: &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+        active,
+        constants: vec![
+            ("MAXIMIZE", c.maximize as u8 as f64),
+            ("DECOUPLED", decoupled as u8 as f64),
+            ("AMSGRAD", c.amsgrad as u8 as f64),
+        ],
+    }
+}
+
+fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -> Vec<u8> {
+    let t = t as f64;
+    let bias_correction1 = 1.0 - c.beta1.powf(t);
+    let bias_correction2 = 1.0 - c.beta2.powf(t);
+    let g = AdamGroup {
+        beta1: c.beta1 as f32,
+        one_minus_beta1: (1.0 - c.beta1) as f32,
+        beta2: c.beta2 as f32,
+        one_minus_beta2: (1.0 - c.beta2) as f32,
+        eps: c.eps as f32,
+        weight_decay: if decoupled { 0.0 } else { hp.weight_decay as f32 },
+        l1: hp.l1 as f32,
+        step_size: (hp.lr / bias_correction1) as f32,
+        bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+        decay_factor: if decoupled {
+            (1.0 - hp.lr * hp.weight_decay) as f32
+        } else {
+            1.0
+        },
+        grad_scale: grad_scale as f32,
+        _pad: 0.0,
+    };
+    bytemuck::bytes_of(&g).to_vec()
+}
+
+impl Algo for AdamConfig {
+    fn validate(&self) -> Result<()> {
+        validate(self)
+    }
+    fn hp(&self) -> GroupHp {
+        GroupHp {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            l1: self.l1,
+        }
+    }
+    fn kernel(&self) -> KernelDesc {
+        kernel(self, false)
+    }
+    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
+        row(self, hp, t, grad_scale, false)
+    }
+}
+
+impl Algo for AdamWConfig {
+    fn validate(&self) -> Result<()> {
+        validate(&(*self).into())
+    }
+    fn hp(&self) -> GroupHp {
+        GroupHp {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            l1: self.l1,
+        }
+    }
+    fn kernel(&self) -> KernelDesc {
+        kernel(&(*self).into(), true)
+    }
+    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
+        row(&(*self).into(), hp, t, grad_scale, true)
+    }
+}

@@ -1,0 +1,202 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use wgpu_optim::Gpu;
+use wgpu_optim::optim::{
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, OptimizerSpec, ParamGroup,
+    RmsPropConfig, SgdConfig,
+};
+
+/// A fresh device on the default adapter. There is no skip: a machine without
+/// an adapter fails every GPU test, with the reason. (Install
+/// `mesa-vulkan-drivers` for lavapipe on a machine without a GPU.)
+pub fn new_gpu() -> Gpu {
+    match Gpu::new_default() {
+        Ok(g) => g,
+        Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
+    }
+}
+
+/// One device shared by the tests of a binary.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(new_gpu)
+}
+
+/// A tiny deterministic generator (SplitMix64), so tests need no `rand`.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1), exactly representable in f32.
+    pub fn f32(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f32() * scale).collect()
+    }
+}
+
+/// `|a - b| <= rtol * (|b| + scale)`: a relative tolerance measured against
+/// the element and the magnitude of its tensor (`scale`, e.g. max |b|), since
+/// f32 rounding errors are relative to the operands that produced a value.
+/// Returns the worst ratio error / allowed (<= 1 passes).
+pub fn worst_ratio(a: &[f32], b: &[f64], rtol: f64) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let err = (x as f64 - y).abs();
+            if x.is_nan() || y.is_nan() {
+                return if x.is_nan() && y.is_nan() { 0.0 } else { f64::INFINITY };
+            }
+            err / (rtol * (y.abs() + scale))
+        })
+        .fold(0.0, f64::max)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GoldenFile {
+    pub torch_version: String,
+    pub steps: usize,
+    pub cases: Vec<GoldenCase>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GoldenGroup {
+    pub params: Vec<usize>,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub l1: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GoldenCase {
+    pub name: String,
+    pub optimizer: String,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub shapes: Vec<Vec<usize>>,
+    #[serde(default)]
+    pub groups: Vec<GoldenGroup>,
+    pub params0: Vec<Vec<f64>>,
+    pub grads: Vec<Vec<Vec<f64>>>,
+    pub params: Vec<Vec<Vec<f64>>>,
+    pub state: std::collections::BTreeMap<String, Vec<Vec<f64>>>,
+}
+
+pub fn golden() -> GoldenFile {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/optim.json");
+    let text = std::fs::read_to_string(path).expect("tests/golden/optim.json is committed");
+    serde_json::from_str(&text).expect("optim.json parses")
+}
+
+impl GoldenCase {
+    fn f(&self, k: &str) -> f64 {
+        self.config[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{}: config key {k}", self.name))
+    }
+    fn b(&self, k: &str) -> bool {
+        self.config[k]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: config key {k}", self.name))
+    }
+    /// Tensor names used for golden cases: t0, t1, ...
+    pub fn names(&self) -> Vec<String> {
+        (0..self.shapes.len()).map(|i| format!("t{i}")).collect()
+    }
+    pub fn layout(&self) -> wgpu_optim::ParamLayout {
+        let names = self.names();
+        let pairs: Vec<(&str, &[usize])> = names
+            .iter()
+            .zip(&self.shapes)
+            .map(|(n, s)| (n.as_str(), s.as_slice()))
+            .collect();
+        wgpu_optim::ParamLayout::new(&pairs).unwrap()
+    }
+    /// The case's optimizer as a spec of this crate.
+    pub fn spec(&self) -> OptimizerSpec {
+        let mut spec = match self.optimizer.as_str() {
+            "sgd" => OptimizerSpec::sgd(SgdConfig {
+                lr: self.f("lr"),
+                momentum: self.f("momentum"),
+                dampening: self.f("dampening"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                nesterov: self.b("nesterov"),
+                maximize: self.b("maximize"),
+            }),
+            "adam" => OptimizerSpec::adam(AdamConfig {
+                lr: self.f("lr"),
+                beta1: self.f("beta1"),
+                beta2: self.f("beta2"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                amsgrad: self.b("amsgrad"),
+                maximize: self.b("maximize"),
+            }),
+            "adamw" => OptimizerSpec::adamw(AdamWConfig {
+                lr: self.f("lr"),
+                beta1: self.f("beta1"),
+                beta2: self.f("beta2"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                amsgrad: self.b("amsgrad"),
+                maximize: self.b("maximize"),
+            }),
+            "adagrad" => OptimizerSpec::adagrad(AdagradConfig {
+                lr: self.f("lr"),
+                lr_decay: self.f("lr_decay"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                initial_accumulator_value: self.f("initial_accumulator_value"),
+                eps: self.f("eps"),
+                maximize: self.b("maximize"),
+            }),
+            "adadelta" => OptimizerSpec::adadelta(AdadeltaConfig {
+                lr: self.f("lr"),
+                rho: self.f("rho"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                maximize: self.b("maximize"),
+            }),
+            "rmsprop" => OptimizerSpec::rmsprop(RmsPropConfig {
+                lr: self.f("lr"),
+                alpha: self.f("alpha"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                momentum: self.f("momentum"),
+                centered: self.b("centered"),
+                maximize: self.b("maximize"),
+            }),
+            other => panic!("unknown optimizer {other}"),
+        };
+        let names = self.names();
+        for g in &self.groups {
+            spec = spec.group(
+                ParamGroup::names(g.params.iter().map(|&i| names[i].clone()))
+                    .lr(g.lr)
+                    .weight_decay(g.weight_decay)
+                    .l1(g.l1),
+            );
+        }
+        spec
+    }
+}
+
+pub fn to_f32(v: &[Vec<f64>]) -> Vec<Vec<f32>> {
+    v.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect()
+}

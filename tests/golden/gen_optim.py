@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Generate golden optimizer trajectories for wgpu-optim, computed by PyTorch.
+
+Usage (from the crate root):
+
+    python3 tests/golden/gen_optim.py
+
+Writes tests/golden/optim.json next to this script. Deterministic: each case
+uses a torch.Generator seeded from a CRC32 of its name, so adding or reordering
+cases does not change the data of the others.
+
+All arithmetic is done in torch.float64 with the single-tensor (foreach=False)
+implementations. Every input value (initial params, grads) is exactly
+representable in float32: it is drawn in float32 and only then widened to
+float64, so an f64 reference and an f32 kernel can start from identical inputs.
+
+L1 regularization is our extension, not part of PyTorch. It is emulated by
+handing torch the gradient
+    g + l1 * sign(p)   when maximize is False
+    g - l1 * sign(p)   when maximize is True  (torch then negates it)
+where sign() is taken of the parameter before the step and l1 is per group.
+The JSON "grads" are the raw g, without the L1 term.
+"""
+
+import json
+import os
+import warnings
+import zlib
+
+warnings.filterwarnings("ignore")  # e.g. "Failed to initialize NumPy" on numpy-free installs
+
+import torch  # noqa: E402
+
+STEPS = 8
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
+
+DEFAULT_SHAPES = [[5], [2, 3], [0], [7], [1]]
+
+# PyTorch defaults for every optimizer (betas split into beta1/beta2), plus our "l1".
+DEFAULTS = {
+    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                nesterov=False, maximize=False),
+    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False),
+    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                  amsgrad=False, maximize=False),
+    "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                    initial_accumulator_value=0.0, eps=1e-10, maximize=False),
+    "adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                    centered=False, maximize=False),
+}
+
+TORCH_CLASS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+def case(name, optimizer, shapes=None, grad_scale=1.0, groups=None, **overrides):
+    cfg = dict(DEFAULTS[optimizer])
+    cfg["l1"] = 0.0
+    for k, v in overrides.items():
+        if k not in cfg:
+            raise KeyError(f"{name}: unknown config key {k!r} for {optimizer}")
+        cfg[k] = v
+    # Numbers as floats, flags as bools.
+    cfg = {k: (v if isinstance(v, bool) else float(v)) for k, v in cfg.items()}
+    if groups is not None:
+        groups = [
+            {
+                "params": list(g["params"]),
+                "lr": float(g.get("lr", cfg["lr"])),
+                "weight_decay": float(g.get("weight_decay", cfg["weight_decay"])),
+                "l1": float(g.get("l1", cfg["l1"])),
+            }
+            for g in groups
+        ]
+    return dict(name=name, optimizer=optimizer, config=cfg,
+                shapes=shapes if shapes is not None else DEFAULT_SHAPES,
+                grad_scale=grad_scale, groups=groups)
+
+
+CASES = [
+    # ---- SGD ----
+    case("sgd_plain", "sgd", lr=0.1),
+    case("sgd_momentum", "sgd", lr=0.1, momentum=0.9),
+    case("sgd_momentum_dampening", "sgd", lr=0.1, momentum=0.9, dampening=0.5),
+    case("sgd_nesterov", "sgd", shapes=[[3], [4, 2], [0], [11]], lr=0.1, momentum=0.9,
+         nesterov=True),
+    case("sgd_momentum_wd", "sgd", lr=0.1, momentum=0.9, weight_decay=0.01),
+    case("sgd_nesterov_wd", "sgd", lr=0.05, momentum=0.8, weight_decay=0.1, nesterov=True),
+    case("sgd_maximize_momentum", "sgd", lr=0.1, momentum=0.9, maximize=True),
+    case("sgd_l1", "sgd", lr=0.1, l1=0.01),
+    case("sgd_l1_momentum_maximize", "sgd", shapes=[[9], [0], [3, 3, 1]], lr=0.05,
+         momentum=0.5, maximize=True, l1=0.02),
+    case("sgd_default_lr", "sgd", shapes=[[40], [0], [1]]),
+    # ---- Adam ----
+    case("adam_default", "adam"),
+    case("adam_wd", "adam", lr=0.01, weight_decay=0.1),
+    case("adam_amsgrad", "adam", lr=0.01, amsgrad=True),
+    case("adam_amsgrad_maximize", "adam", lr=0.01, amsgrad=True, maximize=True),
+    case("adam_eps_tiny_grads", "adam", grad_scale=1e-3, lr=0.01, eps=1e-3),
+    case("adam_tiny_grads_default_eps", "adam", grad_scale=1e-3, lr=0.01),
+    case("adam_l1", "adam", lr=0.01, l1=0.01),
+    case("adam_l1_wd_maximize", "adam", shapes=[[3], [0], [5, 3]], lr=0.01,
+         beta1=0.8, beta2=0.95, weight_decay=0.05, maximize=True, l1=0.01),
+    case("adam_amsgrad_wd_big_grads", "adam", grad_scale=10.0, lr=0.05,
+         weight_decay=0.1, amsgrad=True),
+    # ---- AdamW ----
+    case("adamw_default", "adamw"),
+    case("adamw_wd_amsgrad", "adamw", lr=0.01, weight_decay=0.1, amsgrad=True),
+    case("adamw_maximize", "adamw", lr=0.01, maximize=True),
+    case("adamw_l1", "adamw", shapes=[[13], [0], [2, 2]], lr=0.01, weight_decay=0.05,
+         l1=0.01),
+    # ---- Adagrad ----
+    case("adagrad_default", "adagrad"),
+    case("adagrad_lr_decay_init_acc", "adagrad", lr=0.1, lr_decay=0.1,
+         initial_accumulator_value=0.5),
+    case("adagrad_wd", "adagrad", lr=0.1, weight_decay=0.1),
+    case("adagrad_maximize", "adagrad", lr=0.1, maximize=True),
+    case("adagrad_l1", "adagrad", lr=0.1, l1=0.01),
+    case("adagrad_eps_tiny_grads", "adagrad", shapes=[[7], [0], [3, 5]], grad_scale=1e-3,
+         lr=0.05, eps=1e-4),
+    # ---- Adadelta ----
+    case("adadelta_default", "adadelta"),
+    case("adadelta_rho_wd", "adadelta", rho=0.5, weight_decay=0.1),
+    case("adadelta_maximize", "adadelta", lr=0.5, maximize=True),
+    case("adadelta_l1", "adadelta", shapes=[[6, 1], [0], [9]], lr=0.5, l1=0.01),
+    # ---- RMSprop ----
+    case("rmsprop_default", "rmsprop"),
+    case("rmsprop_centered", "rmsprop", centered=True),
+    case("rmsprop_momentum", "rmsprop", momentum=0.9),
+    case("rmsprop_centered_momentum_wd", "rmsprop", alpha=0.9, centered=True,
+         momentum=0.9, weight_decay=0.1),
+    case("rmsprop_maximize", "rmsprop", lr=0.01, momentum=0.5, maximize=True),
+    case("rmsprop_l1", "rmsprop", shapes=[[5], [0], [4, 4]], lr=0.01, l1=0.01),
+    # ---- Param groups ----
+    case("adam_groups", "adam", shapes=[[5], [2, 3], [0], [7], [1]], lr=0.01,
+         groups=[
+             {"params": [0, 2, 4], "lr": 0.01, "weight_decay": 0.1, "l1": 0.0},
+             {"params": [1, 3], "lr": 0.001, "weight_decay": 0.0, "l1": 0.001},
+         ]),
+    case("sgd_momentum_groups", "sgd", shapes=[[5], [2, 3], [0], [7], [1], [3]], lr=0.1,
+         momentum=0.9, groups=[
+             {"params": [0, 5], "lr": 0.1, "weight_decay": 0.0, "l1": 0.0},
+             {"params": [1, 2], "lr": 0.0, "weight_decay": 0.1, "l1": 0.01},
+             {"params": [3, 4], "lr": 0.05, "weight_decay": 0.01, "l1": 0.0},
+         ]),
+]
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def f32_exact(t32):
+    """float32 tensor -> float64 tensor (exact widening)."""
+    assert t32.dtype == torch.float32
+    return t32.to(torch.float64)
+
+
+def make_inputs(c):
+    g = torch.Generator().manual_seed(zlib.crc32(c["name"].encode()))
+    shapes = c["shapes"]
+    scale = torch.tensor(c["grad_scale"], dtype=torch.float32)
+
+    params0 = []
+    for ti, s in enumerate(shapes):
+        p = torch.randn(numel(s), generator=g, dtype=torch.float32)
+        if p.numel() > 0:
+            p[0] = 0.0  # param stuck at 0 (its grad is always 0 too, below)
+        if p.numel() > 3:
+            p[3] = 0.0  # param at 0 with nonzero grads: sign(0) on the first step
+        params0.append(f32_exact(p))
+
+    grads = []
+    for step in range(STEPS):
+        gs = []
+        for ti, s in enumerate(shapes):
+            x = torch.randn(numel(s), generator=g, dtype=torch.float32) * scale
+            if x.numel() > 0:
+                x[0] = 0.0  # always-zero grad (with param 0: must stay exactly 0)
+            if x.numel() > 2 and step % 2 == 1:
+                x[2] = 0.0  # intermittent zero grad
+            if x.numel() > 4 and step == 5:
+                x[4] = 0.0
+            gs.append(f32_exact(x))
+        grads.append(gs)
+    return params0, grads
+
+
+def torch_kwargs(opt, cfg):
+    kw = {k: v for k, v in cfg.items() if k not in ("l1", "beta1", "beta2")}
+    if opt in ("adam", "adamw"):
+        kw["betas"] = (cfg["beta1"], cfg["beta2"])
+    kw["foreach"] = False
+    return kw
+
+
+def run_case(c):
+    opt_name, cfg, shapes = c["optimizer"], c["config"], c["shapes"]
+    params0, grads = make_inputs(c)
+    params = [p.clone().reshape(s).requires_grad_(False) for p, s in zip(params0, shapes)]
+
+    groups = c["groups"]
+    if groups is None:
+        eff_groups = [{"params": list(range(len(shapes))), "lr": cfg["lr"],
+                       "weight_decay": cfg["weight_decay"], "l1": cfg["l1"]}]
+        torch_groups = params
+    else:
+        covered = sorted(i for grp in groups for i in grp["params"])
+        assert covered == list(range(len(shapes))), f"{c['name']}: groups must partition tensors"
+        eff_groups = groups
+        torch_groups = [{"params": [params[i] for i in grp["params"]], "lr": grp["lr"],
+                         "weight_decay": grp["weight_decay"]} for grp in groups]
+
+    opt = TORCH_CLASS[opt_name](torch_groups, **torch_kwargs(opt_name, cfg))
+
+    l1_of = {}
+    for grp in eff_groups:
+        for i in grp["params"]:
+            l1_of[i] = grp["l1"]
+
+    maximize = cfg["maximize"]
+    traj = []
+    for step in range(STEPS):
+        for i, p in enumerate(params):
+            gi = grads[step][i].reshape(shapes[i]).clone()
+            l1 = l1_of[i]
+            if l1 != 0.0:
+                sgn = torch.sign(p.detach())
+                gi = gi - l1 * sgn if maximize else gi + l1 * sgn
+            p.grad = gi
+        opt.step()
+        traj.append([p.detach().reshape(-1).tolist() for p in params])
+
+    # State after the last step, per tensor, in tensor order. Omit "step".
+    keys = None
+    for p in params:
+        st = opt.state[p]
+        k = sorted(kk for kk, v in st.items()
+                   if kk != "step" and isinstance(v, torch.Tensor))
+        if keys is None:
+            keys = k
+        assert keys == k, f"{c['name']}: inconsistent state keys {keys} vs {k}"
+    state = {k: [opt.state[p][k].detach().reshape(-1).tolist() for p in params]
+             for k in keys}
+
+    if groups is not None:
+        for grp in groups:
+            if grp["lr"] == 0.0:
+                for i in grp["params"]:
+                    assert traj[-1][i] == params0[i].tolist(), \
+                        f"{c['name']}: lr=0 group changed"
+
+    out = {
+        "name": c["name"],
+        "optimizer": opt_name,
+        "config": cfg,
+        "shapes": shapes,
+    }
+    if groups is not None:
+        out["groups"] = groups
+    out["params0"] = [p.tolist() for p in params0]
+    out["grads"] = [[g.tolist() for g in gs] for gs in grads]
+    out["params"] = traj
+    out["state"] = state
+    return out
+
+
+def main():
+    torch.set_grad_enabled(False)
+    names = [c["name"] for c in CASES]
+    assert len(set(names)) == len(names), "duplicate case names"
+    for c in CASES:
+        assert all(numel(s) <= 40 for s in c["shapes"]), c["name"]
+    doc = {
+        "torch_version": torch.__version__,
+        "generated_by": "tests/golden/gen_optim.py",
+        "steps": STEPS,
+        "cases": [run_case(c) for c in CASES],
+    }
+    with open(OUT, "w") as f:
+        json.dump(doc, f, allow_nan=False, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {OUT}: {len(doc['cases'])} cases, torch {torch.__version__}, "
+          f"{os.path.getsize(OUT)} bytes")
+
+
+if __name__ == "__main__":
+    main()
