@@ -1,1 +1,150 @@
-fn main(){}
+//! Step time of every optimizer on (a) a GPT-2-like mix of 50 tensors and
+//! (b) one tensor of the same size, next to the same-device WGSL copy kernel
+//! moving the same bytes; then ratios measured side by side (interleaved) in
+//! the same run: fused / copy, mix / single, fused / per-tensor.
+//!
+//! `cargo bench --bench step` (all timings include the wait for the GPU).
+
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use wgpu_optim::bench::{
+    CopyKernel, bytes_per_param, gpt2_like_layout, interleaved, single_tensor_layout,
+};
+use wgpu_optim::optim::*;
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+
+fn configs() -> Vec<(&'static str, OptimizerSpec)> {
+    vec![
+        (
+            "sgd_momentum",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            }),
+        ),
+        ("adam", OptimizerSpec::adam(AdamConfig::default())),
+        ("adamw", OptimizerSpec::adamw(AdamWConfig::default())),
+        (
+            "adam_amsgrad",
+            OptimizerSpec::adam(AdamConfig {
+                amsgrad: true,
+                ..Default::default()
+            }),
+        ),
+        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
+        (
+            "adadelta",
+            OptimizerSpec::adadelta(AdadeltaConfig::default()),
+        ),
+        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
+    ]
+}
+
+struct Setup {
+    params: ParamSet,
+    opt: Optimizer,
+}
+
+fn setup(gpu: &Gpu, spec: &OptimizerSpec, layout: &ParamLayout, mode: Dispatch) -> Setup {
+    let mut params = ParamSet::new(gpu, layout).unwrap();
+    for t in layout.tensors() {
+        let n = t.numel as usize;
+        params.write(gpu, &t.name, &vec![0.5; n]).unwrap();
+        params.write_grad(gpu, &t.name, &vec![0.01; n]).unwrap();
+    }
+    let opt = Optimizer::with_dispatch(gpu, spec, &params, mode).unwrap();
+    Setup { params, opt }
+}
+
+fn step(gpu: &Gpu, s: &mut Setup) -> wgpu_optim::Result<()> {
+    s.opt.step(gpu, &mut s.params)?;
+    gpu.synchronize()
+}
+
+fn main() {
+    let gpu = Gpu::new_default().expect("the benchmark needs a GPU adapter");
+    let info = gpu.info();
+    println!(
+        "adapter: {} ({:?}, {:?})",
+        info.name, info.backend, info.device_type
+    );
+    let mix = gpt2_like_layout();
+    let n = mix.numel() as usize;
+    let single = single_tensor_layout(n);
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut report = Vec::new();
+    for (name, spec) in configs() {
+        let bpp = bytes_per_param(spec.algorithm());
+        let mut fused = setup(&gpu, &spec, &mix, Dispatch::Fused);
+        let mut one = setup(&gpu, &spec, &single, Dispatch::Fused);
+        let mut unfused = setup(&gpu, &spec, &mix, Dispatch::PerTensor);
+        let copy = CopyKernel::new(&gpu, bpp * n as u64).unwrap();
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("gpt2_mix", |b| b.iter(|| step(&gpu, &mut fused).unwrap()));
+        g.bench_function("single_tensor", |b| {
+            b.iter(|| step(&gpu, &mut one).unwrap())
+        });
+        g.bench_function("gpt2_mix_per_tensor", |b| {
+            b.iter(|| step(&gpu, &mut unfused).unwrap())
+        });
+        g.throughput(Throughput::Bytes(copy.bytes));
+        g.bench_function("copy_same_bytes", |b| {
+            b.iter(|| {
+                copy.submit(&gpu).unwrap();
+                gpu.synchronize().unwrap()
+            })
+        });
+        g.finish();
+
+        // Ratios, each pair interleaved so both sides see the same load.
+        let reps = 15;
+        let (t_mix, t_copy) = interleaved(
+            reps,
+            || step(&gpu, &mut fused),
+            || {
+                copy.submit(&gpu)?;
+                gpu.synchronize()
+            },
+        )
+        .unwrap();
+        let (t_mix2, t_one) =
+            interleaved(reps, || step(&gpu, &mut fused), || step(&gpu, &mut one)).unwrap();
+        let (t_mix3, t_unf) =
+            interleaved(reps, || step(&gpu, &mut fused), || step(&gpu, &mut unfused)).unwrap();
+        report.push((name, bpp, t_mix, t_copy, t_mix2, t_one, t_mix3, t_unf));
+    }
+    c.final_summary();
+
+    println!(
+        "\nratios on {} ({:?}); {} params in {} tensors; medians of 15 interleaved runs",
+        info.name,
+        info.backend,
+        n,
+        mix.len()
+    );
+    println!(
+        "{:<13} {:>5} {:>10} {:>10} {:>8} {:>11} {:>10} {:>14}",
+        "optimizer", "B/p", "step ms", "Mparams/s", "GB/s", "step/copy", "mix/one", "fused/per-t"
+    );
+    for (name, bpp, t_mix, t_copy, t_mix2, t_one, t_mix3, t_unf) in report {
+        let s = t_mix.as_secs_f64();
+        println!(
+            "{:<13} {:>5} {:>10.2} {:>10.1} {:>8.2} {:>11.3} {:>10.3} {:>14.3}",
+            name,
+            bpp,
+            s * 1e3,
+            n as f64 / s / 1e6,
+            bpp as f64 * n as f64 / s / 1e9,
+            s / t_copy.as_secs_f64(),
+            t_mix2.as_secs_f64() / t_one.as_secs_f64(),
+            t_mix3.as_secs_f64() / t_unf.as_secs_f64(),
+        );
+    }
+}

@@ -76,7 +76,9 @@ impl ParamLayout {
             });
             at = at
                 .checked_add(numel.next_multiple_of(TENSOR_ALIGN_ELEMS))
-                .ok_or_else(|| Error::invalid("layout", "overflow", "< 2^64 elements", "too large"))?;
+                .ok_or_else(|| {
+                    Error::invalid("layout", "overflow", "< 2^64 elements", "too large")
+                })?;
         }
         Ok(ParamLayout {
             tensors: out,
@@ -111,7 +113,12 @@ impl ParamLayout {
     /// [`Error::UnknownTensor`] listing a few known names.
     pub fn index_of(&self, name: &str) -> Result<usize> {
         self.index.get(name).copied().ok_or_else(|| {
-            let mut known: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).take(8).collect();
+            let mut known: Vec<&str> = self
+                .tensors
+                .iter()
+                .map(|t| t.name.as_str())
+                .take(8)
+                .collect();
             if self.tensors.len() > 8 {
                 known.push("...");
             }
@@ -151,7 +158,7 @@ pub struct Placement {
 impl Placement {
     /// Cuts `layout` into chunks of `chunk_elems` elements (a multiple of 64).
     pub fn new(layout: &ParamLayout, chunk_elems: u64) -> Result<Placement> {
-        if chunk_elems == 0 || chunk_elems % TENSOR_ALIGN_ELEMS != 0 {
+        if chunk_elems == 0 || !chunk_elems.is_multiple_of(TENSOR_ALIGN_ELEMS) {
             return Err(Error::invalid(
                 "chunk_elems",
                 chunk_elems,
@@ -223,8 +230,18 @@ mod tests {
         assert_eq!(
             p.pieces(2),
             &[
-                TensorPiece { chunk: 0, chunk_offset: 64, len: 64, tensor_offset: 0 },
-                TensorPiece { chunk: 1, chunk_offset: 0, len: 36, tensor_offset: 64 },
+                TensorPiece {
+                    chunk: 0,
+                    chunk_offset: 64,
+                    len: 64,
+                    tensor_offset: 0
+                },
+                TensorPiece {
+                    chunk: 1,
+                    chunk_offset: 0,
+                    len: 36,
+                    tensor_offset: 64
+                },
             ]
         );
     }

@@ -40,12 +40,15 @@
 //! a piece of one tensor and its param group, and one dispatch per chunk for
 //! the whole model.
 
+pub mod bench;
+pub mod early_stopping;
 pub mod error;
 pub mod gpu;
 pub mod layout;
 pub mod optim;
 pub mod params;
 pub mod reference;
+pub mod schedule;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;

@@ -25,7 +25,8 @@ impl Role {
                 let buf = gpu.create_buffer(&format!("{label}/chunk{c}"), len * 4, ROLE_USAGE);
                 if init != 0.0 {
                     let data = vec![init; len as usize];
-                    gpu.queue().write_buffer(&buf, 0, bytemuck::cast_slice(&data));
+                    gpu.queue()
+                        .write_buffer(&buf, 0, bytemuck::cast_slice(&data));
                 }
                 buf
             })
@@ -36,12 +37,18 @@ impl Role {
     pub(crate) fn write(&self, gpu: &Gpu, pieces: &[TensorPiece], data: &[f32]) {
         for p in pieces {
             let src = &data[p.tensor_offset as usize..(p.tensor_offset + p.len) as usize];
-            gpu.queue()
-                .write_buffer(&self.buffers[p.chunk], p.chunk_offset * 4, bytemuck::cast_slice(src));
+            gpu.queue().write_buffer(
+                &self.buffers[p.chunk],
+                p.chunk_offset * 4,
+                bytemuck::cast_slice(src),
+            );
         }
     }
 
-    pub(crate) fn ranges<'a>(&'a self, pieces: &[TensorPiece]) -> Vec<(&'a wgpu::Buffer, u64, u64)> {
+    pub(crate) fn ranges<'a>(
+        &'a self,
+        pieces: &[TensorPiece],
+    ) -> Vec<(&'a wgpu::Buffer, u64, u64)> {
         pieces
             .iter()
             .map(|p| (&self.buffers[p.chunk], p.chunk_offset * 4, p.len * 4))

@@ -105,7 +105,11 @@ impl Reference {
                     } else {
                         st[b] = st[b] * c.momentum + (1.0 - c.dampening) * g;
                     }
-                    g = if c.nesterov { g + c.momentum * st[b] } else { st[b] };
+                    g = if c.nesterov {
+                        g + c.momentum * st[b]
+                    } else {
+                        st[b]
+                    };
                 }
                 *p -= lr * g;
             }

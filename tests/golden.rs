@@ -25,7 +25,11 @@ fn golden_file_covers_every_optimizer() {
     for name in ["sgd", "adam", "adamw", "adagrad", "adadelta", "rmsprop"] {
         assert!(g.cases.iter().any(|c| c.optimizer == name), "{name}");
     }
-    assert!(g.cases.iter().all(|c| c.params.len() == g.steps && g.steps >= 7));
+    assert!(
+        g.cases
+            .iter()
+            .all(|c| c.params.len() == g.steps && g.steps >= 7)
+    );
 }
 
 #[test]
@@ -108,7 +112,11 @@ fn gpu_matches_pytorch_golden_trajectories() {
             for (k, w) in want.iter().enumerate() {
                 let got = opt.read_state(gpu, state, &names[k]).unwrap();
                 let r = worst_ratio(&got, w, GPU_RTOL);
-                assert!(r <= 1.0, "{} state {state} tensor {k}: ratio {r}", case.name);
+                assert!(
+                    r <= 1.0,
+                    "{} state {state} tensor {k}: ratio {r}",
+                    case.name
+                );
             }
         }
         assert_eq!(

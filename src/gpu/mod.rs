@@ -21,15 +21,19 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// The limits the engine's kernels need, each with the reason.
 ///
 /// Checked against the adapter (or a caller's device) before anything is built.
-pub(crate) fn required_limits_table() -> [(&'static str, u64, fn(&wgpu::Limits) -> u64); 4] {
+type LimitCheck = (&'static str, u64, fn(&wgpu::Limits) -> u64);
+
+pub(crate) fn required_limits_table() -> [LimitCheck; 4] {
     [
         // blocks, params, grads and up to three optimizer states (AMSGrad, centered RMSprop).
         ("max_storage_buffers_per_shader_stage", 6, |l| {
             l.max_storage_buffers_per_shader_stage as u64
         }),
-        ("max_compute_invocations_per_workgroup", WORKGROUP_SIZE as u64, |l| {
-            l.max_compute_invocations_per_workgroup as u64
-        }),
+        (
+            "max_compute_invocations_per_workgroup",
+            WORKGROUP_SIZE as u64,
+            |l| l.max_compute_invocations_per_workgroup as u64,
+        ),
         ("max_compute_workgroup_size_x", WORKGROUP_SIZE as u64, |l| {
             l.max_compute_workgroup_size_x as u64
         }),
@@ -212,10 +216,11 @@ impl Gpu {
         // Our own device: route errors that escape an error scope into a
         // flag that the next call reports, instead of wgpu's default panic.
         let uncaptured = gpu.shared.uncaptured.clone();
-        gpu.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut slot = uncaptured.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| e.to_string());
-        }));
+        gpu.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| e.to_string());
+            }));
         let lost = gpu.shared.lost.clone();
         gpu.device.set_device_lost_callback(move |reason, msg| {
             let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
@@ -319,7 +324,13 @@ impl Gpu {
     /// Fails with the first error that escaped an error scope, or if the
     /// device was lost.
     pub(crate) fn check_health(&self) -> Result<()> {
-        if let Some(reason) = self.shared.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(reason) = self
+            .shared
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             self.shared.healthy.store(false, Ordering::Relaxed);
             return Err(Error::DeviceLost { reason });
         }
@@ -422,7 +433,11 @@ impl Gpu {
         slots: &[Slot],
         constants: &[(&str, f64)],
     ) -> Result<Arc<Kernel>> {
-        let mut cache = self.shared.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .shared
+            .kernels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(key) {
             return Ok(k.clone());
         }
@@ -472,7 +487,10 @@ impl Gpu {
                     bind_group_layouts: &[Some(&layout)],
                     immediate_size: 0,
                 });
-            self.shared.counters.pipelines.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .pipelines
+                .fetch_add(1, Ordering::Relaxed);
             let pipeline = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -606,7 +624,13 @@ mod tests {
 
     #[test]
     fn grid_covers_and_stays_under_limit() {
-        for &(n, max) in &[(1, 65535), (65535, 65535), (65536, 65535), (1_000_000, 65535), (7, 2)] {
+        for &(n, max) in &[
+            (1, 65535),
+            (65535, 65535),
+            (65536, 65535),
+            (1_000_000, 65535),
+            (7, 3),
+        ] {
             let (x, y) = grid(n, max);
             assert!(x <= max && y <= max, "{n} {max} -> {x} {y}");
             assert!(x as u64 * y as u64 >= n as u64);

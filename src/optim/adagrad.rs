@@ -79,7 +79,11 @@ pub struct AdagradGroup {
     /// Gradient multiplier.
     pub grad_scale: f32,
     /// Padding.
-    pub _pad: [f32; 3],
+    pub _pad0: f32,
+    /// Padding.
+    pub _pad1: f32,
+    /// Padding.
+    pub _pad2: f32,
 }
 
 impl Algo for AdagradConfig {
@@ -126,7 +130,9 @@ impl Algo for AdagradConfig {
             l1: hp.l1 as f32,
             eps: self.eps as f32,
             grad_scale: grad_scale as f32,
-            _pad: [0.0; 3],
+            _pad0: 0.0,
+            _pad1: 0.0,
+            _pad2: 0.0,
         };
         bytemuck::bytes_of(&g).to_vec()
     }

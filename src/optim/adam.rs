@@ -228,7 +228,11 @@ fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -
         beta2: c.beta2 as f32,
         one_minus_beta2: (1.0 - c.beta2) as f32,
         eps: c.eps as f32,
-        weight_decay: if decoupled { 0.0 } else { hp.weight_decay as f32 },
+        weight_decay: if decoupled {
+            0.0
+        } else {
+            hp.weight_decay as f32
+        },
         l1: hp.l1 as f32,
         step_size: (hp.lr / bias_correction1) as f32,
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,

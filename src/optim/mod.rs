@@ -41,7 +41,11 @@ pub struct GroupHp {
 impl GroupHp {
     fn validate(&self, prefix: &str) -> Result<()> {
         check_lr(&format!("{prefix}lr"), self.lr)?;
-        check_min(&format!("{prefix}weight_decay"), self.weight_decay, "weight_decay")?;
+        check_min(
+            &format!("{prefix}weight_decay"),
+            self.weight_decay,
+            "weight_decay",
+        )?;
         check_min(&format!("{prefix}l1"), self.l1, "l1")?;
         Ok(())
     }
@@ -76,8 +80,17 @@ pub(crate) fn check_min(field: &str, v: f64, what: &str) -> Result<()> {
 pub(crate) fn check_unit(field: &str, v: f64, inclusive: bool, message: String) -> Result<()> {
     let ok = v >= 0.0 && if inclusive { v <= 1.0 } else { v < 1.0 };
     if !ok {
-        let allowed = if inclusive { "0 <= x <= 1" } else { "0 <= x < 1" };
-        return Err(Error::invalid(field, v, allowed.replace('x', field), message));
+        let allowed = if inclusive {
+            "0 <= x <= 1"
+        } else {
+            "0 <= x < 1"
+        };
+        return Err(Error::invalid(
+            field,
+            v,
+            allowed.replace('x', field),
+            message,
+        ));
     }
     Ok(())
 }
@@ -230,8 +243,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
         return pattern == name;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last)
-    {
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
         return false;
     }
     let mut rest = &name[first.len()..name.len() - last.len()];
@@ -371,6 +383,17 @@ pub struct Block {
     pub _pad: u32,
 }
 
+/// How [`Optimizer::step`] covers the tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    /// One dispatch per chunk for all tensors (the default).
+    #[default]
+    Fused,
+    /// One dispatch per tensor piece, as an unfused optimizer would do;
+    /// numerically identical, kept as the baseline of benchmarks.
+    PerTensor,
+}
+
 struct ChunkDispatch {
     bind_group: wgpu::BindGroup,
     grid: (u32, u32),
@@ -415,6 +438,17 @@ impl Optimizer {
     /// Invalid hyperparameters or groups ([`Error::InvalidConfig`]),
     /// `params` from another device ([`Error::WrongDevice`]), or a wgpu error.
     pub fn new(gpu: &Gpu, spec: &OptimizerSpec, params: &ParamSet) -> Result<Optimizer> {
+        Optimizer::with_dispatch(gpu, spec, params, Dispatch::Fused)
+    }
+
+    /// Like [`new`](Self::new), choosing how steps are dispatched.
+    /// [`Dispatch::PerTensor`] is the unfused baseline for benchmarks.
+    pub fn with_dispatch(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        params: &ParamSet,
+        mode: Dispatch,
+    ) -> Result<Optimizer> {
         gpu.check_same("the ParamSet", params.gpu_id())?;
         let layout = params.layout().clone();
         let (hps, assignment) = spec.resolve(&layout)?;
@@ -447,7 +481,12 @@ impl Optimizer {
                 .map(|&(name, init)| {
                     (
                         name,
-                        Role::new(gpu, &format!("optim/{}/{name}", desc.name), &placement, init),
+                        Role::new(
+                            gpu,
+                            &format!("optim/{}/{name}", desc.name),
+                            &placement,
+                            init,
+                        ),
                     )
                 })
                 .collect();
@@ -465,9 +504,15 @@ impl Optimizer {
                 .collect();
             let mut dispatches = Vec::new();
             for (c, _) in placement.chunk_lens().iter().enumerate() {
-                let mut blocks = Vec::new();
+                // Fused: one table (one dispatch) per chunk. Per tensor: one
+                // table per tensor piece, the unfused baseline of benches.
+                let mut tables: Vec<Vec<Block>> = vec![Vec::new()];
                 for (k, group) in assignment.iter().enumerate() {
                     for p in placement.pieces(k).iter().filter(|p| p.chunk == c) {
+                        if mode == Dispatch::PerTensor {
+                            tables.push(Vec::new());
+                        }
+                        let blocks = tables.last_mut().expect("tables starts non-empty");
                         let mut s = 0;
                         while s < p.len {
                             let len = (p.len - s).min(BLOCK_ELEMS);
@@ -481,36 +526,35 @@ impl Optimizer {
                         }
                     }
                 }
-                if blocks.is_empty() {
-                    continue;
-                }
-                let table = gpu.create_buffer_init(
-                    &format!("optim/{}/blocks/chunk{c}", desc.name),
-                    bytemuck::cast_slice(&blocks),
-                    wgpu::BufferUsages::STORAGE,
-                );
-                let mut res = vec![
-                    uniform.as_entire_binding(),
-                    table.as_entire_binding(),
-                    params.params.buffers[c].as_entire_binding(),
-                    params.grads.buffers[c].as_entire_binding(),
-                ];
-                for (i, slot) in desc.slots.iter().enumerate() {
-                    match states.iter().find(|s| s.0 == *slot) {
-                        Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
-                        None => res.push(dummies[i].as_entire_binding()),
+                for blocks in tables.into_iter().filter(|t| !t.is_empty()) {
+                    let table = gpu.create_buffer_init(
+                        &format!("optim/{}/blocks/chunk{c}", desc.name),
+                        bytemuck::cast_slice(&blocks),
+                        wgpu::BufferUsages::STORAGE,
+                    );
+                    let mut res = vec![
+                        uniform.as_entire_binding(),
+                        table.as_entire_binding(),
+                        params.params.buffers[c].as_entire_binding(),
+                        params.grads.buffers[c].as_entire_binding(),
+                    ];
+                    for (i, slot) in desc.slots.iter().enumerate() {
+                        match states.iter().find(|s| s.0 == *slot) {
+                            Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
+                            None => res.push(dummies[i].as_entire_binding()),
+                        }
                     }
+                    let bind_group = gpu.create_bind_group(
+                        &format!("optim/{}/chunk{c}", desc.name),
+                        &kernel.layout,
+                        &res,
+                    );
+                    dispatches.push(ChunkDispatch {
+                        bind_group,
+                        grid: grid(blocks.len() as u32, max_dim),
+                    });
+                    keep.push(table);
                 }
-                let bind_group = gpu.create_bind_group(
-                    &format!("optim/{}/chunk{c}", desc.name),
-                    &kernel.layout,
-                    &res,
-                );
-                dispatches.push(ChunkDispatch {
-                    bind_group,
-                    grid: grid(blocks.len() as u32, max_dim),
-                });
-                keep.push(table);
             }
             keep.extend(dummies);
             (uniform, states, dispatches, keep)
@@ -609,7 +653,10 @@ impl Optimizer {
     }
     /// The hyperparameters of `group`.
     pub fn group_hp(&self, group: usize) -> Result<GroupHp> {
-        self.hps.get(group).copied().ok_or_else(|| self.no_group(group))
+        self.hps
+            .get(group)
+            .copied()
+            .ok_or_else(|| self.no_group(group))
     }
     fn no_group(&self, group: usize) -> Error {
         Error::invalid(
@@ -674,7 +721,10 @@ impl Optimizer {
                     "state",
                     format!("{state:?}"),
                     format!("one of {:?}", self.state_names()),
-                    format!("{} keeps no state named {state:?}", self.spec.algorithm.name()),
+                    format!(
+                        "{} keeps no state named {state:?}",
+                        self.spec.algorithm.name()
+                    ),
                 )
             })
     }
@@ -708,7 +758,7 @@ impl Optimizer {
     pub fn id(&self) -> u64 {
         self.id
     }
-    /// Number of compute dispatches one step records (one per chunk).
+    /// Number of compute dispatches one step records (one per chunk when fused).
     pub fn dispatches_per_step(&self) -> usize {
         self.dispatches.len()
     }

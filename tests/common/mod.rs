@@ -57,7 +57,11 @@ pub fn worst_ratio(a: &[f32], b: &[f64], rtol: f64) -> f64 {
         .map(|(&x, &y)| {
             let err = (x as f64 - y).abs();
             if x.is_nan() || y.is_nan() {
-                return if x.is_nan() && y.is_nan() { 0.0 } else { f64::INFINITY };
+                return if x.is_nan() && y.is_nan() {
+                    0.0
+                } else {
+                    f64::INFINITY
+                };
             }
             err / (rtol * (y.abs() + scale))
         })
@@ -198,5 +202,7 @@ impl GoldenCase {
 }
 
 pub fn to_f32(v: &[Vec<f64>]) -> Vec<Vec<f32>> {
-    v.iter().map(|t| t.iter().map(|&x| x as f32).collect()).collect()
+    v.iter()
+        .map(|t| t.iter().map(|&x| x as f32).collect())
+        .collect()
 }

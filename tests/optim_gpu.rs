@@ -1,0 +1,520 @@
+//! The fused kernels against the f64 reference on many configurations, with
+//! zero-length, odd-length, multi-block and chunk-straddling tensors; plus the
+//! engine's promises: bitwise repeatability, nothing created after the first
+//! step, dispatches independent of the tensor count, and errors that change
+//! nothing.
+
+mod common;
+
+use common::{Rng, gpu, new_gpu, worst_ratio};
+use wgpu_optim::optim::*;
+use wgpu_optim::reference::Reference;
+use wgpu_optim::{Optimizer, ParamLayout, ParamSet};
+
+/// f32 on the device against f64 on the host: about ten roundings of 6e-8 per
+/// element and step, 8 steps -> ~5e-6; 2e-5 leaves a 4x margin.
+const GPU_RTOL: f64 = 2e-5;
+
+/// Shapes: empty, scalar-like, odd, a tensor of 300 elements that straddles
+/// 128-element chunks, one of 1030 elements that spans several blocks and
+/// chunks, and a 2-D tensor.
+fn mixed_layout() -> ParamLayout {
+    ParamLayout::new(&[
+        ("empty", &[0][..]),
+        ("one", &[1][..]),
+        ("odd", &[3][..]),
+        ("straddle", &[300][..]),
+        ("big", &[1030][..]),
+        ("mat", &[5, 7][..]),
+        ("bias", &[7][..]),
+    ])
+    .unwrap()
+}
+
+fn configs() -> Vec<(&'static str, OptimizerSpec)> {
+    let groups = |s: OptimizerSpec| {
+        s.group(
+            ParamGroup::matching("b*")
+                .lr(0.05)
+                .weight_decay(0.0)
+                .l1(0.001),
+        )
+        .group(ParamGroup::names(["odd"]).lr(0.0))
+    };
+    vec![
+        (
+            "sgd",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.1,
+                ..Default::default()
+            }),
+        ),
+        (
+            "sgd_momentum_dampening_wd",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.3,
+                weight_decay: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "sgd_nesterov_maximize_l1",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.05,
+                momentum: 0.8,
+                nesterov: true,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "sgd_groups",
+            groups(OptimizerSpec::sgd(SgdConfig {
+                lr: 0.1,
+                momentum: 0.5,
+                ..Default::default()
+            })),
+        ),
+        ("adam", OptimizerSpec::adam(AdamConfig::default())),
+        (
+            "adam_wd_amsgrad_maximize",
+            OptimizerSpec::adam(AdamConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                amsgrad: true,
+                maximize: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "adam_groups",
+            groups(OptimizerSpec::adam(AdamConfig {
+                lr: 0.01,
+                weight_decay: 0.05,
+                ..Default::default()
+            })),
+        ),
+        (
+            "adamw",
+            OptimizerSpec::adamw(AdamWConfig {
+                lr: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "adamw_amsgrad_l1",
+            OptimizerSpec::adamw(AdamWConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                amsgrad: true,
+                l1: 0.01,
+                beta1: 0.5,
+                beta2: 0.9,
+                ..Default::default()
+            }),
+        ),
+        (
+            "adamw_groups",
+            groups(OptimizerSpec::adamw(AdamWConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                ..Default::default()
+            })),
+        ),
+        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
+        (
+            "adagrad_decay_init_wd_maximize",
+            OptimizerSpec::adagrad(AdagradConfig {
+                lr: 0.1,
+                lr_decay: 0.05,
+                initial_accumulator_value: 0.3,
+                weight_decay: 0.02,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "adagrad_groups",
+            groups(OptimizerSpec::adagrad(AdagradConfig::default())),
+        ),
+        (
+            "adadelta",
+            OptimizerSpec::adadelta(AdadeltaConfig::default()),
+        ),
+        (
+            "adadelta_rho_wd_maximize_l1",
+            OptimizerSpec::adadelta(AdadeltaConfig {
+                lr: 0.5,
+                rho: 0.6,
+                weight_decay: 0.1,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "adadelta_groups",
+            groups(OptimizerSpec::adadelta(AdadeltaConfig::default())),
+        ),
+        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
+        (
+            "rmsprop_centered_momentum_wd",
+            OptimizerSpec::rmsprop(RmsPropConfig {
+                centered: true,
+                momentum: 0.9,
+                weight_decay: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "rmsprop_momentum_maximize_l1",
+            OptimizerSpec::rmsprop(RmsPropConfig {
+                momentum: 0.5,
+                maximize: true,
+                l1: 0.01,
+                alpha: 0.9,
+                ..Default::default()
+            }),
+        ),
+        (
+            "rmsprop_centered_groups",
+            groups(OptimizerSpec::rmsprop(RmsPropConfig {
+                centered: true,
+                ..Default::default()
+            })),
+        ),
+    ]
+}
+
+fn random_tensors(rng: &mut Rng, layout: &ParamLayout, scale: f32) -> Vec<Vec<f32>> {
+    layout
+        .tensors()
+        .iter()
+        .map(|t| rng.vec(t.numel as usize, scale))
+        .collect()
+}
+
+fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
+    v.iter()
+        .map(|t| t.iter().map(|&x| x as f64).collect())
+        .collect()
+}
+
+#[test]
+fn every_optimizer_matches_reference_on_chunked_mixed_shapes() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    for (name, spec) in configs() {
+        let mut rng = Rng(7);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        assert!(
+            params.pieces("straddle").unwrap().len() >= 2,
+            "straddles a chunk boundary"
+        );
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = widen(&p0);
+        for step in 1..=8 {
+            let g = random_tensors(&mut rng, &layout, 0.5);
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+            let got = params.read_all(gpu).unwrap();
+            for (k, t) in layout.tensors().iter().enumerate() {
+                let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+                assert!(
+                    r <= 1.0,
+                    "{name} step {step} `{}`: error/tolerance {r}",
+                    t.name
+                );
+            }
+        }
+        for (state, tensors) in &reference.state {
+            for (k, t) in layout.tensors().iter().enumerate() {
+                let got = opt.read_state(gpu, state, &t.name).unwrap();
+                let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
+                assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
+            }
+        }
+        assert_eq!(opt.step_count(), 8);
+    }
+}
+
+#[test]
+fn group_with_zero_lr_is_untouched_and_others_move() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    for (name, spec) in configs().into_iter().filter(|c| c.0.ends_with("groups")) {
+        let mut rng = Rng(3);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        assert_eq!(opt.group_of("odd").unwrap(), 2);
+        assert_eq!(opt.group_of("bias").unwrap(), 1);
+        assert_eq!(opt.group_of("big").unwrap(), 1, "`b*` matches `big` too");
+        assert_eq!(opt.group_of("mat").unwrap(), 0);
+        for _ in 0..3 {
+            params
+                .write_grads_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
+                .unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        assert_eq!(
+            params.read(gpu, "odd").unwrap(),
+            p0[2],
+            "{name}: lr = 0 group"
+        );
+        assert_ne!(
+            params.read(gpu, "mat").unwrap(),
+            p0[5],
+            "{name}: base group moved"
+        );
+    }
+}
+
+#[test]
+fn zero_grads_without_decay_leave_params_unchanged() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    for (name, spec) in configs() {
+        // Decay and L1 move params without a gradient; skip configs that use them.
+        let (hps, _) = spec.resolve(&layout).unwrap();
+        if hps.iter().any(|h| h.weight_decay != 0.0 || h.l1 != 0.0) {
+            continue;
+        }
+        let mut rng = Rng(11);
+        let mut params = ParamSet::new(gpu, &layout).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        for _ in 0..3 {
+            opt.step(gpu, &mut params).unwrap();
+        }
+        assert_eq!(params.read_all(gpu).unwrap(), p0, "{name}");
+    }
+}
+
+#[test]
+fn same_inputs_twice_give_bitwise_equal_results() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let spec = OptimizerSpec::adam(AdamConfig {
+        amsgrad: true,
+        weight_decay: 0.1,
+        ..Default::default()
+    });
+    let run = || {
+        let mut rng = Rng(5);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        params
+            .write_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
+            .unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        for _ in 0..5 {
+            params
+                .write_grads_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
+                .unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        let bits: Vec<u32> = params
+            .read_all(gpu)
+            .unwrap()
+            .concat()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        bits
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn step_creates_nothing_after_the_first() {
+    let gpu = new_gpu();
+    let layout = mixed_layout();
+    for (name, spec) in configs() {
+        let mut params = ParamSet::with_chunk_elems(&gpu, &layout, 128).unwrap();
+        let mut opt = Optimizer::new(&gpu, &spec, &params).unwrap();
+        opt.step(&gpu, &mut params).unwrap();
+        let before = gpu.creation_counts();
+        for _ in 0..10 {
+            opt.step(&gpu, &mut params).unwrap();
+        }
+        gpu.synchronize().unwrap();
+        assert_eq!(gpu.creation_counts(), before, "{name}");
+    }
+    // A second optimizer of an existing variant reuses the cached pipeline.
+    let params = ParamSet::new(&gpu, &layout).unwrap();
+    let before = gpu.creation_counts().pipelines;
+    Optimizer::new(&gpu, &configs()[4].1, &params).unwrap();
+    assert_eq!(gpu.creation_counts().pipelines, before);
+}
+
+#[test]
+fn dispatches_do_not_grow_with_the_number_of_tensors() {
+    let gpu = gpu();
+    let names: Vec<String> = (0..150).map(|i| format!("t{i}")).collect();
+    let shapes: Vec<(&str, &[usize])> =
+        names.iter().map(|n| (n.as_str(), &[37usize][..])).collect();
+    let many = ParamLayout::new(&shapes).unwrap();
+    let few = ParamLayout::new(&shapes[..3]).unwrap();
+    let spec = OptimizerSpec::adam(AdamConfig::default());
+    for layout in [&many, &few] {
+        let params = ParamSet::new(gpu, layout).unwrap();
+        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        assert_eq!(opt.dispatches_per_step(), 1, "{} tensors", layout.len());
+    }
+    // Only chunks add dispatches: 150 tensors of 64 padded elements over
+    // chunks of 1024 elements = 10 chunks.
+    let params = ParamSet::with_chunk_elems(gpu, &many, 1024).unwrap();
+    assert_eq!(params.num_chunks(), 10);
+    let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    assert_eq!(opt.dispatches_per_step(), 10);
+}
+
+#[test]
+fn a_tensor_larger_than_the_binding_limit_is_split_and_updated() {
+    let gpu = gpu();
+    let max = gpu.max_binding_elems();
+    // Just over one binding: the tensor needs two chunks whatever the device.
+    let n = (max + 1000) as usize;
+    let layout = ParamLayout::new(&[("huge", &[n][..])]).unwrap();
+    let mut params = ParamSet::new(gpu, &layout).unwrap();
+    assert_eq!(params.num_chunks(), 2);
+    let p0: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect();
+    params.write(gpu, "huge", &p0).unwrap();
+    let g: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect();
+    params.write_grad(gpu, "huge", &g).unwrap();
+    let mut opt = Optimizer::new(
+        gpu,
+        &OptimizerSpec::sgd(SgdConfig {
+            lr: 0.25,
+            ..Default::default()
+        }),
+        &params,
+    )
+    .unwrap();
+    opt.step(gpu, &mut params).unwrap();
+    let got = params.read(gpu, "huge").unwrap();
+    for i in (0..n)
+        .step_by(9973)
+        .chain([max as usize - 1, max as usize, n - 1])
+    {
+        // p - 0.25 * g with g a multiple of 0.5: the product is exact in f32,
+        // so one rounding of the subtraction, the same on device and host.
+        assert_eq!(got[i], p0[i] - 0.25 * g[i], "element {i}");
+    }
+}
+
+#[test]
+fn user_kernels_can_write_gradients_in_place() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+    // "Backward pass": a device buffer copied into the grads at the places
+    // `pieces` names, as a user kernel would write them.
+    let g: Vec<f32> = (0..300).map(|i| i as f32 / 300.0).collect();
+    let src = wgpu::util::DeviceExt::create_buffer_init(
+        gpu.device(),
+        &wgpu::util::BufferInitDescriptor {
+            label: Some("user grads"),
+            contents: bytemuck::cast_slice(&g),
+            usage: wgpu::BufferUsages::COPY_SRC,
+        },
+    );
+    let mut enc = gpu.device().create_command_encoder(&Default::default());
+    for p in params.pieces("straddle").unwrap() {
+        enc.copy_buffer_to_buffer(
+            &src,
+            p.tensor_offset * 4,
+            &params.grad_buffers()[p.chunk],
+            p.chunk_offset * 4,
+            p.len * 4,
+        );
+    }
+    gpu.queue().submit([enc.finish()]);
+    assert_eq!(params.read_grad(gpu, "straddle").unwrap(), g);
+    let mut opt = Optimizer::new(
+        gpu,
+        &OptimizerSpec::sgd(SgdConfig {
+            lr: 1.0,
+            ..Default::default()
+        }),
+        &params,
+    )
+    .unwrap();
+    opt.step(gpu, &mut params).unwrap();
+    let got = params.read(gpu, "straddle").unwrap();
+    assert!(got.iter().zip(&g).all(|(p, g)| *p == -g));
+}
+
+#[test]
+fn zero_grads_clears_on_the_device() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+    params.write_grad(gpu, "big", &vec![1.0; 1030]).unwrap();
+    params.zero_grads(gpu).unwrap();
+    assert_eq!(params.read_grad(gpu, "big").unwrap(), vec![0.0; 1030]);
+}
+
+#[test]
+fn per_tensor_dispatch_is_bitwise_equal_to_fused() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let spec = OptimizerSpec::rmsprop(RmsPropConfig {
+        centered: true,
+        momentum: 0.9,
+        ..Default::default()
+    });
+    let run = |mode: Dispatch| {
+        let mut rng = Rng(9);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        params
+            .write_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
+            .unwrap();
+        let mut opt = Optimizer::with_dispatch(gpu, &spec, &params, mode).unwrap();
+        for _ in 0..4 {
+            params
+                .write_grads_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
+                .unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        let bits: Vec<u32> = params
+            .read_all(gpu)
+            .unwrap()
+            .concat()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        (bits, opt.dispatches_per_step())
+    };
+    let (fused, n_fused) = run(Dispatch::Fused);
+    let (unfused, n_unfused) = run(Dispatch::PerTensor);
+    assert_eq!(fused, unfused);
+    let pieces: usize = layout
+        .tensors()
+        .iter()
+        .map(|t| {
+            ParamSet::with_chunk_elems(gpu, &layout, 128)
+                .unwrap()
+                .pieces(&t.name)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(n_unfused, pieces, "one dispatch per non-empty tensor piece");
+    assert_eq!(
+        n_fused,
+        ParamSet::with_chunk_elems(gpu, &layout, 128)
+            .unwrap()
+            .num_chunks()
+    );
+}
