@@ -16,10 +16,20 @@
 //   3 storage, read        grad
 //   4 storage, read_write  square_avg
 //   5 storage, read_write  acc_delta
+//   6 storage, read        control: Control (a dummy unless STATS)
 // Uniform layout: AdadeltaGroup is 8 x 4-byte scalars = 32 bytes (Rust: optim::adadelta::AdadeltaGroup).
 // Dispatch and guard rule: as adam.wgsl.
 
+// Gradient pipeline (clip.rs): when STATS, grad_stats.wgsl and grad_finalize.wgsl ran first in
+// the same pass and `control` holds, per group, pre = averaging factor / loss scale and coef = the
+// norm-clip coefficient:  g = clamp(grad * pre, -clip_value, clip_value) * coef  (clamp when
+// CLIP_VALUE). When SKIP_NONFINITE and control.found_inf != 0 the whole step is skipped (no
+// write); the device step is then t - control.skipped, and step-dependent scalars are recomputed
+// in f32 from it (as PyTorch's fused kernels do) whenever control.skipped != 0.
 override MAXIMIZE: bool = false;
+override STATS: bool = false;
+override SKIP_NONFINITE: bool = false;
+override CLIP_VALUE: bool = false;
 
 const WG: u32 = 256u;
 const PER_THREAD: u32 = 4u;
@@ -28,7 +38,7 @@ struct Block {
     start: u32,
     len: u32,
     group: u32,
-    _pad: u32,
+    index: u32,
 }
 
 struct AdadeltaGroup {
@@ -42,12 +52,28 @@ struct AdadeltaGroup {
     _pad: f32,
 }
 
+struct GroupOut {
+    pre: f32,
+    coef: f32,
+    norm: f32,
+    clip_value: f32,
+}
+
+struct Control {
+    found_inf: u32,
+    skipped: u32,
+    scale: f32,
+    growth_tracker: u32,
+    groups: array<GroupOut>,
+}
+
 @group(0) @binding(0) var<uniform> groups: array<AdadeltaGroup, 256>;
 @group(0) @binding(1) var<storage, read> blocks: array<Block>;
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> square_avg: array<f32>;
 @group(0) @binding(5) var<storage, read_write> acc_delta: array<f32>;
+@group(0) @binding(6) var<storage, read> control: Control;
 
 @compute @workgroup_size(256)
 fn main(
@@ -61,6 +87,9 @@ fn main(
     }
     let blk = blocks[b];
     let h = groups[blk.group];
+    if SKIP_NONFINITE && control.found_inf != 0u {
+        return;
+    }
     for (var k = 0u; k < PER_THREAD; k++) {
         let j = k * WG + lid;
         if j >= blk.len {
@@ -68,6 +97,14 @@ fn main(
         }
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
+        if STATS {
+            let o = control.groups[blk.group];
+            g = grad[i] * o.pre;
+            if CLIP_VALUE {
+                g = clamp(g, -o.clip_value, o.clip_value);
+            }
+            g = g * o.coef;
+        }
         if MAXIMIZE {
             g = -g;
         }

@@ -20,11 +20,21 @@
 //   4 storage, read_write  exp_avg
 //   5 storage, read_write  exp_avg_sq
 //   6 storage, read_write  max_exp_avg_sq (a 1-element dummy unless AMSGRAD)
-// Uniform layout: AdamGroup is 12 x 4-byte scalars = 48 bytes (Rust: optim::adam::AdamGroup).
+//   7 storage, read        control: Control (a dummy unless STATS)
+// Uniform layout: AdamGroup is 16 x 4-byte scalars = 64 bytes (Rust: optim::adam::AdamGroup).
 // Dispatch: one workgroup per block on a 2-D grid; block index b = wid.x + wid.y * nwg.x.
 // Guard rule: every invocation returns when b >= arrayLength(&blocks) or j >= block.len.
 
+// Gradient pipeline (clip.rs): when STATS, grad_stats.wgsl and grad_finalize.wgsl ran first in
+// the same pass and `control` holds, per group, pre = averaging factor / loss scale and coef = the
+// norm-clip coefficient:  g = clamp(grad * pre, -clip_value, clip_value) * coef  (clamp when
+// CLIP_VALUE). When SKIP_NONFINITE and control.found_inf != 0 the whole step is skipped (no
+// write); the device step is then t - control.skipped, and step-dependent scalars are recomputed
+// in f32 from it (as PyTorch's fused kernels do) whenever control.skipped != 0.
 override MAXIMIZE: bool = false;
+override STATS: bool = false;
+override SKIP_NONFINITE: bool = false;
+override CLIP_VALUE: bool = false;
 override DECOUPLED: bool = false;
 override AMSGRAD: bool = false;
 
@@ -35,7 +45,7 @@ struct Block {
     start: u32,
     len: u32,
     group: u32,
-    _pad: u32,
+    index: u32,
 }
 
 struct AdamGroup {
@@ -50,7 +60,26 @@ struct AdamGroup {
     bias_correction2_sqrt: f32,
     decay_factor: f32,
     grad_scale: f32,
-    _pad: f32,
+    lr: f32,
+    t: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct GroupOut {
+    pre: f32,
+    coef: f32,
+    norm: f32,
+    clip_value: f32,
+}
+
+struct Control {
+    found_inf: u32,
+    skipped: u32,
+    scale: f32,
+    growth_tracker: u32,
+    groups: array<GroupOut>,
 }
 
 @group(0) @binding(0) var<uniform> groups: array<AdamGroup, 256>;
@@ -60,6 +89,7 @@ struct AdamGroup {
 @group(0) @binding(4) var<storage, read_write> exp_avg: array<f32>;
 @group(0) @binding(5) var<storage, read_write> exp_avg_sq: array<f32>;
 @group(0) @binding(6) var<storage, read_write> max_exp_avg_sq: array<f32>;
+@group(0) @binding(7) var<storage, read> control: Control;
 
 // torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w)
 fn torch_lerp(a: f32, b: f32, w: f32) -> f32 {
@@ -81,6 +111,16 @@ fn main(
     }
     let blk = blocks[b];
     let h = groups[blk.group];
+    if SKIP_NONFINITE && control.found_inf != 0u {
+        return;
+    }
+    var step_size = h.step_size;
+    var bias_correction2_sqrt = h.bias_correction2_sqrt;
+    if SKIP_NONFINITE && control.skipped != 0u {
+        let t = f32(h.t - control.skipped);
+        step_size = h.lr / (1.0 - pow(h.beta1, t));
+        bias_correction2_sqrt = sqrt(1.0 - pow(h.beta2, t));
+    }
     for (var k = 0u; k < PER_THREAD; k++) {
         let j = k * WG + lid;
         if j >= blk.len {
@@ -88,6 +128,14 @@ fn main(
         }
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
+        if STATS {
+            let o = control.groups[blk.group];
+            g = grad[i] * o.pre;
+            if CLIP_VALUE {
+                g = clamp(g, -o.clip_value, o.clip_value);
+            }
+            g = g * o.coef;
+        }
         if MAXIMIZE {
             g = -g;
         }
@@ -107,7 +155,7 @@ fn main(
             vhat = max(max_exp_avg_sq[i], v);
             max_exp_avg_sq[i] = vhat;
         }
-        let denom = sqrt(vhat) / h.bias_correction2_sqrt + h.eps;
-        param[i] = p - h.step_size * (m / denom);
+        let denom = sqrt(vhat) / bias_correction2_sqrt + h.eps;
+        param[i] = p - step_size * (m / denom);
     }
 }

@@ -15,10 +15,20 @@
 //   2 storage, read_write  param
 //   3 storage, read        grad
 //   4 storage, read_write  momentum_buffer (a 1-element dummy unless MOMENTUM)
+//   5 storage, read        control: Control (a dummy unless STATS)
 // Uniform layout: SgdGroup is 8 x 4-byte scalars = 32 bytes (Rust: optim::sgd::SgdGroup).
 // Dispatch and guard rule: as adam.wgsl (b >= arrayLength(&blocks) or j >= block.len returns).
 
+// Gradient pipeline (clip.rs): when STATS, grad_stats.wgsl and grad_finalize.wgsl ran first in
+// the same pass and `control` holds, per group, pre = averaging factor / loss scale and coef = the
+// norm-clip coefficient:  g = clamp(grad * pre, -clip_value, clip_value) * coef  (clamp when
+// CLIP_VALUE). When SKIP_NONFINITE and control.found_inf != 0 the whole step is skipped (no
+// write); the device step is then t - control.skipped, and step-dependent scalars are recomputed
+// in f32 from it (as PyTorch's fused kernels do) whenever control.skipped != 0.
 override MAXIMIZE: bool = false;
+override STATS: bool = false;
+override SKIP_NONFINITE: bool = false;
+override CLIP_VALUE: bool = false;
 override MOMENTUM: bool = false;
 override NESTEROV: bool = false;
 
@@ -29,7 +39,7 @@ struct Block {
     start: u32,
     len: u32,
     group: u32,
-    _pad: u32,
+    index: u32,
 }
 
 struct SgdGroup {
@@ -40,7 +50,22 @@ struct SgdGroup {
     l1: f32,
     grad_scale: f32,
     first_step: u32,
-    _pad: u32,
+    t: u32,
+}
+
+struct GroupOut {
+    pre: f32,
+    coef: f32,
+    norm: f32,
+    clip_value: f32,
+}
+
+struct Control {
+    found_inf: u32,
+    skipped: u32,
+    scale: f32,
+    growth_tracker: u32,
+    groups: array<GroupOut>,
 }
 
 @group(0) @binding(0) var<uniform> groups: array<SgdGroup, 256>;
@@ -48,6 +73,7 @@ struct SgdGroup {
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> momentum_buffer: array<f32>;
+@group(0) @binding(5) var<storage, read> control: Control;
 
 @compute @workgroup_size(256)
 fn main(
@@ -61,6 +87,13 @@ fn main(
     }
     let blk = blocks[b];
     let h = groups[blk.group];
+    if SKIP_NONFINITE && control.found_inf != 0u {
+        return;
+    }
+    var first_step = h.first_step;
+    if SKIP_NONFINITE && control.skipped != 0u {
+        first_step = select(0u, 1u, h.t - control.skipped == 1u);
+    }
     for (var k = 0u; k < PER_THREAD; k++) {
         let j = k * WG + lid;
         if j >= blk.len {
@@ -68,6 +101,14 @@ fn main(
         }
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
+        if STATS {
+            let o = control.groups[blk.group];
+            g = grad[i] * o.pre;
+            if CLIP_VALUE {
+                g = clamp(g, -o.clip_value, o.clip_value);
+            }
+            g = g * o.coef;
+        }
         if MAXIMIZE {
             g = -g;
         }
@@ -76,7 +117,7 @@ fn main(
         g = g + h.l1 * sign(p);
         if MOMENTUM {
             var buf = g;
-            if h.first_step == 0u {
+            if first_step == 0u {
                 buf = momentum_buffer[i] * h.momentum + h.one_minus_dampening * g;
             }
             momentum_buffer[i] = buf;

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     DeviceLost,
     /// Waiting for the GPU took longer than the bound.
     Timeout,
+    /// A step saw non-finite gradients and was skipped (`NonFinite::Error`).
+    NonFinite,
 }
 
 /// The error type of every fallible function in this crate.
@@ -107,6 +109,18 @@ pub enum Error {
         /// wgpu's reason.
         reason: String,
     },
+    /// Steps with NaN or infinite gradients were skipped on the device, and
+    /// the optimizer was asked to report it (`NonFinite::Error`).
+    #[error(
+        "{skipped} step(s) up to step {host_step} had non-finite gradients and were skipped \
+         (parameters and optimizer state unchanged by them)"
+    )]
+    NonFinite {
+        /// How many newly seen skipped steps.
+        skipped: u64,
+        /// The host step count when the skip was observed.
+        host_step: u64,
+    },
     /// A wait on the GPU exceeded its bound.
     #[error("timed out after {seconds} s waiting for the GPU in {context}")]
     Timeout {
@@ -130,6 +144,7 @@ impl Error {
             Error::Gpu { .. } => ErrorKind::Gpu,
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::NonFinite { .. } => ErrorKind::NonFinite,
         }
     }
 

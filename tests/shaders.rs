@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgpu_optim::clip::{ControlHeader, GroupOut, StatsParams};
 use wgpu_optim::optim::{
     AdadeltaGroup, AdagradGroup, AdamGroup, Block, MAX_GROUPS, RmsPropGroup, SgdGroup,
 };
@@ -103,7 +104,11 @@ fn uniform_structs_match_rust() {
                 bias_correction2_sqrt,
                 decay_factor,
                 grad_scale,
-                _pad
+                lr,
+                t,
+                _pad0,
+                _pad1,
+                _pad2
             }),
         ),
         (
@@ -117,7 +122,7 @@ fn uniform_structs_match_rust() {
                 l1,
                 grad_scale,
                 first_step,
-                _pad
+                t
             }),
         ),
         (
@@ -129,9 +134,9 @@ fn uniform_structs_match_rust() {
                 l1,
                 eps,
                 grad_scale,
-                _pad0,
-                _pad1,
-                _pad2
+                lr,
+                lr_decay,
+                t
             }),
         ),
         (
@@ -167,8 +172,60 @@ fn uniform_structs_match_rust() {
         start,
         len,
         group,
-        _pad
+        index
     });
+    let group_out = rust_struct!(GroupOut {
+        pre,
+        coef,
+        norm,
+        clip_value
+    });
+    let (mut header, _) = rust_struct!(ControlHeader {
+        found_inf,
+        skipped,
+        scale,
+        growth_tracker
+    });
+    // The runtime-sized array of GroupOut follows the 16-byte header.
+    header.insert("groups".into(), std::mem::size_of::<ControlHeader>() as u32);
+    for file in [
+        "adam.wgsl",
+        "sgd.wgsl",
+        "adagrad.wgsl",
+        "adadelta.wgsl",
+        "rmsprop.wgsl",
+        "grad_stats.wgsl",
+        "grad_finalize.wgsl",
+    ] {
+        let module = parse(file);
+        assert_eq!(
+            wgsl_struct(&module, "GroupOut"),
+            group_out,
+            "{file}: GroupOut"
+        );
+        assert_eq!(wgsl_struct(&module, "Control").0, header, "{file}: Control");
+    }
+    let stats = rust_struct!(StatsParams {
+        host_scale,
+        clip_value,
+        max_norm,
+        norm_type,
+        n_partials,
+        n_groups,
+        per_group,
+        dynamic_scale,
+        growth_factor,
+        backoff_factor,
+        growth_interval,
+        skip_nonfinite
+    });
+    for file in ["grad_stats.wgsl", "grad_finalize.wgsl"] {
+        assert_eq!(
+            wgsl_struct(&parse(file), "StatsParams"),
+            stats,
+            "{file}: StatsParams"
+        );
+    }
     for (file, name, rust) in cases {
         let module = parse(file);
         assert_eq!(wgsl_struct(&module, name), rust, "{file}: {name}");

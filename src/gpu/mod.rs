@@ -25,8 +25,9 @@ type LimitCheck = (&'static str, u64, fn(&wgpu::Limits) -> u64);
 
 pub(crate) fn required_limits_table() -> [LimitCheck; 4] {
     [
-        // blocks, params, grads and up to three optimizer states (AMSGrad, centered RMSprop).
-        ("max_storage_buffers_per_shader_stage", 6, |l| {
+        // blocks, params, grads, up to three optimizer states (AMSGrad, centered RMSprop)
+        // and the gradient pipeline's control block.
+        ("max_storage_buffers_per_shader_stage", 7, |l| {
             l.max_storage_buffers_per_shader_stage as u64
         }),
         (
@@ -37,8 +38,8 @@ pub(crate) fn required_limits_table() -> [LimitCheck; 4] {
         ("max_compute_workgroup_size_x", WORKGROUP_SIZE as u64, |l| {
             l.max_compute_workgroup_size_x as u64
         }),
-        // The per-group hyperparameter table: 256 rows of at most 48 bytes.
-        ("max_uniform_buffer_binding_size", 256 * 48, |l| {
+        // The per-group hyperparameter table: 256 rows of at most 64 bytes.
+        ("max_uniform_buffer_binding_size", 256 * 64, |l| {
             l.max_uniform_buffer_binding_size
         }),
     ]

@@ -78,12 +78,12 @@ pub struct AdagradGroup {
     pub eps: f32,
     /// Gradient multiplier.
     pub grad_scale: f32,
-    /// Padding.
-    pub _pad0: f32,
-    /// Padding.
-    pub _pad1: f32,
-    /// Padding.
-    pub _pad2: f32,
+    /// Learning rate (for the device-side recomputation after skipped steps).
+    pub lr: f32,
+    /// lr_decay.
+    pub lr_decay: f32,
+    /// Host step count t (1-based).
+    pub t: u32,
 }
 
 impl Algo for AdagradConfig {
@@ -130,9 +130,9 @@ impl Algo for AdagradConfig {
             l1: hp.l1 as f32,
             eps: self.eps as f32,
             grad_scale: grad_scale as f32,
-            _pad0: 0.0,
-            _pad1: 0.0,
-            _pad2: 0.0,
+            lr: hp.lr as f32,
+            lr_decay: self.lr_decay as f32,
+            t: t as u32,
         };
         bytemuck::bytes_of(&g).to_vec()
     }

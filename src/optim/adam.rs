@@ -144,7 +144,7 @@ impl From<AdamWConfig> for AdamConfig {
     }
 }
 
-/// One param group's row of `adam.wgsl`'s uniform table (48 bytes).
+/// One param group's row of `adam.wgsl`'s uniform table (64 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AdamGroup {
@@ -170,8 +170,16 @@ pub struct AdamGroup {
     pub decay_factor: f32,
     /// Gradient multiplier.
     pub grad_scale: f32,
+    /// Learning rate (for the device-side recomputation after skipped steps).
+    pub lr: f32,
+    /// Host step count t (1-based).
+    pub t: u32,
     /// Padding.
-    pub _pad: f32,
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 fn validate(c: &AdamConfig) -> Result<()> {
@@ -219,9 +227,9 @@ fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
 }
 
 fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -> Vec<u8> {
-    let t = t as f64;
-    let bias_correction1 = 1.0 - c.beta1.powf(t);
-    let bias_correction2 = 1.0 - c.beta2.powf(t);
+    let tf = t as f64;
+    let bias_correction1 = 1.0 - c.beta1.powf(tf);
+    let bias_correction2 = 1.0 - c.beta2.powf(tf);
     let g = AdamGroup {
         beta1: c.beta1 as f32,
         one_minus_beta1: (1.0 - c.beta1) as f32,
@@ -242,7 +250,11 @@ fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -
             1.0
         },
         grad_scale: grad_scale as f32,
-        _pad: 0.0,
+        lr: hp.lr as f32,
+        t: t as u32,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     };
     bytemuck::bytes_of(&g).to_vec()
 }

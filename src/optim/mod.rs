@@ -16,6 +16,10 @@ pub use adam::{AdamConfig, AdamGroup, AdamWConfig};
 pub use rmsprop::{RmsPropConfig, RmsPropGroup};
 pub use sgd::{SgdConfig, SgdGroup};
 
+use crate::clip::{
+    ClipScope, ControlHeader, GradientConfig, GradientState, GroupOut, LossScale, NonFinite,
+    NormType, StatsParams, StepStats,
+};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, WORKGROUP_SIZE, grid, next_id};
 use crate::layout::ParamLayout;
@@ -261,6 +265,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 pub struct OptimizerSpec {
     algorithm: Algorithm,
     groups: Vec<ParamGroup>,
+    gradients: GradientConfig,
 }
 
 impl OptimizerSpec {
@@ -269,6 +274,7 @@ impl OptimizerSpec {
         OptimizerSpec {
             algorithm,
             groups: Vec::new(),
+            gradients: GradientConfig::default(),
         }
     }
     /// SGD.
@@ -304,6 +310,54 @@ impl OptimizerSpec {
     pub fn algorithm(&self) -> &Algorithm {
         &self.algorithm
     }
+    /// The gradient pipeline's configuration.
+    pub fn gradients(&self) -> &GradientConfig {
+        &self.gradients
+    }
+    /// Replaces the whole gradient configuration.
+    pub fn with_gradients(mut self, g: GradientConfig) -> Self {
+        self.gradients = g;
+        self
+    }
+    /// Clips the gradient norm over all tensors to `max_norm` (PyTorch
+    /// `clip_grad_norm_`, L2), applied inside the fused update.
+    pub fn clip_by_global_norm(mut self, max_norm: f64) -> Self {
+        self.gradients.clip_norm = Some((max_norm, NormType::L2));
+        self.gradients.clip_scope = ClipScope::Global;
+        self
+    }
+    /// Clips each param group's gradient norm (of `norm_type`) to `max_norm`.
+    pub fn clip_by_group_norm(mut self, max_norm: f64, norm_type: NormType) -> Self {
+        self.gradients.clip_norm = Some((max_norm, norm_type));
+        self.gradients.clip_scope = ClipScope::PerGroup;
+        self
+    }
+    /// Clips the norm of `norm_type` over all tensors to `max_norm`.
+    pub fn clip_by_norm_type(mut self, max_norm: f64, norm_type: NormType) -> Self {
+        self.gradients.clip_norm = Some((max_norm, norm_type));
+        self
+    }
+    /// Clamps each gradient to `[-value, value]` (PyTorch `clip_grad_value_`).
+    pub fn clip_by_value(mut self, value: f64) -> Self {
+        self.gradients.clip_value = Some(value);
+        self
+    }
+    /// What to do with a step whose gradients are not finite.
+    pub fn nonfinite(mut self, mode: NonFinite) -> Self {
+        self.gradients.nonfinite = mode;
+        self
+    }
+    /// Loss scaling; a dynamic scale also turns on [`NonFinite::Skip`] unless
+    /// another non-finite mode was chosen.
+    pub fn loss_scale(mut self, scale: LossScale) -> Self {
+        if matches!(scale, LossScale::Dynamic(_))
+            && self.gradients.nonfinite == NonFinite::Propagate
+        {
+            self.gradients.nonfinite = NonFinite::Skip;
+        }
+        self.gradients.loss_scale = Some(scale);
+        self
+    }
 
     /// Validates the spec against `layout` and returns each group's
     /// hyperparameters (group 0 first) and each tensor's group.
@@ -313,6 +367,7 @@ impl OptimizerSpec {
     /// selects no tensor, or a tensor selected by two groups.
     pub fn resolve(&self, layout: &ParamLayout) -> Result<(Vec<GroupHp>, Vec<usize>)> {
         self.algorithm.validate()?;
+        self.gradients.validate()?;
         if self.groups.len() + 1 > MAX_GROUPS {
             return Err(Error::LimitExceeded {
                 limit: "param groups".into(),
@@ -379,8 +434,9 @@ pub struct Block {
     pub len: u32,
     /// Param group index.
     pub group: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Index of this block among all blocks of all chunks (its slot in the
+    /// gradient pipeline's partial-norm buffer).
+    pub index: u32,
 }
 
 /// How [`Optimizer::step`] covers the tensors.
@@ -396,7 +452,34 @@ pub enum Dispatch {
 
 struct ChunkDispatch {
     bind_group: wgpu::BindGroup,
+    /// The gradient-statistics pass over the same blocks, when configured.
+    stats_bind_group: Option<wgpu::BindGroup>,
     grid: (u32, u32),
+}
+
+/// Where an asynchronous read of the control block stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    Idle,
+    Pending { host_step: u64 },
+    Mapped { host_step: u64 },
+    Failed,
+}
+
+/// The device side of the gradient pipeline (see [`crate::clip`]).
+struct GradPipeline {
+    config: GradientConfig,
+    stats: Arc<Kernel>,
+    finalize: Arc<Kernel>,
+    uniform: wgpu::Buffer,
+    control: wgpu::Buffer,
+    finalize_bind_group: wgpu::BindGroup,
+    n_partials: u32,
+    staging: wgpu::Buffer,
+    read: Arc<std::sync::Mutex<ReadState>>,
+    pending_submission: Option<wgpu::SubmissionIndex>,
+    seen_skipped: u64,
+    _partials: wgpu::Buffer,
 }
 
 /// The runtime of one optimizer over one [`ParamSet`]: state buffers,
@@ -417,6 +500,7 @@ pub struct Optimizer {
     uniform: wgpu::Buffer,
     states: Vec<(&'static str, Role)>,
     dispatches: Vec<ChunkDispatch>,
+    grad: Option<GradPipeline>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -425,9 +509,16 @@ impl std::fmt::Debug for Optimizer {
         f.debug_struct("Optimizer")
             .field("algorithm", &self.spec.algorithm)
             .field("groups", &self.hps)
+            .field("gradients", &self.spec.gradients)
             .field("step", &self.step)
             .finish()
     }
+}
+
+fn control_bytes(n_groups: usize, header: ControlHeader) -> Vec<u8> {
+    let mut v = bytemuck::bytes_of(&header).to_vec();
+    v.resize(16 + 16 * n_groups, 0);
+    v
 }
 
 impl Optimizer {
@@ -452,7 +543,16 @@ impl Optimizer {
         gpu.check_same("the ParamSet", params.gpu_id())?;
         let layout = params.layout().clone();
         let (hps, assignment) = spec.resolve(&layout)?;
+        let gcfg = spec.gradients;
+        let guarded = gcfg.needs_device_pass();
         let desc = spec.algorithm.algo().kernel();
+        let mut constants = desc.constants.clone();
+        constants.push(("STATS", guarded as u8 as f64));
+        constants.push((
+            "SKIP_NONFINITE",
+            (guarded && gcfg.nonfinite != NonFinite::Propagate) as u8 as f64,
+        ));
+        constants.push(("CLIP_VALUE", gcfg.clip_value.is_some() as u8 as f64));
         let mut slots = vec![
             Slot::Uniform,
             Slot::StorageRead,
@@ -460,14 +560,45 @@ impl Optimizer {
             Slot::StorageRead,
         ];
         slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
+        slots.push(Slot::StorageRead);
         let mut key = format!("optim/{}", desc.name);
-        for (k, v) in &desc.constants {
+        for (k, v) in &constants {
             key.push_str(&format!("/{k}={v}"));
         }
-        let kernel = gpu.kernel(&key, desc.source, &slots, &desc.constants)?;
+        let kernel = gpu.kernel(&key, desc.source, &slots, &constants)?;
+        let (stats_kernel, finalize_kernel) = if guarded {
+            let clip_value = [("CLIP_VALUE", gcfg.clip_value.is_some() as u8 as f64)];
+            (
+                Some(gpu.kernel(
+                    &format!("clip/stats/CLIP_VALUE={}", clip_value[0].1),
+                    include_str!("../../shaders/grad_stats.wgsl"),
+                    &[
+                        Slot::Uniform,
+                        Slot::StorageRead,
+                        Slot::StorageRead,
+                        Slot::StorageReadWrite,
+                        Slot::StorageRead,
+                    ],
+                    &clip_value,
+                )?),
+                Some(gpu.kernel(
+                    "clip/finalize",
+                    include_str!("../../shaders/grad_finalize.wgsl"),
+                    &[Slot::Uniform, Slot::StorageRead, Slot::StorageReadWrite],
+                    &[],
+                )?),
+            )
+        } else {
+            (None, None)
+        };
         let placement = params.placement().clone();
         let row_len = spec.algorithm.algo().row(&hps[0], 1, 1.0).len() as u64;
         let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
+        let n_groups = hps.len();
+        let init_scale = match gcfg.loss_scale {
+            Some(LossScale::Dynamic(c)) => c.init_scale as f32,
+            _ => 1.0,
+        };
 
         let built = gpu.scoped(&format!("optim/{}/new", desc.name), || {
             let uniform = gpu.create_buffer(
@@ -502,7 +633,28 @@ impl Optimizer {
                     )
                 })
                 .collect();
-            let mut dispatches = Vec::new();
+            let control = gpu.create_buffer_init(
+                "clip/control",
+                &control_bytes(
+                    if guarded { n_groups } else { 1 },
+                    ControlHeader {
+                        found_inf: 0,
+                        skipped: 0,
+                        scale: init_scale,
+                        growth_tracker: 0,
+                    },
+                ),
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            );
+            let stats_uniform = gpu.create_buffer(
+                "clip/params",
+                std::mem::size_of::<StatsParams>() as u64,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            );
+            // Every block of every chunk gets a global index: its slot in
+            // the partial-norm buffer.
+            let mut tables_all: Vec<(usize, Vec<Block>)> = Vec::new();
+            let mut next_index = 0u32;
             for (c, _) in placement.chunk_lens().iter().enumerate() {
                 // Fused: one table (one dispatch) per chunk. Per tensor: one
                 // table per tensor piece, the unfused baseline of benches.
@@ -520,46 +672,107 @@ impl Optimizer {
                                 start: (p.chunk_offset + s) as u32,
                                 len: len as u32,
                                 group: *group as u32,
-                                _pad: 0,
+                                index: next_index,
                             });
+                            next_index += 1;
                             s += len;
                         }
                     }
                 }
-                for blocks in tables.into_iter().filter(|t| !t.is_empty()) {
-                    let table = gpu.create_buffer_init(
-                        &format!("optim/{}/blocks/chunk{c}", desc.name),
-                        bytemuck::cast_slice(&blocks),
-                        wgpu::BufferUsages::STORAGE,
-                    );
-                    let mut res = vec![
-                        uniform.as_entire_binding(),
-                        table.as_entire_binding(),
-                        params.params.buffers[c].as_entire_binding(),
-                        params.grads.buffers[c].as_entire_binding(),
-                    ];
-                    for (i, slot) in desc.slots.iter().enumerate() {
-                        match states.iter().find(|s| s.0 == *slot) {
-                            Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
-                            None => res.push(dummies[i].as_entire_binding()),
-                        }
+                tables_all.extend(tables.into_iter().filter(|t| !t.is_empty()).map(|t| (c, t)));
+            }
+            let partials = gpu.create_buffer(
+                "clip/partials",
+                16 * next_index.max(1) as u64,
+                wgpu::BufferUsages::STORAGE,
+            );
+            let mut dispatches = Vec::new();
+            for (c, blocks) in tables_all {
+                let table = gpu.create_buffer_init(
+                    &format!("optim/{}/blocks/chunk{c}", desc.name),
+                    bytemuck::cast_slice(&blocks),
+                    wgpu::BufferUsages::STORAGE,
+                );
+                let mut res = vec![
+                    uniform.as_entire_binding(),
+                    table.as_entire_binding(),
+                    params.params.buffers[c].as_entire_binding(),
+                    params.grads.buffers[c].as_entire_binding(),
+                ];
+                for (i, slot) in desc.slots.iter().enumerate() {
+                    match states.iter().find(|s| s.0 == *slot) {
+                        Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
+                        None => res.push(dummies[i].as_entire_binding()),
                     }
-                    let bind_group = gpu.create_bind_group(
-                        &format!("optim/{}/chunk{c}", desc.name),
-                        &kernel.layout,
-                        &res,
-                    );
-                    dispatches.push(ChunkDispatch {
-                        bind_group,
-                        grid: grid(blocks.len() as u32, max_dim),
-                    });
-                    keep.push(table);
                 }
+                res.push(control.as_entire_binding());
+                let bind_group = gpu.create_bind_group(
+                    &format!("optim/{}/chunk{c}", desc.name),
+                    &kernel.layout,
+                    &res,
+                );
+                let stats_bind_group = stats_kernel.as_ref().map(|k| {
+                    gpu.create_bind_group(
+                        &format!("clip/stats/chunk{c}"),
+                        &k.layout,
+                        &[
+                            stats_uniform.as_entire_binding(),
+                            table.as_entire_binding(),
+                            params.grads.buffers[c].as_entire_binding(),
+                            partials.as_entire_binding(),
+                            control.as_entire_binding(),
+                        ],
+                    )
+                });
+                dispatches.push(ChunkDispatch {
+                    bind_group,
+                    stats_bind_group,
+                    grid: grid(blocks.len() as u32, max_dim),
+                });
+                keep.push(table);
             }
             keep.extend(dummies);
-            (uniform, states, dispatches, keep)
+            let grad = match (stats_kernel, finalize_kernel) {
+                (Some(stats), Some(finalize)) => {
+                    let finalize_bind_group = gpu.create_bind_group(
+                        "clip/finalize",
+                        &finalize.layout,
+                        &[
+                            stats_uniform.as_entire_binding(),
+                            partials.as_entire_binding(),
+                            control.as_entire_binding(),
+                        ],
+                    );
+                    let staging = gpu.create_buffer(
+                        "clip/control/readback",
+                        control.size(),
+                        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    );
+                    Some(GradPipeline {
+                        config: gcfg,
+                        stats,
+                        finalize,
+                        uniform: stats_uniform,
+                        control,
+                        finalize_bind_group,
+                        n_partials: next_index,
+                        staging,
+                        read: Arc::new(std::sync::Mutex::new(ReadState::Idle)),
+                        pending_submission: None,
+                        seen_skipped: 0,
+                        _partials: partials,
+                    })
+                }
+                _ => {
+                    keep.push(control);
+                    keep.push(stats_uniform);
+                    keep.push(partials);
+                    None
+                }
+            };
+            (uniform, states, dispatches, grad, keep)
         })?;
-        let (uniform, states, dispatches, keep) = built;
+        let (uniform, states, dispatches, grad, keep) = built;
         Ok(Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
@@ -575,6 +788,7 @@ impl Optimizer {
             uniform,
             states,
             dispatches,
+            grad,
             _keep: keep,
         })
     }
@@ -593,22 +807,43 @@ impl Optimizer {
     }
 
     /// Applies one step to every tensor: one uniform write, one compute pass
-    /// with one dispatch per chunk, one submit. Never waits for the GPU.
+    /// with one dispatch per chunk (plus the gradient pipeline's passes when
+    /// clipping, the guard or loss scaling are configured), one submit.
+    /// Never waits for the GPU.
     ///
     /// # Errors
     /// A `params` other than the one the optimizer was built for, another
-    /// device, or a wgpu error; the step count is unchanged then.
+    /// device, or a wgpu error; the step count is unchanged then. With
+    /// [`NonFinite::Error`], [`Error::NonFinite`] once the host has learned
+    /// that an earlier step was skipped (the skipped step changed nothing).
     pub fn step(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
         self.check(gpu, params)?;
+        if self.nonfinite_mode() == NonFinite::Error {
+            // Non-blocking: look at a completed read, if any.
+            let _ = gpu.device().poll(wgpu::PollType::Poll);
+            if let Some(stats) = self.take_mapped()? {
+                self.observe(&stats)?;
+            }
+        }
         let t = self.step + 1;
         let algo = self.spec.algorithm.algo();
+        let host_scale = self.grad_scale * self.spec.gradients.static_factor();
         let mut rows = Vec::new();
         for hp in &self.hps {
-            rows.extend(algo.row(hp, t, self.grad_scale));
+            rows.extend(algo.row(hp, t, host_scale));
         }
         let name = self.spec.algorithm.name();
-        gpu.scoped(name, || {
+        let request_read = self.nonfinite_mode() == NonFinite::Error
+            && self.grad.as_ref().is_some_and(|g| {
+                *g.read.lock().unwrap_or_else(|p| p.into_inner()) == ReadState::Idle
+            });
+        let submission = gpu.scoped(name, || {
             gpu.queue().write_buffer(&self.uniform, 0, &rows);
+            if let Some(gp) = &self.grad {
+                let p = stats_params(&gp.config, host_scale, gp.n_partials, self.hps.len());
+                gpu.queue()
+                    .write_buffer(&gp.uniform, 0, bytemuck::bytes_of(&p));
+            }
             let mut enc = gpu
                 .device()
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -619,15 +854,33 @@ impl Optimizer {
                     label: Some("optim/step"),
                     timestamp_writes: None,
                 });
+                if let Some(gp) = &self.grad {
+                    pass.set_pipeline(&gp.stats.pipeline);
+                    for d in &self.dispatches {
+                        if let Some(bg) = &d.stats_bind_group {
+                            pass.set_bind_group(0, bg, &[]);
+                            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                        }
+                    }
+                    pass.set_pipeline(&gp.finalize.pipeline);
+                    pass.set_bind_group(0, &gp.finalize_bind_group, &[]);
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
                 pass.set_pipeline(&self.kernel.pipeline);
                 for d in &self.dispatches {
                     pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
                 }
             }
-            gpu.queue().submit([enc.finish()]);
+            if request_read && let Some(gp) = &self.grad {
+                enc.copy_buffer_to_buffer(&gp.control, 0, &gp.staging, 0, gp.control.size());
+            }
+            gpu.queue().submit([enc.finish()])
         })?;
         self.step = t;
+        if request_read {
+            self.map_staging(submission);
+        }
         Ok(())
     }
 
@@ -761,5 +1014,283 @@ impl Optimizer {
     /// Number of compute dispatches one step records (one per chunk when fused).
     pub fn dispatches_per_step(&self) -> usize {
         self.dispatches.len()
+    }
+}
+
+fn stats_params(
+    c: &GradientConfig,
+    host_scale: f64,
+    n_partials: u32,
+    n_groups: usize,
+) -> StatsParams {
+    let (max_norm, norm_type) = match c.clip_norm {
+        Some((m, t)) => (m as f32, t),
+        None => (0.0, NormType::L2),
+    };
+    let (dynamic, growth, backoff, interval) = match c.loss_scale {
+        Some(LossScale::Dynamic(s)) => (
+            1,
+            s.growth_factor as f32,
+            s.backoff_factor as f32,
+            s.growth_interval,
+        ),
+        _ => (0, 1.0, 1.0, 1),
+    };
+    StatsParams {
+        host_scale: host_scale as f32,
+        clip_value: c.clip_value.unwrap_or(0.0) as f32,
+        max_norm,
+        norm_type: norm_type.code(),
+        n_partials,
+        n_groups: n_groups as u32,
+        per_group: (c.clip_scope == ClipScope::PerGroup) as u32,
+        dynamic_scale: dynamic,
+        growth_factor: growth,
+        backoff_factor: backoff,
+        growth_interval: interval,
+        skip_nonfinite: (c.nonfinite != NonFinite::Propagate) as u32,
+    }
+}
+
+// The gradient pipeline's host side: asynchronous reads of the control block.
+impl Optimizer {
+    fn nonfinite_mode(&self) -> NonFinite {
+        self.spec.gradients.nonfinite
+    }
+
+    fn no_pipeline(&self) -> Error {
+        Error::invalid(
+            "gradients",
+            "none",
+            "clipping, a non-finite guard or a dynamic loss scale in the spec",
+            "this optimizer has no gradient pipeline, so there are no statistics",
+        )
+    }
+
+    /// Starts `map_async` on the staging copy submitted with `submission`.
+    fn map_staging(&mut self, submission: wgpu::SubmissionIndex) {
+        let host_step = self.step;
+        let Some(gp) = self.grad.as_mut() else { return };
+        *gp.read.lock().unwrap_or_else(|p| p.into_inner()) = ReadState::Pending { host_step };
+        gp.pending_submission = Some(submission);
+        let state = gp.read.clone();
+        gp.staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                *s = match r {
+                    Ok(()) => ReadState::Mapped { host_step },
+                    Err(_) => ReadState::Failed,
+                };
+            });
+    }
+
+    /// Reads and unmaps a completed staging copy, if there is one.
+    fn take_mapped(&mut self) -> Result<Option<StepStats>> {
+        let n_groups = self.hps.len();
+        let Some(gp) = self.grad.as_mut() else {
+            return Ok(None);
+        };
+        let state = *gp.read.lock().unwrap_or_else(|p| p.into_inner());
+        match state {
+            ReadState::Mapped { host_step } => {
+                let bytes = {
+                    let view = gp
+                        .staging
+                        .slice(..)
+                        .get_mapped_range()
+                        .map_err(|e| Error::Gpu {
+                            context: "clip/control/readback".into(),
+                            message: e.to_string(),
+                        })?;
+                    view.to_vec()
+                };
+                gp.staging.unmap();
+                *gp.read.lock().unwrap_or_else(|p| p.into_inner()) = ReadState::Idle;
+                gp.pending_submission = None;
+                let header: ControlHeader = bytemuck::pod_read_unaligned(&bytes[..16]);
+                let groups: Vec<GroupOut> = (0..n_groups)
+                    .map(|g| bytemuck::pod_read_unaligned(&bytes[16 + 16 * g..32 + 16 * g]))
+                    .collect();
+                Ok(Some(StepStats {
+                    host_step,
+                    skipped_steps: header.skipped as u64,
+                    found_inf: header.found_inf != 0,
+                    loss_scale: header.scale,
+                    growth_tracker: header.growth_tracker,
+                    norms: groups.iter().map(|g| g.norm).collect(),
+                    clip_coefs: groups.iter().map(|g| g.coef).collect(),
+                }))
+            }
+            ReadState::Failed => {
+                *gp.read.lock().unwrap_or_else(|p| p.into_inner()) = ReadState::Idle;
+                gp.pending_submission = None;
+                Err(Error::Gpu {
+                    context: "clip/control/readback".into(),
+                    message: "map_async failed".into(),
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// In [`NonFinite::Error`] mode, turns newly seen skipped steps into an error.
+    fn observe(&mut self, stats: &StepStats) -> Result<()> {
+        let mode = self.nonfinite_mode();
+        let Some(gp) = self.grad.as_mut() else {
+            return Ok(());
+        };
+        let newly = stats.skipped_steps.saturating_sub(gp.seen_skipped);
+        gp.seen_skipped = gp.seen_skipped.max(stats.skipped_steps);
+        if mode == NonFinite::Error && newly > 0 {
+            return Err(Error::NonFinite {
+                skipped: newly,
+                host_step: stats.host_step,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts an asynchronous read of the gradient statistics (norms, skipped
+    /// steps, loss scale) as of the steps submitted so far. Does not wait;
+    /// does nothing if a read is already in flight.
+    ///
+    /// # Errors
+    /// No gradient pipeline is configured, or a wgpu error.
+    pub fn request_stats(&mut self, gpu: &Gpu) -> Result<()> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        let gp = self.grad.as_ref().ok_or_else(|| self.no_pipeline())?;
+        if *gp.read.lock().unwrap_or_else(|p| p.into_inner()) != ReadState::Idle {
+            return Ok(());
+        }
+        let submission = gpu.scoped("clip/control/readback", || {
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("clip/control/readback"),
+                });
+            enc.copy_buffer_to_buffer(&gp.control, 0, &gp.staging, 0, gp.control.size());
+            gpu.queue().submit([enc.finish()])
+        })?;
+        self.map_staging(submission);
+        Ok(())
+    }
+
+    /// The statistics if a read has completed, without waiting; starts a
+    /// read when none is in flight.
+    pub fn try_stats(&mut self, gpu: &Gpu) -> Result<Option<StepStats>> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        if self.grad.is_none() {
+            return Err(self.no_pipeline());
+        }
+        let _ = gpu.device().poll(wgpu::PollType::Poll);
+        match self.take_mapped()? {
+            Some(s) => {
+                self.observe(&s)?;
+                Ok(Some(s))
+            }
+            None => {
+                self.request_stats(gpu)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The statistics as of the steps submitted so far: starts a read if
+    /// none is in flight and waits for it (bounded). Call it every k steps,
+    /// not inside a hot loop.
+    ///
+    /// # Errors
+    /// As [`try_stats`](Self::try_stats), [`Error::Timeout`], and
+    /// [`Error::NonFinite`] in [`NonFinite::Error`] mode.
+    pub fn stats(&mut self, gpu: &Gpu) -> Result<StepStats> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        // A read started before the latest steps would be stale: take it and
+        // start a fresh one.
+        let _ = gpu.device().poll(wgpu::PollType::Poll);
+        let stale = self.take_mapped()?;
+        if let Some(s) = &stale {
+            self.observe(s)?;
+        }
+        let pending_old = self.grad.as_ref().is_some_and(|g| {
+            matches!(*g.read.lock().unwrap_or_else(|p| p.into_inner()),
+                ReadState::Pending { host_step } if host_step != self.step)
+        });
+        if pending_old {
+            self.wait_read(gpu)?;
+            if let Some(s) = self.take_mapped()? {
+                self.observe(&s)?;
+            }
+        }
+        self.request_stats(gpu)?;
+        self.wait_read(gpu)?;
+        let s = self.take_mapped()?.ok_or_else(|| Error::Gpu {
+            context: "clip/control/readback".into(),
+            message: "the read did not complete".into(),
+        })?;
+        self.observe(&s)?;
+        Ok(s)
+    }
+
+    fn wait_read(&mut self, gpu: &Gpu) -> Result<()> {
+        if let Some(sub) = self
+            .grad
+            .as_ref()
+            .and_then(|g| g.pending_submission.clone())
+        {
+            gpu.wait("clip/control/readback", sub)?;
+        }
+        Ok(())
+    }
+
+    /// The gradient pipeline's state for a checkpoint (waits for the GPU).
+    pub fn gradient_state(&mut self, gpu: &Gpu) -> Result<Option<GradientState>> {
+        if self.grad.is_none() {
+            return Ok(None);
+        }
+        let s = self.stats(gpu)?;
+        Ok(Some(GradientState {
+            skipped: s.skipped_steps,
+            scale: s.loss_scale,
+            growth_tracker: s.growth_tracker,
+        }))
+    }
+
+    /// Restores the gradient pipeline's state from a checkpoint.
+    pub fn set_gradient_state(&mut self, gpu: &Gpu, state: &GradientState) -> Result<()> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        let gp = self.grad.as_mut().ok_or_else(|| {
+            Error::invalid(
+                "gradients",
+                "none",
+                "an optimizer with a gradient pipeline",
+                "this optimizer has no gradient pipeline to restore",
+            )
+        })?;
+        if !(state.scale > 0.0 && state.scale.is_finite()) {
+            return Err(Error::invalid(
+                "scale",
+                state.scale,
+                "a finite number > 0",
+                "Invalid loss scale",
+            ));
+        }
+        let header = ControlHeader {
+            found_inf: 0,
+            skipped: state.skipped as u32,
+            scale: state.scale,
+            growth_tracker: state.growth_tracker,
+        };
+        gpu.queue()
+            .write_buffer(&gp.control, 0, bytemuck::bytes_of(&header));
+        gp.seen_skipped = state.skipped;
+        Ok(())
+    }
+
+    /// The device control block (see `clip::ControlHeader` for its layout:
+    /// the loss scale is the f32 at byte offset 8), for user kernels that
+    /// multiply their loss by the current scale without a readback.
+    pub fn control_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.grad.as_ref().map(|g| &g.control)
     }
 }

@@ -85,8 +85,8 @@ pub struct SgdGroup {
     pub grad_scale: f32,
     /// 1 on the first step (buffer = gradient), else 0.
     pub first_step: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Host step count t (1-based).
+    pub t: u32,
 }
 
 impl Algo for SgdConfig {
@@ -143,7 +143,7 @@ impl Algo for SgdConfig {
             l1: hp.l1 as f32,
             grad_scale: grad_scale as f32,
             first_step: (t == 1) as u32,
-            _pad: 0,
+            t: t as u32,
         };
         bytemuck::bytes_of(&g).to_vec()
     }
