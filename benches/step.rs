@@ -120,6 +120,34 @@ fn main() {
             interleaved(reps, || step(&gpu, &mut fused), || step(&gpu, &mut unfused)).unwrap();
         report.push((name, bpp, t_mix, t_copy, t_mix2, t_one, t_mix3, t_unf));
     }
+    // Global-norm clipping over Adam alone, same mix, interleaved.
+    let adam = OptimizerSpec::adam(AdamConfig::default());
+    let mut plain = setup(&gpu, &adam, &mix, Dispatch::Fused);
+    let mut clipped = setup(
+        &gpu,
+        &adam.clone().clip_by_global_norm(1.0),
+        &mix,
+        Dispatch::Fused,
+    );
+    let mut guarded = setup(
+        &gpu,
+        &adam
+            .clone()
+            .clip_by_global_norm(1.0)
+            .nonfinite(wgpu_optim::clip::NonFinite::Skip),
+        &mix,
+        Dispatch::Fused,
+    );
+    {
+        let mut g = c.benchmark_group("adam_clip");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("gpt2_mix", |b| b.iter(|| step(&gpu, &mut clipped).unwrap()));
+        g.finish();
+    }
+    let (t_plain, t_clip) =
+        interleaved(15, || step(&gpu, &mut plain), || step(&gpu, &mut clipped)).unwrap();
+    let (t_plain2, t_guard) =
+        interleaved(15, || step(&gpu, &mut plain), || step(&gpu, &mut guarded)).unwrap();
     c.final_summary();
 
     println!(
@@ -147,4 +175,11 @@ fn main() {
             t_mix3.as_secs_f64() / t_unf.as_secs_f64(),
         );
     }
+    println!(
+        "adam + clip_by_global_norm / adam: {:.3} ({:.2} ms vs {:.2} ms); with the non-finite guard too: {:.3}",
+        t_clip.as_secs_f64() / t_plain.as_secs_f64(),
+        t_clip.as_secs_f64() * 1e3,
+        t_plain.as_secs_f64() * 1e3,
+        t_guard.as_secs_f64() / t_plain2.as_secs_f64(),
+    );
 }

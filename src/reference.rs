@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::clip::{ClipScope, GradientConfig, LossScale, NonFinite, NormType};
 use crate::error::Result;
 use crate::layout::ParamLayout;
 use crate::optim::{Algorithm, GroupHp, OptimizerSpec};
@@ -14,10 +15,24 @@ pub struct Reference {
     algorithm: Algorithm,
     hps: Vec<GroupHp>,
     assignment: Vec<usize>,
-    /// Steps taken.
+    /// Steps taken (PyTorch's `state["step"]`: skipped steps do not count).
     pub step: u64,
+    /// Calls of [`step`](Self::step), skipped or not.
+    pub host_step: u64,
     /// Gradient multiplier (as `Optimizer::set_grad_scale`).
     pub grad_scale: f64,
+    /// The gradient pipeline's configuration.
+    pub gradients: GradientConfig,
+    /// The dynamic loss scale (1 without one).
+    pub scale: f64,
+    /// GradScaler's growth tracker.
+    pub growth_tracker: u32,
+    /// Steps skipped for non-finite gradients.
+    pub skipped: u64,
+    /// Whether the last step saw a non-finite gradient.
+    pub found_inf: bool,
+    /// The norm of each group's clipping scope at the last step.
+    pub norms: Vec<f64>,
     /// State per name (PyTorch's keys), per tensor.
     pub state: BTreeMap<&'static str, Vec<Vec<f64>>>,
 }
@@ -53,12 +68,24 @@ impl Reference {
                 (n, v)
             })
             .collect();
+        let gradients = *spec.gradients();
+        let scale = match gradients.loss_scale {
+            Some(LossScale::Dynamic(c)) => c.init_scale,
+            _ => 1.0,
+        };
         Ok(Reference {
+            norms: vec![0.0; hps.len()],
             algorithm,
             hps,
             assignment,
             step: 0,
+            host_step: 0,
             grad_scale: 1.0,
+            gradients,
+            scale,
+            growth_tracker: 0,
+            skipped: 0,
+            found_inf: false,
             state,
         })
     }
@@ -68,16 +95,94 @@ impl Reference {
         self.hps[group].lr = lr;
     }
 
-    /// One step over all tensors.
+    /// The gradients after unscaling and clipping by value, the norm of each
+    /// group's scope, and whether any was not finite (PyTorch's
+    /// `GradScaler.unscale_`, `clip_grad_value_` and `clip_grad_norm_`).
+    fn preprocess(&self, grads: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<f64>, bool) {
+        let g = &self.gradients;
+        let pre = self.grad_scale * g.static_factor() / self.scale;
+        let mut found = false;
+        let u: Vec<Vec<f64>> = grads
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|&x| {
+                        let mut v = x * pre;
+                        if let Some(c) = g.clip_value {
+                            v = v.clamp(-c, c);
+                        }
+                        if !v.is_finite() {
+                            found = true;
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        let n_groups = self.hps.len();
+        let norm_type = g.clip_norm.map(|c| c.1).unwrap_or_default();
+        let norm_of = |sel: &dyn Fn(usize) -> bool| -> f64 {
+            let vals = u
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| sel(*k))
+                .flat_map(|(_, t)| t.iter());
+            match norm_type {
+                NormType::L1 => vals.map(|x| x.abs()).sum(),
+                NormType::L2 => vals.map(|x| x * x).sum::<f64>().sqrt(),
+                NormType::Inf => vals.fold(0.0, |m, x| m.max(x.abs())),
+            }
+        };
+        let norms = match g.clip_scope {
+            ClipScope::Global => vec![norm_of(&|_| true); n_groups],
+            ClipScope::PerGroup => (0..n_groups)
+                .map(|grp| norm_of(&|k| self.assignment[k] == grp))
+                .collect(),
+        };
+        (u, norms, found)
+    }
+
+    /// One step over all tensors, with the gradient pipeline of the spec.
     pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>]) {
+        self.host_step += 1;
+        let (u, norms, found) = self.preprocess(grads);
+        self.found_inf = found;
+        self.norms = norms
+            .iter()
+            .map(|&n| if found { f64::INFINITY } else { n })
+            .collect();
+        let skip = found && self.gradients.nonfinite != NonFinite::Propagate;
+        if let Some(LossScale::Dynamic(c)) = self.gradients.loss_scale {
+            if found {
+                self.scale *= c.backoff_factor;
+                self.growth_tracker = 0;
+            } else if self.growth_tracker + 1 == c.growth_interval {
+                self.scale *= c.growth_factor;
+                self.growth_tracker = 0;
+            } else {
+                self.growth_tracker += 1;
+            }
+        }
+        if skip {
+            self.skipped += 1;
+            return;
+        }
+        let coefs: Vec<f64> = norms
+            .iter()
+            .map(|&n| match self.gradients.clip_norm {
+                Some((max_norm, _)) => (max_norm / (n + 1e-6)).min(1.0),
+                None => 1.0,
+            })
+            .collect();
         self.step += 1;
         let t = self.step as f64;
         for k in 0..params.len() {
-            let hp = self.hps[self.assignment[k]];
+            let grp = self.assignment[k];
+            let hp = self.hps[grp];
             for i in 0..params[k].len() {
                 let mut st: Vec<f64> = self.state.values().map(|s| s[k][i]).collect();
                 let p = &mut params[k][i];
-                self.element(&hp, t, p, grads[k][i], &mut st);
+                self.element(&hp, t, p, u[k][i] * coefs[grp], &mut st);
                 for (s, v) in self.state.values_mut().zip(st) {
                     s[k][i] = v;
                 }
@@ -90,7 +195,7 @@ impl Reference {
     fn element(&self, hp: &GroupHp, t: f64, p: &mut f64, grad: f64, st: &mut [f64]) {
         let names: Vec<&str> = self.state.keys().copied().collect();
         let idx = |n: &str| names.iter().position(|x| *x == n);
-        let mut g = grad * self.grad_scale;
+        let mut g = grad;
         let (lr, wd, l1) = (hp.lr, hp.weight_decay, hp.l1);
         match &self.algorithm {
             Algorithm::Sgd(c) => {
