@@ -393,3 +393,65 @@ impl EarlyStopping {
         self.reason.clone()
     }
 }
+
+/// Keeps the best weights of an [`EarlyStopping`] run on the device: acts on
+/// each [`Decision`] with buffer copies (no trip through the host).
+///
+/// ```no_run
+/// # use wgpu_optim::{Gpu, ParamLayout, ParamSet};
+/// # use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
+/// # fn main() -> wgpu_optim::Result<()> {
+/// # let gpu = Gpu::new_default()?;
+/// # let mut params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
+/// let mut stop = EarlyStopping::new(EarlyStoppingConfig { patience: 3, restore_best_weights: true, ..Default::default() })?;
+/// let mut best = BestWeights::new(&gpu, &params)?;
+/// for epoch in 0..100 {
+///     // ... train one epoch, then evaluate ...
+///     let val_loss = 1.0 / (epoch as f64 + 1.0);
+///     let decision = stop.update(epoch, val_loss);
+///     best.apply(&gpu, &mut params, &decision)?;
+///     if decision.stop { break; }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct BestWeights {
+    snapshot: crate::params::ParamSnapshot,
+    saved: bool,
+}
+
+impl BestWeights {
+    /// Allocates the snapshot buffers (a copy of `params` as they are now).
+    pub fn new(gpu: &crate::Gpu, params: &crate::ParamSet) -> Result<BestWeights> {
+        Ok(BestWeights {
+            snapshot: params.snapshot(gpu)?,
+            saved: false,
+        })
+    }
+
+    /// Snapshots on `decision.snapshot`, restores on `decision.restore_best`.
+    pub fn apply(
+        &mut self,
+        gpu: &crate::Gpu,
+        params: &mut crate::ParamSet,
+        decision: &Decision,
+    ) -> Result<()> {
+        if decision.snapshot {
+            params.save_to(gpu, &self.snapshot)?;
+            self.saved = true;
+        }
+        if decision.restore_best && self.saved {
+            params.restore_from(gpu, &self.snapshot)?;
+        }
+        Ok(())
+    }
+
+    /// Restores the snapshot (Keras' `on_train_end` when training ran out of
+    /// epochs without stopping early). Does nothing if none was taken.
+    pub fn restore(&self, gpu: &crate::Gpu, params: &mut crate::ParamSet) -> Result<()> {
+        if self.saved {
+            params.restore_from(gpu, &self.snapshot)?;
+        }
+        Ok(())
+    }
+}

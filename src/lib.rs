@@ -50,6 +50,7 @@ pub mod optim;
 pub mod params;
 pub mod reference;
 pub mod schedule;
+pub mod scheduler;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;

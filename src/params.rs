@@ -271,3 +271,73 @@ pub(crate) fn read_role(
     }
     Ok(out)
 }
+
+/// A copy of every parameter on the device (one buffer per chunk), taken
+/// and restored with buffer copies: no trip through the host. Used to keep
+/// the best weights for early stopping.
+#[derive(Debug)]
+pub struct ParamSnapshot {
+    params_id: u64,
+    gpu_id: u64,
+    buffers: Vec<wgpu::Buffer>,
+}
+
+impl ParamSet {
+    /// Allocates a snapshot of this set's parameters and fills it now.
+    pub fn snapshot(&self, gpu: &Gpu) -> Result<ParamSnapshot> {
+        gpu.check_same("this ParamSet", self.gpu_id)?;
+        let buffers = gpu.scoped("params/snapshot/new", || {
+            self.placement
+                .chunk_lens()
+                .iter()
+                .enumerate()
+                .map(|(c, &len)| {
+                    gpu.create_buffer(&format!("params/snapshot/chunk{c}"), len * 4, ROLE_USAGE)
+                })
+                .collect()
+        })?;
+        let snap = ParamSnapshot {
+            params_id: self.id,
+            gpu_id: self.gpu_id,
+            buffers,
+        };
+        self.save_to(gpu, &snap)?;
+        Ok(snap)
+    }
+
+    fn copy(&self, gpu: &Gpu, snap: &ParamSnapshot, to_snapshot: bool) -> Result<()> {
+        gpu.check_same("this ParamSet", self.gpu_id)?;
+        gpu.check_same("the snapshot", snap.gpu_id)?;
+        if snap.params_id != self.id {
+            return Err(Error::mismatch(format!(
+                "the snapshot was taken of ParamSet #{}, not #{}",
+                snap.params_id, self.id
+            )));
+        }
+        gpu.scoped("params/snapshot/copy", || {
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("params/snapshot/copy"),
+                });
+            for (p, s) in self.params.buffers.iter().zip(&snap.buffers) {
+                if to_snapshot {
+                    enc.copy_buffer_to_buffer(p, 0, s, 0, None);
+                } else {
+                    enc.copy_buffer_to_buffer(s, 0, p, 0, None);
+                }
+            }
+            gpu.queue().submit([enc.finish()]);
+        })
+    }
+
+    /// Copies the current parameters into `snap` (on the device).
+    pub fn save_to(&self, gpu: &Gpu, snap: &ParamSnapshot) -> Result<()> {
+        self.copy(gpu, snap, true)
+    }
+
+    /// Copies `snap` back into the parameters (on the device).
+    pub fn restore_from(&mut self, gpu: &Gpu, snap: &ParamSnapshot) -> Result<()> {
+        self.copy(gpu, snap, false)
+    }
+}

@@ -1294,3 +1294,50 @@ impl Optimizer {
         self.grad.as_ref().map(|g| &g.control)
     }
 }
+
+// Momentum cycling for schedules.
+impl Optimizer {
+    /// Sets the momentum for the next steps: `momentum` of SGD and RMSprop,
+    /// `beta1` of Adam and AdamW (what PyTorch's cycling schedulers set).
+    ///
+    /// # Errors
+    /// An optimizer without momentum (Adagrad, Adadelta, or SGD / RMSprop
+    /// built with momentum 0, which keep no momentum buffer), or a value out
+    /// of range; nothing changes then.
+    pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
+        let mut algorithm = self.spec.algorithm.clone();
+        match &mut algorithm {
+            Algorithm::Sgd(c) if c.momentum != 0.0 => c.momentum = momentum,
+            Algorithm::RmsProp(c) if c.momentum > 0.0 => c.momentum = momentum,
+            Algorithm::Adam(c) => c.beta1 = momentum,
+            Algorithm::AdamW(c) => c.beta1 = momentum,
+            _ => {
+                return Err(Error::invalid(
+                    "momentum",
+                    momentum,
+                    "an optimizer built with momentum (SGD, RMSprop) or beta1 (Adam, AdamW)",
+                    format!(
+                        "{} was built without a momentum buffer",
+                        self.spec.algorithm.name()
+                    ),
+                ));
+            }
+        }
+        algorithm.validate()?;
+        let still_has_buffer = match &algorithm {
+            Algorithm::Sgd(c) => c.momentum != 0.0,
+            Algorithm::RmsProp(c) => c.momentum > 0.0,
+            _ => true,
+        };
+        if !still_has_buffer {
+            return Err(Error::invalid(
+                "momentum",
+                momentum,
+                "> 0 (the kernel was built with a momentum buffer)",
+                "momentum cannot be switched off after construction",
+            ));
+        }
+        self.spec.algorithm = algorithm;
+        Ok(())
+    }
+}
