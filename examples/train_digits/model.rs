@@ -1,0 +1,566 @@
+//! The digits example's model and training loop, shared by the example's
+//! command line (`main.rs`) and its test (`tests/train_digits.rs`).
+//!
+//! Forward and backward passes are WGSL kernels (`mlp.wgsl`) that read the
+//! engine's params buffer and write its grads buffer; the engine does the
+//! rest: AdamW (or another optimizer), linear warmup + cosine decay,
+//! global-norm clipping, early stopping on validation loss with restore-best.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::Path;
+
+use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
+use wgpu_optim::optim::*;
+use wgpu_optim::schedule::Schedule;
+use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const N_IN: usize = 64;
+pub const N_HID: usize = 128;
+pub const N_OUT: usize = 10;
+
+/// The handwritten digits: `n` samples of 64 features in [0, 1] and labels.
+pub struct Data {
+    pub x: Vec<f32>,
+    pub y: Vec<u32>,
+}
+
+impl Data {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+}
+
+/// Reads the gzip'd CSV (64 pixel values 0..16, then the label).
+pub fn load_digits(path: &Path) -> Result<Data, BoxError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{} is not a readable gzip'd CSV: {e}", path.display()))?;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Vec<f32> = line
+            .split(',')
+            .map(|s| s.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        if v.len() != N_IN + 1 || !(0.0..=9.0).contains(&v[N_IN]) {
+            return Err(format!(
+                "{} line {}: expected 64 pixels and a label 0..9",
+                path.display(),
+                n + 1
+            )
+            .into());
+        }
+        x.extend(v[..N_IN].iter().map(|p| p / 16.0));
+        y.push(v[N_IN] as u32);
+    }
+    Ok(Data { x, y })
+}
+
+/// SplitMix64: a tiny seeded generator (shuffles and initial weights).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, (self.next_u64() % (i as u64 + 1)) as usize);
+        }
+    }
+}
+
+/// Test 20% (held out), validation 10% of the rest (early stopping), train.
+pub struct Split {
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+    pub test: Vec<u32>,
+}
+
+pub fn split(n: usize, seed: u64) -> Split {
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    Rng(seed ^ 0x5EED).shuffle(&mut ids);
+    let n_test = n / 5;
+    let n_val = (n - n_test) / 10;
+    Split {
+        test: ids[..n_test].to_vec(),
+        val: ids[n_test..n_test + n_val].to_vec(),
+        train: ids[n_test + n_val..].to_vec(),
+    }
+}
+
+pub fn layout() -> ParamLayout {
+    ParamLayout::new(&[
+        ("fc1.weight", &[N_HID, N_IN][..]),
+        ("fc1.bias", &[N_HID][..]),
+        ("fc2.weight", &[N_OUT, N_HID][..]),
+        ("fc2.bias", &[N_OUT][..]),
+    ])
+    .expect("fixed layout")
+}
+
+/// PyTorch's nn.Linear initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+pub fn init_params(seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    let mut u = |n: usize, fan_in: usize| {
+        let k = 1.0 / (fan_in as f32).sqrt();
+        (0..n).map(|_| rng.uniform(-k, k)).collect::<Vec<f32>>()
+    };
+    vec![
+        u(N_HID * N_IN, N_IN),
+        u(N_HID, N_IN),
+        u(N_OUT * N_HID, N_HID),
+        u(N_OUT, N_HID),
+    ]
+}
+
+/// Mirrors `struct Dims` in mlp.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Dims {
+    batch: u32,
+    batch_start: u32,
+    metric_start: u32,
+    grad_divisor: u32,
+    off_w1: u32,
+    off_b1: u32,
+    off_w2: u32,
+    off_b2: u32,
+    scratch_logits: u32,
+    _pad: [u32; 3],
+}
+
+/// The MLP's kernels and buffers on one device, bound to one ParamSet.
+pub struct Mlp {
+    pipelines: Vec<(wgpu::ComputePipeline, u32)>,
+    bind_group: wgpu::BindGroup,
+    dims: wgpu::Buffer,
+    idx: wgpu::Buffer,
+    metrics: wgpu::Buffer,
+    offsets: [u32; 4],
+    scratch_logits: u32,
+    n_train: usize,
+    n_val: usize,
+    n_test: usize,
+}
+
+fn storage(gpu: &Gpu, label: &str, bytes: &[u8], writable: bool) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+    let _ = writable;
+    gpu.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage,
+        })
+}
+
+impl Mlp {
+    /// Uploads the data once and builds the five kernels.
+    pub fn new(
+        gpu: &Gpu,
+        params: &ParamSet,
+        data: &Data,
+        split: &Split,
+        max_batch: usize,
+    ) -> Result<Mlp, BoxError> {
+        if params.num_chunks() != 1 {
+            return Err(
+                "the example's kernels bind chunk 0 only: the model must fit one chunk".into(),
+            );
+        }
+        let off = |name: &str| -> Result<u32, BoxError> {
+            Ok(params.pieces(name)?[0].chunk_offset as u32)
+        };
+        let offsets = [
+            off("fc1.weight")?,
+            off("fc1.bias")?,
+            off("fc2.weight")?,
+            off("fc2.bias")?,
+        ];
+        let device = gpu.device();
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("example/mlp"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("mlp.wgsl").into()),
+        });
+        let rows = max_batch.max(split.val.len()).max(split.test.len());
+        let scratch_logits = (rows * N_HID) as u32;
+        let x = storage(gpu, "example/x", bytemuck::cast_slice(&data.x), false);
+        let y = storage(gpu, "example/y", bytemuck::cast_slice(&data.y), false);
+        let mut ids: Vec<u32> = split.train.clone();
+        ids.extend(&split.val);
+        ids.extend(&split.test);
+        let idx = storage(gpu, "example/idx", bytemuck::cast_slice(&ids), false);
+        let scratch = storage(
+            gpu,
+            "example/scratch",
+            &vec![0u8; rows * (N_HID + N_OUT) * 4],
+            true,
+        );
+        let metrics = storage(gpu, "example/metrics", &vec![0u8; ids.len() * 2 * 4], true);
+        let dims = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("example/dims"),
+            size: std::mem::size_of::<Dims>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let ro = |b| wgpu::BindGroupLayoutEntry {
+            binding: b,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: if b == 0 {
+                    wgpu::BufferBindingType::Uniform
+                } else {
+                    wgpu::BufferBindingType::Storage { read_only: b < 5 }
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("example/mlp"),
+            entries: &(0..8).map(ro).collect::<Vec<_>>(),
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("example/mlp"),
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+        let bufs = [
+            dims.as_entire_binding(),
+            x.as_entire_binding(),
+            y.as_entire_binding(),
+            idx.as_entire_binding(),
+            params.param_buffers()[0].as_entire_binding(),
+            params.grad_buffers()[0].as_entire_binding(),
+            scratch.as_entire_binding(),
+            metrics.as_entire_binding(),
+        ];
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("example/mlp"),
+            layout: &bgl,
+            entries: &bufs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: r.clone(),
+                })
+                .collect::<Vec<_>>(),
+        });
+        let pipelines = [
+            "forward_hidden",
+            "forward_head",
+            "backward_out",
+            "backward_hidden",
+            "backward_in",
+        ]
+        .iter()
+        .map(|e| {
+            (
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(e),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(e),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }),
+                0,
+            )
+        })
+        .collect();
+        Ok(Mlp {
+            pipelines,
+            bind_group,
+            dims,
+            idx,
+            metrics,
+            offsets,
+            scratch_logits,
+            n_train: split.train.len(),
+            n_val: split.val.len(),
+            n_test: split.test.len(),
+        })
+    }
+
+    /// Rewrites the train part of the sample list (a new epoch's order).
+    pub fn set_train_order(&self, gpu: &Gpu, order: &[u32]) {
+        gpu.queue()
+            .write_buffer(&self.idx, 0, bytemuck::cast_slice(order));
+    }
+
+    /// Records forward (and with `backward`, the gradients) for `batch`
+    /// samples starting at `start` of the sample list; grads are divided by
+    /// `divisor` (the batch size of a mean loss).
+    pub fn run(&self, gpu: &Gpu, start: usize, batch: usize, divisor: usize, backward: bool) {
+        let d = Dims {
+            batch: batch as u32,
+            batch_start: start as u32,
+            metric_start: start as u32,
+            grad_divisor: divisor as u32,
+            off_w1: self.offsets[0],
+            off_b1: self.offsets[1],
+            off_w2: self.offsets[2],
+            off_b2: self.offsets[3],
+            scratch_logits: self.scratch_logits,
+            _pad: [0; 3],
+        };
+        gpu.queue()
+            .write_buffer(&self.dims, 0, bytemuck::bytes_of(&d));
+        let sizes = [
+            batch * N_HID,
+            batch,
+            N_OUT * N_HID + N_OUT,
+            batch * N_HID,
+            N_HID * N_IN + N_HID,
+        ];
+        let mut enc = gpu.device().create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            let n = if backward { 5 } else { 2 };
+            for ((p, _), size) in self.pipelines.iter().zip(sizes).take(n) {
+                pass.set_pipeline(p);
+                pass.dispatch_workgroups((size as u32).div_ceil(64), 1, 1);
+            }
+        }
+        gpu.queue().submit([enc.finish()]);
+    }
+
+    /// Mean (loss, accuracy) over `n` samples from `start`, read back.
+    pub fn metrics(&self, gpu: &Gpu, start: usize, n: usize) -> Result<(f64, f64), BoxError> {
+        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("example/metrics/readback"),
+            size: (n * 8) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu.device().create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(
+            &self.metrics,
+            (start * 8) as u64,
+            &staging,
+            0,
+            (n * 8) as u64,
+        );
+        let sub = gpu.queue().submit([enc.finish()]);
+        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        gpu.device().poll(wgpu::PollType::Wait {
+            submission_index: Some(sub),
+            timeout: Some(std::time::Duration::from_secs(60)),
+        })?;
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range()?);
+        let (mut loss, mut acc) = (0.0f64, 0.0f64);
+        for m in v.chunks(2) {
+            loss += m[0] as f64;
+            acc += m[1] as f64;
+        }
+        Ok((loss / n as f64, acc / n as f64))
+    }
+
+    pub fn eval_val(&self, gpu: &Gpu) -> Result<(f64, f64), BoxError> {
+        self.run(gpu, self.n_train, self.n_val, self.n_val, false);
+        self.metrics(gpu, self.n_train, self.n_val)
+    }
+
+    pub fn eval_test(&self, gpu: &Gpu) -> Result<(f64, f64), BoxError> {
+        let start = self.n_train + self.n_val;
+        self.run(gpu, start, self.n_test, self.n_test, false);
+        self.metrics(gpu, start, self.n_test)
+    }
+}
+
+/// The example's settings (its command-line flags).
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub optimizer: String,
+    pub epochs: u64,
+    pub seed: u64,
+    pub batch: usize,
+    pub lr: Option<f64>,
+    pub warmup_epochs: u64,
+    pub max_norm: f64,
+    pub patience: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            optimizer: "adamw".into(),
+            epochs: 60,
+            seed: 0,
+            batch: 32,
+            lr: None,
+            warmup_epochs: 3,
+            max_norm: 1.0,
+            patience: 10,
+        }
+    }
+}
+
+/// The optimizer spec for `name` with the example's default lr for it.
+pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerSpec, BoxError> {
+    let spec = match name {
+        "sgd" => OptimizerSpec::sgd(SgdConfig {
+            lr: lr.unwrap_or(0.1),
+            momentum: 0.9,
+            nesterov: true,
+            ..Default::default()
+        }),
+        "adam" => OptimizerSpec::adam(AdamConfig {
+            lr: lr.unwrap_or(1e-2),
+            ..Default::default()
+        }),
+        "adamw" => OptimizerSpec::adamw(AdamWConfig {
+            lr: lr.unwrap_or(1e-2),
+            weight_decay: 1e-2,
+            ..Default::default()
+        })
+        .group(ParamGroup::matching("*.bias").weight_decay(0.0)),
+        "adagrad" => OptimizerSpec::adagrad(AdagradConfig {
+            lr: lr.unwrap_or(5e-2),
+            ..Default::default()
+        }),
+        "adadelta" => OptimizerSpec::adadelta(AdadeltaConfig {
+            lr: lr.unwrap_or(1.0),
+            ..Default::default()
+        }),
+        "rmsprop" => OptimizerSpec::rmsprop(RmsPropConfig {
+            lr: lr.unwrap_or(1e-3),
+            ..Default::default()
+        }),
+        other => {
+            return Err(format!(
+                "unknown optimizer {other:?}: use sgd, adam, adamw, adagrad, adadelta or rmsprop"
+            )
+            .into());
+        }
+    };
+    Ok(spec.clip_by_global_norm(max_norm))
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    pub epoch: u64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub lr: f64,
+}
+
+/// What a run ended with.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub test_loss: f64,
+    pub test_acc: f64,
+    pub epochs_run: u64,
+    pub best_epoch: Option<u64>,
+    pub stop_reason: String,
+    pub history: Vec<EpochStats>,
+    pub final_params: Vec<Vec<f32>>,
+}
+
+/// Trains on one device; `on_epoch` sees each epoch's figures.
+pub fn train(
+    gpu: &Gpu,
+    data: &Data,
+    cfg: &TrainConfig,
+    mut on_epoch: impl FnMut(&EpochStats),
+) -> Result<Summary, BoxError> {
+    let split = split(data.len(), cfg.seed);
+    let layout = layout();
+    let mut params = ParamSet::new(gpu, &layout)?;
+    params.write_all(gpu, &init_params(cfg.seed))?;
+    let spec = spec_for(&cfg.optimizer, cfg.lr, cfg.max_norm)?;
+    let mut opt = Optimizer::new(gpu, &spec, &params)?;
+    let mlp = Mlp::new(gpu, &params, data, &split, cfg.batch)?;
+    let steps_per_epoch = split.train.len().div_ceil(cfg.batch) as u64;
+    let total = (cfg.epochs * steps_per_epoch).max(2);
+    let peak = opt.group_hp(0)?.lr;
+    let warmup = (cfg.warmup_epochs * steps_per_epoch).min(total - 1);
+    let mut sched = LrScheduler::new(
+        &opt,
+        Schedule::warmup_cosine(peak, warmup, total, peak / 100.0)?,
+    )?;
+    sched.apply(&mut opt)?;
+    let mut stop = EarlyStopping::new(EarlyStoppingConfig {
+        patience: cfg.patience,
+        restore_best_weights: true,
+        ..Default::default()
+    })?;
+    let mut best = BestWeights::new(gpu, &params)?;
+    let mut rng = Rng(cfg.seed);
+    let mut history = Vec::new();
+    let mut stop_reason = format!("ran all {} epochs", cfg.epochs);
+    for epoch in 0..cfg.epochs {
+        let mut order = split.train.clone();
+        rng.shuffle(&mut order);
+        mlp.set_train_order(gpu, &order);
+        let mut start = 0;
+        while start < order.len() {
+            let b = cfg.batch.min(order.len() - start);
+            mlp.run(gpu, start, b, b, true);
+            opt.step(gpu, &mut params)?;
+            sched.advance(&mut opt)?;
+            start += b;
+        }
+        let (train_loss, train_acc) = mlp.metrics(gpu, 0, order.len())?;
+        let (val_loss, val_acc) = mlp.eval_val(gpu)?;
+        let e = EpochStats {
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            lr: opt.group_hp(0)?.lr,
+        };
+        on_epoch(&e);
+        history.push(e);
+        let d = stop.update(epoch, val_loss);
+        best.apply(gpu, &mut params, &d)?;
+        if d.stop {
+            stop_reason = match stop.reason() {
+                Some(r) => r.to_string(),
+                None => "early stopping".into(),
+            };
+            break;
+        }
+    }
+    if !stop.should_stop() && stop.on_train_end() {
+        best.restore(gpu, &mut params)?;
+    }
+    let (test_loss, test_acc) = mlp.eval_test(gpu)?;
+    Ok(Summary {
+        test_loss,
+        test_acc,
+        epochs_run: history.len() as u64,
+        best_epoch: stop.best_epoch(),
+        stop_reason,
+        history,
+        final_params: params.read_all(gpu)?,
+    })
+}
