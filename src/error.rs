@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Timeout,
     /// A step saw non-finite gradients and was skipped (`NonFinite::Error`).
     NonFinite,
+    /// A checkpoint could not be written, or a file is truncated, corrupt or
+    /// does not match the live training state.
+    Checkpoint,
 }
 
 /// The error type of every fallible function in this crate.
@@ -121,6 +124,14 @@ pub enum Error {
         /// The host step count when the skip was observed.
         host_step: u64,
     },
+    /// A checkpoint file could not be written or read, or does not match.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the tensor or field and expected vs found.
+        reason: String,
+    },
     /// A wait on the GPU exceeded its bound.
     #[error("timed out after {seconds} s waiting for the GPU in {context}")]
     Timeout {
@@ -145,6 +156,7 @@ impl Error {
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::NonFinite { .. } => ErrorKind::NonFinite,
+            Error::Checkpoint { .. } => ErrorKind::Checkpoint,
         }
     }
 

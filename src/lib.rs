@@ -41,6 +41,7 @@
 //! the whole model.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod clip;
 pub mod early_stopping;
 pub mod error;

@@ -1,0 +1,44 @@
+//! Writes a small checkpoint (Adam with AMSGrad, 3 steps) for
+//! `tests/golden/check_checkpoint.py`, which opens it from Python.
+//!
+//! `cargo run --example write_checkpoint -- out.safetensors`
+
+use wgpu_optim::checkpoint::{self, TrainingState};
+use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::env::args()
+        .nth(1)
+        .ok_or("usage: write_checkpoint OUT.safetensors")?;
+    let gpu = Gpu::new_default()?;
+    let layout = ParamLayout::new(&[("fc1.weight", &[4, 3][..]), ("fc1.bias", &[4][..])])?;
+    let mut params = ParamSet::new(&gpu, &layout)?;
+    params.write(
+        &gpu,
+        "fc1.weight",
+        &(0..12).map(|i| i as f32 / 10.0).collect::<Vec<_>>(),
+    )?;
+    let spec = OptimizerSpec::adam(AdamConfig {
+        amsgrad: true,
+        ..Default::default()
+    });
+    let mut opt = Optimizer::new(&gpu, &spec, &params)?;
+    for _ in 0..3 {
+        params.write_grad(&gpu, "fc1.weight", &[0.5; 12])?;
+        params.write_grad(&gpu, "fc1.bias", &[-1.0; 4])?;
+        opt.step(&gpu, &mut params)?;
+    }
+    checkpoint::save(
+        out.as_ref(),
+        &gpu,
+        &params,
+        &mut opt,
+        &TrainingState {
+            epoch: 1,
+            ..Default::default()
+        },
+    )?;
+    println!("wrote {out}");
+    Ok(())
+}

@@ -1,0 +1,627 @@
+//! Checkpoints: save and resume the whole training state, losing nothing.
+//!
+//! # File format
+//! A [safetensors](https://github.com/huggingface/safetensors) file, so
+//! Python opens it with `safetensors.torch.load_file`:
+//! - `param.<tensor>`: each parameter, F32, with its shape;
+//! - `state.<tensor>.<key>`: each optimizer state with PyTorch's keys
+//!   (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`,
+//!   `square_avg`, `acc_delta`, `grad_avg`);
+//! - `__metadata__`: `format` = `wgpu-optim-checkpoint`, `version` = `1`,
+//!   and `wgpu_optim` = one JSON document ([`CheckpointMeta`]): optimizer
+//!   kind, state keys, step count, each param group's `lr`, `weight_decay`
+//!   and `l1`, the gradient pipeline's state (loss scale, skipped steps), the
+//!   layout, an FNV-1a 64 checksum of every tensor, and the caller's
+//!   [`TrainingState`] (scheduler position, plateau, early stopping, epoch and
+//!   free-form `extra` entries).
+//!
+//! [`export_params`] writes the parameters alone under their plain names.
+//!
+//! # Guarantees
+//! - **Atomic**: written to a temporary file in the same folder, flushed and
+//!   `fsync`ed, then renamed over the target, and the folder is synced; a
+//!   crash mid-write leaves the previous checkpoint intact.
+//! - **Bounded memory**: tensors stream one at a time between the GPU and
+//!   the file. Saving reads each tensor from the GPU twice (once for its
+//!   checksum, which the header needs before the data); loading reads each
+//!   tensor's bytes twice (verify, then upload). The host never holds more
+//!   than the largest tensor.
+//! - **Validated before anything changes**: format, version, optimizer kind,
+//!   state keys, group count, layout (names, shapes, order), every tensor's
+//!   presence, dtype, shape and byte range, the file length (truncation) and
+//!   every checksum are checked before the first byte reaches the GPU.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clip::GradientState;
+use crate::early_stopping::EarlyStopping;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::optim::Optimizer;
+use crate::params::ParamSet;
+use crate::schedule::ReduceLrOnPlateau;
+use crate::scheduler::LrScheduler;
+
+/// `format` of a full checkpoint.
+pub const FORMAT: &str = "wgpu-optim-checkpoint";
+/// `format` of a parameters-only file.
+pub const PARAMS_FORMAT: &str = "wgpu-optim-params";
+/// The version this crate writes and reads.
+pub const VERSION: u32 = 1;
+/// Largest header accepted (as the safetensors crate: 100 MB).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Host-side training state saved with a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// The learning-rate scheduler (its schedules and position).
+    pub scheduler: Option<LrScheduler>,
+    /// ReduceLROnPlateau's state.
+    pub plateau: Option<ReduceLrOnPlateau>,
+    /// Early stopping's state.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Anything else a component wants to keep, by component name.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl PartialEq for LrScheduler {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_string(self).ok() == serde_json::to_string(other).ok()
+    }
+}
+
+/// One param group's hyperparameters as saved.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GroupMeta {
+    /// Learning rate at save time.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// L1 penalty.
+    pub l1: f64,
+}
+
+/// The JSON document under `__metadata__["wgpu_optim"]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// `sgd`, `adam`, `adamw`, `adagrad`, `adadelta` or `rmsprop`.
+    pub optimizer: String,
+    /// The optimizer's state keys.
+    pub state_names: Vec<String>,
+    /// Steps submitted (`Optimizer::step_count`).
+    pub step: u64,
+    /// Each param group, base group first.
+    pub groups: Vec<GroupMeta>,
+    /// The gradient pipeline's state, when it has one.
+    pub gradient_state: Option<GradientState>,
+    /// `(name, shape)` of every tensor, in layout order.
+    pub layout: Vec<(String, Vec<usize>)>,
+    /// FNV-1a 64 of each tensor's bytes, as 16 hex digits.
+    pub checksums: BTreeMap<String, String>,
+    /// The caller's state.
+    pub training: TrainingState,
+}
+
+/// FNV-1a, 64 bits: a checksum to catch corruption (not an authenticator).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A tensor of the file: its name, shape, and how to read it from the GPU.
+struct Entry<'a> {
+    name: String,
+    shape: Vec<usize>,
+    read: Box<dyn Fn() -> Result<Vec<f32>> + 'a>,
+}
+
+/// A safetensors view that reads its tensor from the GPU when the writer
+/// asks for it; a failed read is kept and reported after the write.
+struct Lazy<'a, 'e> {
+    entry: &'e Entry<'a>,
+    failed: &'e std::cell::RefCell<Option<Error>>,
+}
+
+impl safetensors::View for Lazy<'_, '_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.entry.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        match (self.entry.read)() {
+            Ok(v) => bytemuck::cast_slice(&v).to_vec().into(),
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                vec![0u8; self.data_len()].into()
+            }
+        }
+    }
+    fn data_len(&self) -> usize {
+        self.entry.shape.iter().product::<usize>() * 4
+    }
+}
+
+/// Writes `entries` with `meta` atomically to `path`.
+fn write_atomic(path: &Path, entries: &[Entry<'_>], meta: HashMap<String, String>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| ck_err(path, "the path names no file"))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let failed = std::cell::RefCell::new(None);
+    let result = (|| {
+        let views: Vec<(String, Lazy<'_, '_>)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    Lazy {
+                        entry: e,
+                        failed: &failed,
+                    },
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, Some(meta), &tmp)
+            .map_err(|e| ck_err(path, format!("writing {}: {e}", tmp.display())))?;
+        if let Some(e) = failed.borrow_mut().take() {
+            return Err(e);
+        }
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ck_err(path, format!("fsync of {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| ck_err(path, format!("rename from {}: {e}", tmp.display())))?;
+        // Persist the rename itself.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn checksums(entries: &[Entry<'_>]) -> Result<BTreeMap<String, String>> {
+    entries
+        .iter()
+        .map(|e| {
+            Ok((
+                e.name.clone(),
+                format!("{:016x}", fnv1a(bytemuck::cast_slice(&(e.read)()?))),
+            ))
+        })
+        .collect()
+}
+
+fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<Entry<'a>> {
+    params
+        .layout()
+        .tensors()
+        .iter()
+        .map(|t| {
+            let name = t.name.clone();
+            Entry {
+                name: format!("{prefix}{}", t.name),
+                shape: t.shape.clone(),
+                read: Box::new(move || params.read(gpu, &name)),
+            }
+        })
+        .collect()
+}
+
+/// Saves parameters, optimizer state and `training` to `path` atomically.
+///
+/// ```no_run
+/// # use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet, checkpoint};
+/// # use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
+/// # fn main() -> wgpu_optim::Result<()> {
+/// # let gpu = Gpu::new_default()?;
+/// # let mut params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
+/// # let mut opt = Optimizer::new(&gpu, &OptimizerSpec::adam(AdamConfig::default()), &params)?;
+/// checkpoint::save("run.safetensors".as_ref(), &gpu, &params, &mut opt, &Default::default())?;
+/// let training = checkpoint::load("run.safetensors".as_ref(), &gpu, &mut params, &mut opt)?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Checkpoint`] for I/O failures or state that cannot be serialized
+/// (a `Schedule::from_fn` closure); the previous file at `path` is intact then.
+pub fn save(
+    path: &Path,
+    gpu: &Gpu,
+    params: &ParamSet,
+    opt: &mut Optimizer,
+    training: &TrainingState,
+) -> Result<()> {
+    let gradient_state = opt.gradient_state(gpu)?;
+    let opt: &Optimizer = opt;
+    let mut entries = param_entries(gpu, params, "param.");
+    let state_names = opt.state_names();
+    for t in params.layout().tensors() {
+        for &s in &state_names {
+            let name = t.name.clone();
+            entries.push(Entry {
+                name: format!("state.{}.{s}", t.name),
+                shape: t.shape.clone(),
+                read: Box::new(move || opt.read_state(gpu, s, &name)),
+            });
+        }
+    }
+    let groups = (0..opt.num_groups())
+        .map(|g| {
+            let hp = opt.group_hp(g)?;
+            Ok(GroupMeta {
+                lr: hp.lr,
+                weight_decay: hp.weight_decay,
+                l1: hp.l1,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = CheckpointMeta {
+        format: FORMAT.into(),
+        version: VERSION,
+        optimizer: opt.spec().algorithm().name().into(),
+        state_names: state_names.iter().map(|s| s.to_string()).collect(),
+        step: opt.step_count(),
+        groups,
+        gradient_state,
+        layout: layout_of(params),
+        checksums: checksums(&entries)?,
+        training: training.clone(),
+    };
+    let json = serde_json::to_string(&meta).map_err(|e| {
+        ck_err(
+            path,
+            format!("the training state cannot be serialized: {e}"),
+        )
+    })?;
+    let info = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("version".to_string(), VERSION.to_string()),
+        ("wgpu_optim".to_string(), json),
+    ]);
+    write_atomic(path, &entries, info)
+}
+
+fn layout_of(params: &ParamSet) -> Vec<(String, Vec<usize>)> {
+    params
+        .layout()
+        .tensors()
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect()
+}
+
+/// A tensor entry of a safetensors header.
+#[derive(Deserialize)]
+struct HeaderTensor {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+/// An opened file: its header, validated against what the caller expects.
+struct Reader {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    tensors: HashMap<String, HeaderTensor>,
+    metadata: HashMap<String, String>,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Reader> {
+        let mut file = File::open(path).map_err(|e| ck_err(path, format!("cannot open: {e}")))?;
+        let len = file
+            .metadata()
+            .map_err(|e| ck_err(path, e.to_string()))?
+            .len();
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n).map_err(|_| {
+            ck_err(
+                path,
+                format!("truncated: {len} bytes, not even a header length"),
+            )
+        })?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER || 8 + n > len {
+            return Err(ck_err(
+                path,
+                format!("corrupt or truncated header: it claims {n} bytes, the file has {len}"),
+            ));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| ck_err(path, format!("reading the header: {e}")))?;
+        let mut map: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
+            .map_err(|e| ck_err(path, format!("corrupt header (not safetensors JSON): {e}")))?;
+        let metadata: HashMap<String, String> = match map.remove("__metadata__") {
+            Some(v) => serde_json::from_value(v)
+                .map_err(|e| ck_err(path, format!("corrupt __metadata__: {e}")))?,
+            None => HashMap::new(),
+        };
+        let mut tensors = HashMap::new();
+        let mut end = 0u64;
+        for (name, v) in map {
+            let t: HeaderTensor = serde_json::from_value(v)
+                .map_err(|e| ck_err(path, format!("corrupt header entry `{name}`: {e}")))?;
+            end = end.max(t.data_offsets.1);
+            tensors.insert(name, t);
+        }
+        if 8 + n + end != len {
+            return Err(ck_err(
+                path,
+                format!(
+                    "truncated or padded: the header describes {} bytes, the file has {len}",
+                    8 + n + end
+                ),
+            ));
+        }
+        Ok(Reader {
+            path: path.to_path_buf(),
+            file,
+            data_start: 8 + n,
+            tensors,
+            metadata,
+        })
+    }
+
+    /// Checks that the file holds exactly `expected` (name, shape) as F32.
+    fn check_tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<()> {
+        for (name, shape) in expected {
+            let t = self
+                .tensors
+                .get(name)
+                .ok_or_else(|| ck_err(&self.path, format!("missing tensor `{name}`")))?;
+            if t.dtype != "F32" {
+                return Err(ck_err(
+                    &self.path,
+                    format!("tensor `{name}` has dtype {}, expected F32", t.dtype),
+                ));
+            }
+            if &t.shape != shape {
+                return Err(ck_err(
+                    &self.path,
+                    format!(
+                        "tensor `{name}` has shape {:?}, expected {shape:?}",
+                        t.shape
+                    ),
+                ));
+            }
+            let bytes = shape.iter().product::<usize>() as u64 * 4;
+            if t.data_offsets.1 < t.data_offsets.0 || t.data_offsets.1 - t.data_offsets.0 != bytes {
+                return Err(ck_err(
+                    &self.path,
+                    format!(
+                        "tensor `{name}` spans bytes {:?}, expected {bytes} bytes",
+                        t.data_offsets
+                    ),
+                ));
+            }
+        }
+        if self.tensors.len() != expected.len() {
+            let mut extra: Vec<&String> = self
+                .tensors
+                .keys()
+                .filter(|k| !expected.iter().any(|(n, _)| n == *k))
+                .collect();
+            extra.sort();
+            return Err(ck_err(&self.path, format!("unexpected tensors {extra:?}")));
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, name: &str) -> Result<Vec<f32>> {
+        let t = &self.tensors[name];
+        let mut buf = vec![0u8; (t.data_offsets.1 - t.data_offsets.0) as usize];
+        self.file
+            .seek(SeekFrom::Start(self.data_start + t.data_offsets.0))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|e| ck_err(&self.path, format!("reading `{name}`: {e}")))?;
+        Ok(bytemuck::pod_collect_to_vec(&buf))
+    }
+
+    fn verify_checksums(&mut self, sums: &BTreeMap<String, String>) -> Result<()> {
+        let names: Vec<String> = self.tensors.keys().cloned().collect();
+        for name in names {
+            let want = sums
+                .get(&name)
+                .ok_or_else(|| ck_err(&self.path, format!("no checksum recorded for `{name}`")))?;
+            let got = format!("{:016x}", fnv1a(bytemuck::cast_slice(&self.read(&name)?)));
+            if &got != want {
+                return Err(ck_err(
+                    &self.path,
+                    format!("checksum mismatch in tensor `{name}`: the data is corrupt"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_format(&self, format: &str) -> Result<()> {
+        let found = self
+            .metadata
+            .get("format")
+            .map(String::as_str)
+            .unwrap_or("(none)");
+        if found != format {
+            return Err(ck_err(
+                &self.path,
+                format!("format is {found:?}, expected {format:?}"),
+            ));
+        }
+        let version = self
+            .metadata
+            .get("version")
+            .map(String::as_str)
+            .unwrap_or("(none)");
+        if version != VERSION.to_string() {
+            return Err(ck_err(
+                &self.path,
+                format!("version {version} is not supported; this build reads version {VERSION}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Loads a checkpoint written by [`save`] into `params` and `opt`, and
+/// returns the saved [`TrainingState`].
+///
+/// # Errors
+/// [`Error::Checkpoint`] naming what differs — format or version, optimizer
+/// kind, state keys, groups, layout, a missing or extra tensor, a dtype or
+/// shape, truncation, a checksum — and nothing live has changed then.
+pub fn load(
+    path: &Path,
+    gpu: &Gpu,
+    params: &mut ParamSet,
+    opt: &mut Optimizer,
+) -> Result<TrainingState> {
+    let mut r = Reader::open(path)?;
+    r.check_format(FORMAT)?;
+    let meta: CheckpointMeta = serde_json::from_str(
+        r.metadata
+            .get("wgpu_optim")
+            .ok_or_else(|| ck_err(path, "no `wgpu_optim` metadata"))?,
+    )
+    .map_err(|e| ck_err(path, format!("corrupt `wgpu_optim` metadata: {e}")))?;
+    let kind = opt.spec().algorithm().name();
+    if meta.optimizer != kind {
+        return Err(ck_err(
+            path,
+            format!(
+                "optimizer is {}, the live optimizer is {kind}",
+                meta.optimizer
+            ),
+        ));
+    }
+    let live_states: Vec<String> = opt.state_names().iter().map(|s| s.to_string()).collect();
+    if meta.state_names != live_states {
+        return Err(ck_err(
+            path,
+            format!(
+                "state keys {:?}, the live optimizer keeps {live_states:?}",
+                meta.state_names
+            ),
+        ));
+    }
+    if meta.groups.len() != opt.num_groups() {
+        return Err(ck_err(
+            path,
+            format!(
+                "{} param groups, the live optimizer has {}",
+                meta.groups.len(),
+                opt.num_groups()
+            ),
+        ));
+    }
+    let live_layout = layout_of(params);
+    if meta.layout != live_layout {
+        return Err(ck_err(
+            path,
+            "the layout (names, shapes or order) differs from the live one",
+        ));
+    }
+    if meta.gradient_state.is_some() != opt.control_buffer().is_some() {
+        return Err(ck_err(
+            path,
+            "gradient pipeline (clipping / guard / scaler) present in one side only",
+        ));
+    }
+    let mut expected = Vec::new();
+    for (name, shape) in &live_layout {
+        expected.push((format!("param.{name}"), shape.clone()));
+        for s in &live_states {
+            expected.push((format!("state.{name}.{s}"), shape.clone()));
+        }
+    }
+    r.check_tensors(&expected)?;
+    for g in &meta.groups {
+        crate::optim::check_lr("lr", g.lr).map_err(|e| ck_err(path, e.to_string()))?;
+    }
+    r.verify_checksums(&meta.checksums)?;
+    // Everything checked: now change the live state.
+    for (name, _) in &live_layout {
+        let v = r.read(&format!("param.{name}"))?;
+        params.write(gpu, name, &v)?;
+        for s in &live_states {
+            let v = r.read(&format!("state.{name}.{s}"))?;
+            opt.write_state(gpu, s, name, &v)?;
+        }
+    }
+    opt.set_step_count(meta.step);
+    for (g, m) in meta.groups.iter().enumerate() {
+        opt.set_lr(g, m.lr)?;
+    }
+    if let Some(gs) = &meta.gradient_state {
+        opt.set_gradient_state(gpu, gs)?;
+    }
+    Ok(meta.training)
+}
+
+/// Writes the parameters alone, under their plain names (for inference).
+pub fn export_params(path: &Path, gpu: &Gpu, params: &ParamSet) -> Result<()> {
+    let entries = param_entries(gpu, params, "");
+    let json =
+        serde_json::to_string(&checksums(&entries)?).map_err(|e| ck_err(path, e.to_string()))?;
+    let info = HashMap::from([
+        ("format".to_string(), PARAMS_FORMAT.to_string()),
+        ("version".to_string(), VERSION.to_string()),
+        ("checksums".to_string(), json),
+    ]);
+    write_atomic(path, &entries, info)
+}
+
+/// Reads parameters written by [`export_params`] into `params`, after
+/// checking names, shapes, dtypes, length and checksums.
+pub fn import_params(path: &Path, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
+    let mut r = Reader::open(path)?;
+    r.check_format(PARAMS_FORMAT)?;
+    let sums: BTreeMap<String, String> = serde_json::from_str(
+        r.metadata
+            .get("checksums")
+            .ok_or_else(|| ck_err(path, "no checksums in the metadata"))?,
+    )
+    .map_err(|e| ck_err(path, format!("corrupt checksums: {e}")))?;
+    let layout = layout_of(params);
+    r.check_tensors(&layout)?;
+    r.verify_checksums(&sums)?;
+    for (name, _) in &layout {
+        let v = r.read(name)?;
+        params.write(gpu, name, &v)?;
+    }
+    Ok(())
+}

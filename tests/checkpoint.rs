@@ -1,0 +1,405 @@
+//! Checkpoints: bitwise round trips, resume equals an uninterrupted run, and
+//! every kind of bad file refused with a clear error and nothing changed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Rng, gpu};
+use wgpu_optim::checkpoint::{self, TrainingState};
+use wgpu_optim::clip::{GradScalerConfig, LossScale};
+use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
+use wgpu_optim::optim::*;
+use wgpu_optim::schedule::Schedule;
+use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::{ErrorKind, Gpu, Optimizer, ParamLayout, ParamSet};
+
+fn layout() -> ParamLayout {
+    ParamLayout::new(&[
+        ("w", &[4, 5][..]),
+        ("empty", &[0][..]),
+        ("b", &[5][..]),
+        ("long", &[300][..]),
+    ])
+    .unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-optim-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn grads(rng: &mut Rng, l: &ParamLayout) -> Vec<Vec<f32>> {
+    l.tensors()
+        .iter()
+        .map(|t| rng.vec(t.numel as usize, 1.0))
+        .collect()
+}
+
+struct Run {
+    params: ParamSet,
+    opt: Optimizer,
+    sched: LrScheduler,
+}
+
+fn start(gpu: &Gpu, spec: &OptimizerSpec) -> Run {
+    let l = layout();
+    let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+    params.write_all(gpu, &grads(&mut Rng(1), &l)).unwrap();
+    let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
+    let sched = LrScheduler::new(
+        &opt,
+        Schedule::warmup_cosine(opt.group_hp(0).unwrap().lr, 3, 20, 1e-5).unwrap(),
+    )
+    .unwrap();
+    sched.apply(&mut opt).unwrap();
+    Run { params, opt, sched }
+}
+
+/// Steps `from..to`; the gradients depend only on the step number.
+fn train(gpu: &Gpu, r: &mut Run, from: u64, to: u64) {
+    let l = layout();
+    for s in from..to {
+        let mut g = grads(&mut Rng(100 + s), &l);
+        if s == 4 {
+            g[3][7] = f32::INFINITY; // skipped when a guard is on
+        }
+        r.params.write_grads_all(gpu, &g).unwrap();
+        r.opt.step(gpu, &mut r.params).unwrap();
+        r.sched.advance(&mut r.opt).unwrap();
+    }
+}
+
+fn specs() -> Vec<OptimizerSpec> {
+    vec![
+        OptimizerSpec::adam(AdamConfig {
+            amsgrad: true,
+            lr: 0.01,
+            ..Default::default()
+        })
+        .group(ParamGroup::names(["b"]).lr(0.02)),
+        OptimizerSpec::sgd(SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            ..Default::default()
+        }),
+        OptimizerSpec::adamw(AdamWConfig::default())
+            .clip_by_global_norm(0.5)
+            .loss_scale(LossScale::Dynamic(GradScalerConfig {
+                init_scale: 4.0,
+                growth_interval: 2,
+                ..Default::default()
+            })),
+    ]
+}
+
+fn bits(gpu: &Gpu, p: &ParamSet) -> Vec<u32> {
+    p.read_all(gpu)
+        .unwrap()
+        .concat()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+#[test]
+fn resume_from_step_k_equals_an_uninterrupted_run() {
+    let gpu = gpu();
+    for (i, spec) in specs().into_iter().enumerate() {
+        let mut whole = start(gpu, &spec);
+        train(gpu, &mut whole, 0, 8);
+
+        let mut first = start(gpu, &spec);
+        train(gpu, &mut first, 0, 5);
+        let path = tmp(&format!("resume{i}.safetensors"));
+        let training = TrainingState {
+            epoch: 5,
+            scheduler: Some(first.sched.clone()),
+            ..Default::default()
+        };
+        checkpoint::save(&path, gpu, &first.params, &mut first.opt, &training).unwrap();
+
+        // A fresh process: new params, optimizer and scheduler, then load.
+        let mut resumed = start(gpu, &spec);
+        let back = checkpoint::load(&path, gpu, &mut resumed.params, &mut resumed.opt).unwrap();
+        assert_eq!(back.epoch, 5);
+        resumed.sched = back.scheduler.unwrap();
+        resumed.sched.apply(&mut resumed.opt).unwrap();
+        assert_eq!(resumed.opt.step_count(), 5);
+        train(gpu, &mut resumed, 5, 8);
+        assert_eq!(
+            bits(gpu, &resumed.params),
+            bits(gpu, &whole.params),
+            "spec {i}"
+        );
+        for s in whole.opt.state_names() {
+            for t in layout().tensors() {
+                // Bitwise (the unguarded specs carry the planted Inf into NaN state).
+                let b = |o: &Optimizer| {
+                    o.read_state(gpu, s, &t.name)
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<u32>>()
+                };
+                assert!(b(&resumed.opt) == b(&whole.opt), "spec {i} {s} {}", t.name);
+            }
+        }
+        assert_eq!(
+            resumed.opt.gradient_state(gpu).unwrap(),
+            whole.opt.gradient_state(gpu).unwrap()
+        );
+    }
+}
+
+#[test]
+fn round_trip_keeps_everything_bitwise() {
+    let gpu = gpu();
+    let spec = specs().remove(0);
+    let mut r = start(gpu, &spec);
+    train(gpu, &mut r, 0, 3);
+    let mut es = EarlyStopping::new(EarlyStoppingConfig {
+        patience: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    es.update(0, 1.0);
+    es.update(1, 2.0);
+    let mut training = TrainingState {
+        epoch: 2,
+        scheduler: Some(r.sched.clone()),
+        early_stopping: Some(es.clone()),
+        ..Default::default()
+    };
+    training
+        .extra
+        .insert("note".into(), serde_json::json!({"k": [1, 2]}));
+    let path = tmp("roundtrip.safetensors");
+    checkpoint::save(&path, gpu, &r.params, &mut r.opt, &training).unwrap();
+    let mut other = start(gpu, &spec);
+    let back = checkpoint::load(&path, gpu, &mut other.params, &mut other.opt).unwrap();
+    assert_eq!(back, training);
+    assert_eq!(bits(gpu, &other.params), bits(gpu, &r.params));
+    assert_eq!(
+        other.opt.group_hp(1).unwrap().lr,
+        r.opt.group_hp(1).unwrap().lr
+    );
+    assert_eq!(other.opt.step_count(), 3);
+    for s in ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] {
+        assert_eq!(
+            other.opt.read_state(gpu, s, "long").unwrap(),
+            r.opt.read_state(gpu, s, "long").unwrap()
+        );
+    }
+    // Parameters alone.
+    let p = tmp("params.safetensors");
+    checkpoint::export_params(&p, gpu, &r.params).unwrap();
+    let mut fresh = ParamSet::new(gpu, &layout()).unwrap();
+    checkpoint::import_params(&p, gpu, &mut fresh).unwrap();
+    assert_eq!(
+        fresh.read_all(gpu).unwrap(),
+        r.params.read_all(gpu).unwrap()
+    );
+}
+
+/// Saves a reference file, then checks that `corrupt` of it is refused with
+/// `words` and that the live state stays as it was.
+fn refused(gpu: &Gpu, name: &str, corrupt: impl Fn(&Path), words: &str) {
+    let spec = specs().remove(0);
+    let mut r = start(gpu, &spec);
+    train(gpu, &mut r, 0, 2);
+    let path = tmp(name);
+    checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    corrupt(&path);
+    let mut live = start(gpu, &spec);
+    train(gpu, &mut live, 0, 1);
+    let before = bits(gpu, &live.params);
+    let state_before = live.opt.read_state(gpu, "exp_avg", "long").unwrap();
+    let e = checkpoint::load(&path, gpu, &mut live.params, &mut live.opt).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Checkpoint, "{name}: {e}");
+    assert!(
+        e.to_string().contains(words),
+        "{name}: {e:?} should say {words:?}"
+    );
+    assert_eq!(bits(gpu, &live.params), before, "{name}: params unchanged");
+    assert_eq!(
+        live.opt.read_state(gpu, "exp_avg", "long").unwrap(),
+        state_before
+    );
+    assert_eq!(live.opt.step_count(), 1);
+}
+
+fn rewrite(path: &Path, f: impl Fn(&mut Vec<u8>)) {
+    let mut b = std::fs::read(path).unwrap();
+    f(&mut b);
+    std::fs::write(path, b).unwrap();
+}
+
+fn header_len(b: &[u8]) -> usize {
+    u64::from_le_bytes(b[..8].try_into().unwrap()) as usize
+}
+
+/// Replaces `from` by `to` (same length) in the JSON header.
+fn edit_header(path: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    rewrite(path, |b| {
+        let n = header_len(b);
+        let h = String::from_utf8(b[8..8 + n].to_vec()).unwrap();
+        assert!(h.contains(from), "{from} in {h}");
+        let h = h.replacen(from, to, 1);
+        b[8..8 + n].copy_from_slice(h.as_bytes());
+    });
+}
+
+#[test]
+fn bad_files_are_refused_and_change_nothing() {
+    let gpu = gpu();
+    refused(
+        gpu,
+        "truncated",
+        |p| rewrite(p, |b| b.truncate(b.len() - 10)),
+        "truncated",
+    );
+    refused(gpu, "tiny", |p| rewrite(p, |b| b.truncate(5)), "truncated");
+    refused(
+        gpu,
+        "flipped-data",
+        |p| {
+            rewrite(p, |b| {
+                let i = b.len() - 3;
+                b[i] ^= 0x40;
+            })
+        },
+        "checksum mismatch",
+    );
+    refused(
+        gpu,
+        "flipped-header",
+        |p| rewrite(p, |b| b[9] ^= 0x7f),
+        "corrupt header",
+    );
+    refused(
+        gpu,
+        "wrong-version",
+        |p| edit_header(p, "\"version\":\"1\"", "\"version\":\"9\""),
+        "version 9 is not supported",
+    );
+    refused(
+        gpu,
+        "wrong-shape",
+        |p| edit_header(p, "[4,5]", "[5,4]"),
+        "shape",
+    );
+    refused(
+        gpu,
+        "missing",
+        |p| edit_header(p, "\"param.b\"", "\"param.x\""),
+        "missing tensor `param.b`",
+    );
+    refused(
+        gpu,
+        "dtype",
+        |p| edit_header(p, "\"F32\"", "\"I32\""),
+        "dtype I32",
+    );
+    refused(
+        gpu,
+        "nofile",
+        |p| std::fs::remove_file(p).unwrap(),
+        "cannot open",
+    );
+}
+
+#[test]
+fn a_mismatched_optimizer_or_layout_is_refused() {
+    let gpu = gpu();
+    let mut adam = start(gpu, &specs()[0]);
+    let path = tmp("adam.safetensors");
+    checkpoint::save(
+        &path,
+        gpu,
+        &adam.params,
+        &mut adam.opt,
+        &TrainingState::default(),
+    )
+    .unwrap();
+    let mut sgd = start(gpu, &specs()[1]);
+    let e = checkpoint::load(&path, gpu, &mut sgd.params, &mut sgd.opt).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("optimizer is adam, the live optimizer is sgd"),
+        "{e}"
+    );
+    let plain_adam = OptimizerSpec::adam(AdamConfig {
+        lr: 0.01,
+        ..Default::default()
+    })
+    .group(ParamGroup::names(["b"]).lr(0.02));
+    let mut no_ams = start(gpu, &plain_adam);
+    let e = checkpoint::load(&path, gpu, &mut no_ams.params, &mut no_ams.opt).unwrap_err();
+    assert!(e.to_string().contains("state keys"), "{e}");
+    let other_layout = ParamLayout::new(&[("w", &[20][..])]).unwrap();
+    let mut p = ParamSet::new(gpu, &other_layout).unwrap();
+    let mut o = Optimizer::new(gpu, &specs()[0].clone(), &p).unwrap_or_else(|_| {
+        Optimizer::new(
+            gpu,
+            &OptimizerSpec::adam(AdamConfig {
+                amsgrad: true,
+                ..Default::default()
+            }),
+            &p,
+        )
+        .unwrap()
+    });
+    let e = checkpoint::load(&path, gpu, &mut p, &mut o).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Checkpoint, "{e}");
+    // A params-only file is not a checkpoint, and the other way round.
+    let pp = tmp("only-params.safetensors");
+    checkpoint::export_params(&pp, gpu, &adam.params).unwrap();
+    let e = checkpoint::load(&pp, gpu, &mut adam.params, &mut adam.opt).unwrap_err();
+    assert!(
+        e.to_string().contains("format is \"wgpu-optim-params\""),
+        "{e}"
+    );
+    let e = checkpoint::import_params(&path, gpu, &mut adam.params).unwrap_err();
+    assert!(e.to_string().contains("format"), "{e}");
+}
+
+#[test]
+fn a_failed_write_leaves_the_previous_file_intact() {
+    let gpu = gpu();
+    let mut r = start(gpu, &specs()[0]);
+    // Its own folder: other tests write temporary files next to theirs.
+    let path = tmp("atomic").join("atomic.safetensors");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // A closure schedule cannot be serialized: the save fails before rename.
+    let bad = TrainingState {
+        scheduler: Some(
+            LrScheduler::new(&r.opt, Schedule::from_fn(std::sync::Arc::new(|_| 0.1))).unwrap(),
+        ),
+        ..Default::default()
+    };
+    train(gpu, &mut r, 0, 2);
+    let e = checkpoint::save(&path, gpu, &r.params, &mut r.opt, &bad).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Checkpoint, "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // A folder that does not exist: an error, no stray file.
+    let e = checkpoint::save(
+        Path::new("/nonexistent-dir/x.safetensors"),
+        gpu,
+        &r.params,
+        &mut r.opt,
+        &TrainingState::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Checkpoint);
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
