@@ -29,6 +29,9 @@ pub enum ErrorKind {
     DeviceLost,
     /// Waiting for the GPU took longer than the bound.
     Timeout,
+    /// A collective operation (all-reduce, broadcast) failed on some
+    /// participant; every participant gets this error and none stepped.
+    Collective,
 }
 
 /// The error type of every fallible function in this crate.
@@ -115,6 +118,18 @@ pub enum Error {
         /// The bound, in seconds.
         seconds: f64,
     },
+    /// A collective operation failed on one participant (a device in this
+    /// process or an MPI rank). Every participant returns this error, and no
+    /// replica applied the step.
+    #[error("collective {operation} failed on participant {participant}: {reason}")]
+    Collective {
+        /// The operation: `all-reduce`, `broadcast`, `layout check`.
+        operation: String,
+        /// Which participant failed first: `device 1`, `rank 3`.
+        participant: String,
+        /// What happened there.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -130,6 +145,7 @@ impl Error {
             Error::Gpu { .. } => ErrorKind::Gpu,
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Collective { .. } => ErrorKind::Collective,
         }
     }
 

@@ -41,12 +41,14 @@
 //! the whole model.
 
 pub mod bench;
+pub mod collective;
 pub mod early_stopping;
 pub mod error;
 pub mod gpu;
 pub mod layout;
 pub mod optim;
 pub mod params;
+pub mod pool;
 pub mod reference;
 pub mod schedule;
 
