@@ -27,7 +27,7 @@
 //!   See `MpiCommunicator` for the MPI reduction order.
 //! * **All or nothing:** a failure anywhere (a map that fails, a lost device,
 //!   a wait past [`Gpu::wait_timeout`](crate::Gpu::wait_timeout)) makes the
-//!   all-reduce return [`Error::Collective`](crate::Error::Collective) on
+//!   all-reduce return [`Error::Collective`] on
 //!   every participant, and [`DataParallel::step`](crate::pool::DataParallel::step)
 //!   then steps no replica. Gradients are unspecified after such an error
 //!   (some buckets may hold the sum); parameters and optimizer state are
