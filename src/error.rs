@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// A checkpoint could not be written, or a file is truncated, corrupt or
     /// does not match the live training state.
     Checkpoint,
+    /// A collective operation (all-reduce, broadcast) failed on some
+    /// participant; every participant gets this error and none stepped.
+    Collective,
 }
 
 /// The error type of every fallible function in this crate.
@@ -140,6 +143,18 @@ pub enum Error {
         /// The bound, in seconds.
         seconds: f64,
     },
+    /// A collective operation failed on one participant (a device in this
+    /// process or an MPI rank). Every participant returns this error, and no
+    /// replica applied the step.
+    #[error("collective {operation} failed on participant {participant}: {reason}")]
+    Collective {
+        /// The operation: `all-reduce`, `broadcast`, `layout check`.
+        operation: String,
+        /// Which participant failed first: `device 1`, `rank 3`.
+        participant: String,
+        /// What happened there.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -157,6 +172,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::NonFinite { .. } => ErrorKind::NonFinite,
             Error::Checkpoint { .. } => ErrorKind::Checkpoint,
+            Error::Collective { .. } => ErrorKind::Collective,
         }
     }
 

@@ -43,12 +43,14 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod clip;
+pub mod collective;
 pub mod early_stopping;
 pub mod error;
 pub mod gpu;
 pub mod layout;
 pub mod optim;
 pub mod params;
+pub mod pool;
 pub mod reference;
 pub mod schedule;
 pub mod scheduler;

@@ -284,6 +284,10 @@ impl Gpu {
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
+    /// The bound on every wait for the GPU.
+    pub fn wait_timeout(&self) -> Duration {
+        self.wait_timeout
+    }
     /// The bound on every wait for the GPU (default 120 s).
     pub fn set_wait_timeout(&mut self, timeout: Duration) {
         self.wait_timeout = timeout;

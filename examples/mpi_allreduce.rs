@@ -1,0 +1,184 @@
+//! Data-parallel training over MPI: every rank opens its own device, holds
+//! one replica, and trains a least-squares model on its shard of one batch
+//! for a few steps with `ReduceOp::Mean`. Then every rank checks that its
+//! parameters are bitwise equal to rank 0's, that a fault injected on one
+//! rank makes the step fail on every rank with nothing stepped, and that a
+//! rank with a different layout is refused on every rank. Exits non-zero on
+//! any rank where a check fails.
+//!
+//! ```text
+//! cargo build --features mpi --example mpi_allreduce
+//! mpirun --allow-run-as-root --oversubscribe -np 2 target/debug/examples/mpi_allreduce
+//! ```
+//! Set `MPI_REDUCTION=rank-ordered` to use `MpiReduction::RankOrdered`.
+
+use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
+use wgpu_optim::collective::{CollectiveConfig, MpiCommunicator, MpiReduction};
+use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
+use wgpu_optim::pool::{DataParallel, Replica};
+use wgpu_optim::{ErrorKind, Gpu, ParamLayout};
+
+const D: usize = 300;
+const B: usize = 24;
+
+fn main() {
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("MPI could not be initialized");
+        std::process::exit(2);
+    };
+    let world = universe.world();
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let failures = match run(&universe, rank, size) {
+        Ok(f) => f,
+        Err(e) => vec![format!("error: {e}")],
+    };
+    for f in &failures {
+        eprintln!("rank {rank}: FAILED: {f}");
+    }
+    // Every rank learns whether any rank failed, so all exit alike.
+    let mine = [i32::from(!failures.is_empty())];
+    let mut any = [0i32];
+    world.all_reduce_into(
+        &mine[..],
+        &mut any[..],
+        mpi::collective::SystemOperation::max(),
+    );
+    if rank == 0 {
+        println!(
+            "{} on {size} ranks",
+            if any[0] == 0 { "OK" } else { "FAILED" }
+        );
+    }
+    if any[0] != 0 {
+        drop(universe);
+        std::process::exit(1);
+    }
+}
+
+/// A deterministic value in [-1, 1) for index `i` and `seed`.
+fn val(i: usize, seed: u64) -> f32 {
+    let mut z = (i as u64 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn run(
+    universe: &mpi::environment::Universe,
+    rank: usize,
+    size: usize,
+) -> wgpu_optim::Result<Vec<String>> {
+    let world = universe.world();
+    let mut failures = Vec::new();
+    let reduction = match std::env::var("MPI_REDUCTION").as_deref() {
+        Ok("rank-ordered") => MpiReduction::RankOrdered,
+        _ => MpiReduction::Native,
+    };
+    let config = CollectiveConfig {
+        bucket_bytes: 512, // several buckets even for this tiny model
+        ..Default::default()
+    };
+    let gpu = Gpu::new_default()?;
+    let layout = ParamLayout::new(&[("w", &[D][..]), ("b", &[1][..])])?;
+    let spec = OptimizerSpec::adam(AdamConfig {
+        lr: 0.05,
+        ..Default::default()
+    });
+    let replica = Replica::new(gpu, &layout, &spec)?;
+    let comm = MpiCommunicator::new(universe.world(), config)?.with_reduction(reduction);
+    let mut dp = DataParallel::new(vec![replica], Box::new(comm))?;
+
+    // Different initial values on every rank; the broadcast makes them equal.
+    let w0: Vec<f32> = (0..D).map(|i| val(i, 100 + rank as u64)).collect();
+    dp.replica_mut(0).write_params("w", &w0)?;
+    dp.broadcast_params_from_0()?;
+
+    // The batch (same on every rank), rows split across ranks.
+    let x: Vec<Vec<f32>> = (0..B)
+        .map(|r| (0..D).map(|i| val(r * D + i, 1)).collect())
+        .collect();
+    let y: Vec<f32> = (0..B).map(|r| val(r, 2)).collect();
+    let rows: Vec<usize> = (0..B).filter(|r| r % size == rank).collect();
+    let steps = 5;
+    for _ in 0..steps {
+        let p = dp.replica(0).read_params()?;
+        let (mut gw, mut gb) = (vec![0.0f64; D], 0.0f64);
+        for &r in &rows {
+            let res: f64 = x[r]
+                .iter()
+                .zip(&p[0])
+                .map(|(&a, &w)| a as f64 * w as f64)
+                .sum::<f64>()
+                + p[1][0] as f64
+                - y[r] as f64;
+            for (g, &a) in gw.iter_mut().zip(&x[r]) {
+                *g += res * a as f64 / rows.len().max(1) as f64;
+            }
+            gb += res / rows.len().max(1) as f64;
+        }
+        let gw: Vec<f32> = gw.iter().map(|&g| g as f32).collect();
+        dp.replica_mut(0).write_grad("w", &gw)?;
+        dp.replica_mut(0).write_grad("b", &[gb as f32])?;
+        dp.step()?;
+    }
+
+    // 1. Bitwise equal to rank 0: rank 0 broadcasts its parameters.
+    let mine = dp.replica(0).read_params()?;
+    let flat: Vec<f32> = mine.iter().flatten().copied().collect();
+    let mut root = flat.clone();
+    world.process_at_rank(0).broadcast_into(&mut root[..]);
+    let differ = flat
+        .iter()
+        .zip(&root)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    if differ != 0 {
+        failures.push(format!("{differ} parameters differ from rank 0's"));
+    }
+    if flat[..D] == w0[..] && rank == 0 {
+        failures.push("parameters did not move".into());
+    }
+    println!(
+        "rank {rank}: {steps} steps, {} params, checksum {:#018x}, equal to rank 0: {}",
+        flat.len(),
+        flat.iter().fold(0u64, |h, x| (h ^ x.to_bits() as u64)
+            .wrapping_mul(0x100_0000_01b3)),
+        differ == 0
+    );
+
+    // 2. A failed map on the last rank: every rank errors, nothing steps.
+    let before = dp.replica(0).read_params()?;
+    if rank == size - 1 {
+        dp.inject_fault(0, 1);
+    }
+    match dp.step() {
+        Ok(()) => failures.push("the step with an injected fault succeeded".into()),
+        Err(e) if e.kind() == ErrorKind::Collective => {
+            println!("rank {rank}: injected fault reported as expected: {e}");
+        }
+        Err(e) => failures.push(format!("unexpected error kind for the fault: {e}")),
+    }
+    if dp.replica(0).read_params()? != before || dp.replica(0).opt.step_count() != steps {
+        failures.push("a replica stepped although the all-reduce failed".into());
+    }
+    // ... and the next step works again.
+    dp.step()?;
+
+    // 3. A rank with a different layout is refused on every rank.
+    let other = if rank == size - 1 && size > 1 {
+        ParamLayout::new(&[("w", &[D + 1][..]), ("b", &[1][..])])?
+    } else {
+        layout.clone()
+    };
+    let replica = Replica::new(dp.replica(0).gpu.clone(), &other, &spec)?;
+    let comm = MpiCommunicator::new(universe.world(), config)?.with_reduction(reduction);
+    match DataParallel::new(vec![replica], Box::new(comm)) {
+        Ok(_) if size > 1 => failures.push("a layout mismatch was not detected".into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::LayoutMismatch => {
+            println!("rank {rank}: layout mismatch refused as expected: {e}");
+        }
+        Err(e) => failures.push(format!("unexpected error for the layout mismatch: {e}")),
+    }
+    Ok(failures)
+}

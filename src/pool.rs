@@ -1,0 +1,419 @@
+//! Data-parallel training: a [`DevicePool`] of devices in this process, and
+//! [`DataParallel`], which keeps one replica (parameters, gradients,
+//! optimizer) per device and steps them together after an all-reduce of the
+//! gradients.
+//!
+//! ```no_run
+//! use wgpu_optim::pool::DevicePool;
+//! use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
+//! use wgpu_optim::ParamLayout;
+//!
+//! # fn main() -> wgpu_optim::Result<()> {
+//! let pool = DevicePool::logical(2)?;               // 2 devices on one adapter
+//! let layout = ParamLayout::new(&[("w", &[64, 8][..]), ("b", &[8][..])])?;
+//! let mut dp = pool.replicate(&layout, &OptimizerSpec::adam(AdamConfig::default()))?;
+//! dp.replica_mut(0).write_params("w", &vec![0.1; 512])?;
+//! dp.broadcast_params_from_0()?;                    // replicas start bitwise equal
+//! for step in 0..10 {
+//!     for r in 0..dp.len() {
+//!         // each replica's backward pass on its shard writes its gradients
+//!         dp.replica_mut(r).write_grad("w", &vec![0.01; 512])?;
+//!         dp.replica_mut(r).write_grad("b", &vec![0.0; 8])?;
+//!     }
+//!     dp.step()?;                                   // all-reduce (mean), then one step each
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use crate::collective::{CollectiveConfig, Communicator, LocalCommunicator, ReduceOp};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, instance_for};
+use crate::layout::ParamLayout;
+use crate::optim::{Optimizer, OptimizerSpec};
+use crate::params::ParamSet;
+
+/// The devices of a data-parallel job in this process.
+#[derive(Debug, Clone)]
+pub struct DevicePool {
+    gpus: Vec<Gpu>,
+}
+
+impl DevicePool {
+    /// `n` logical devices on the first Vulkan adapter: several devices of
+    /// one physical GPU, or simulated GPUs on lavapipe for tests and CI.
+    /// (The GL backend cannot share a process between devices.)
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for `n == 0`, [`Error::NoAdapter`] without a
+    /// Vulkan adapter, or the device creation error.
+    pub fn logical(n: usize) -> Result<DevicePool> {
+        if n == 0 {
+            return Err(Error::invalid(
+                "n",
+                n,
+                ">= 1",
+                "a device pool needs at least one device",
+            ));
+        }
+        let instance = instance_for(wgpu::Backends::VULKAN);
+        let adapter =
+            pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+                .map_err(|e| Error::NoAdapter {
+                reason: format!("no Vulkan adapter for a logical device pool: {e}"),
+            })?;
+        let gpus = (0..n)
+            .map(|_| Gpu::from_adapter(&adapter))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DevicePool { gpus })
+    }
+
+    /// One device on every adapter of the primary backends (Vulkan, Metal,
+    /// DX12) that `filter` accepts, in enumeration order: all GPUs of the
+    /// machine (`|_| true`), or a chosen subset (e.g. by
+    /// `info.device_type` or `info.name`).
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when no adapter is accepted; the first device
+    /// creation error otherwise.
+    pub fn adapters(filter: impl Fn(&wgpu::AdapterInfo) -> bool) -> Result<DevicePool> {
+        let backends = wgpu::Backends::PRIMARY;
+        let instance = instance_for(backends);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let gpus = adapters
+            .iter()
+            .filter(|a| filter(&a.get_info()))
+            .map(Gpu::from_adapter)
+            .collect::<Result<Vec<_>>>()?;
+        if gpus.is_empty() {
+            return Err(Error::NoAdapter {
+                reason: format!("no adapter selected for the pool among {names:?}"),
+            });
+        }
+        Ok(DevicePool { gpus })
+    }
+
+    /// Every adapter of the primary backends: `adapters(|_| true)`.
+    ///
+    /// # Errors
+    /// As [`adapters`](Self::adapters).
+    pub fn all_adapters() -> Result<DevicePool> {
+        DevicePool::adapters(|_| true)
+    }
+
+    /// A pool of devices the caller opened.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `gpus` is empty or holds one device twice.
+    pub fn from_gpus(gpus: Vec<Gpu>) -> Result<DevicePool> {
+        if gpus.is_empty() {
+            return Err(Error::invalid(
+                "gpus",
+                0,
+                ">= 1 device",
+                "a device pool needs at least one device",
+            ));
+        }
+        for (i, g) in gpus.iter().enumerate() {
+            if gpus[..i].iter().any(|h| h.id() == g.id()) {
+                return Err(Error::invalid(
+                    "gpus",
+                    format!("device #{} twice", g.id()),
+                    "distinct devices",
+                    "each replica needs its own device",
+                ));
+            }
+        }
+        Ok(DevicePool { gpus })
+    }
+
+    /// The devices.
+    pub fn gpus(&self) -> &[Gpu] {
+        &self.gpus
+    }
+    /// Number of devices.
+    pub fn len(&self) -> usize {
+        self.gpus.len()
+    }
+    /// Always false: a pool has at least one device.
+    pub fn is_empty(&self) -> bool {
+        self.gpus.is_empty()
+    }
+    /// Bounds every wait for the GPU of every device (also those of the
+    /// all-reduce), for replicas built after this call.
+    pub fn set_wait_timeout(&mut self, timeout: Duration) {
+        for g in &mut self.gpus {
+            g.set_wait_timeout(timeout);
+        }
+    }
+
+    /// A replica of `layout` and `spec` on every device, with the default
+    /// in-process communicator ([`ReduceOp::Mean`], default buckets).
+    ///
+    /// # Errors
+    /// Invalid `spec`, or a device error.
+    pub fn replicate(&self, layout: &ParamLayout, spec: &OptimizerSpec) -> Result<DataParallel> {
+        self.replicate_with(layout, spec, CollectiveConfig::default())
+    }
+
+    /// Like [`replicate`](Self::replicate) with collective options.
+    ///
+    /// # Errors
+    /// Invalid `spec` or `config`, or a device error.
+    pub fn replicate_with(
+        &self,
+        layout: &ParamLayout,
+        spec: &OptimizerSpec,
+        config: CollectiveConfig,
+    ) -> Result<DataParallel> {
+        let comm = LocalCommunicator::new(config)?;
+        let replicas = self
+            .gpus
+            .iter()
+            .map(|g| Replica::new(g.clone(), layout, spec))
+            .collect::<Result<Vec<_>>>()?;
+        DataParallel::new(replicas, Box::new(comm))
+    }
+}
+
+/// One device's copy of the model: its device, parameters and gradients,
+/// and optimizer.
+#[derive(Debug)]
+pub struct Replica {
+    /// The device.
+    pub gpu: Gpu,
+    /// Parameters and gradients on `gpu`.
+    pub params: ParamSet,
+    /// The optimizer over `params`.
+    pub opt: Optimizer,
+}
+
+impl Replica {
+    /// Allocates `layout` and builds `spec` on `gpu`.
+    ///
+    /// # Errors
+    /// Invalid `spec`, or a device error.
+    pub fn new(gpu: Gpu, layout: &ParamLayout, spec: &OptimizerSpec) -> Result<Replica> {
+        let params = ParamSet::new(&gpu, layout)?;
+        let opt = Optimizer::new(&gpu, spec, &params)?;
+        Ok(Replica { gpu, params, opt })
+    }
+    /// Uploads parameter tensor `name`.
+    ///
+    /// # Errors
+    /// As [`ParamSet::write`].
+    pub fn write_params(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        self.params.write(&self.gpu, name, data)
+    }
+    /// Uploads the gradient of tensor `name`.
+    ///
+    /// # Errors
+    /// As [`ParamSet::write_grad`].
+    pub fn write_grad(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        self.params.write_grad(&self.gpu, name, data)
+    }
+    /// Downloads every parameter tensor, in layout order.
+    ///
+    /// # Errors
+    /// A device error.
+    pub fn read_params(&self) -> Result<Vec<Vec<f32>>> {
+        self.params.read_all(&self.gpu)
+    }
+}
+
+/// Replicas stepped together: [`step`](Self::step) all-reduces the
+/// gradients ([`ReduceOp::Mean`] by default), then applies one optimizer
+/// step on every replica (one submit each).
+///
+/// All or nothing: the gradients of every bucket are reduced on every
+/// participant before any replica steps; if anything fails (a map, a wait
+/// past the timeout, a lost device, a peer rank), `step` returns an error on
+/// every participant and no replica steps.
+pub struct DataParallel {
+    replicas: Vec<Replica>,
+    comm: Box<dyn Communicator>,
+    op: ReduceOp,
+    user_scale: f64,
+}
+
+impl std::fmt::Debug for DataParallel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataParallel")
+            .field("replicas", &self.replicas.len())
+            .field("world_size", &self.comm.world_size())
+            .field("op", &self.op)
+            .finish()
+    }
+}
+
+impl DataParallel {
+    /// Steps `replicas` (the devices of this process) together through
+    /// `comm`. Layouts are compared on every participant first.
+    ///
+    /// # Errors
+    /// [`Error::LayoutMismatch`] when layouts differ (here or on a peer),
+    /// [`Error::InvalidConfig`] without replicas.
+    pub fn new(replicas: Vec<Replica>, mut comm: Box<dyn Communicator>) -> Result<DataParallel> {
+        if replicas.is_empty() {
+            return Err(Error::invalid(
+                "replicas",
+                0,
+                ">= 1",
+                "data parallelism needs at least one replica",
+            ));
+        }
+        let local: Vec<_> = replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
+        comm.check_layouts(&local)?;
+        let mut dp = DataParallel {
+            replicas,
+            comm,
+            op: ReduceOp::Mean,
+            user_scale: 1.0,
+        };
+        dp.apply_scale()?;
+        Ok(dp)
+    }
+
+    /// Sets how gradients are combined (default [`ReduceOp::Mean`]).
+    ///
+    /// # Errors
+    /// None in practice (the scale is finite).
+    pub fn set_reduce_op(&mut self, op: ReduceOp) -> Result<()> {
+        self.op = op;
+        self.apply_scale()
+    }
+    /// The reduce op.
+    pub fn reduce_op(&self) -> ReduceOp {
+        self.op
+    }
+    /// An extra gradient multiplier (e.g. for gradient accumulation),
+    /// combined with the reduce op's `1 / N`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a non-finite scale.
+    pub fn set_grad_scale(&mut self, scale: f64) -> Result<()> {
+        if !scale.is_finite() {
+            return Err(Error::invalid(
+                "grad_scale",
+                scale,
+                "a finite number",
+                "Invalid grad_scale value",
+            ));
+        }
+        self.user_scale = scale;
+        self.apply_scale()
+    }
+    fn apply_scale(&mut self) -> Result<()> {
+        let s = self.user_scale * self.op.grad_scale(self.comm.world_size());
+        for r in &mut self.replicas {
+            r.opt.set_grad_scale(s)?;
+        }
+        Ok(())
+    }
+
+    /// Participants in the whole world (all processes).
+    pub fn world_size(&self) -> usize {
+        self.comm.world_size()
+    }
+    /// Replicas in this process.
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+    /// Always false: there is at least one replica.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+    /// The replicas of this process.
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+    /// Replica `i` of this process.
+    ///
+    /// # Panics
+    /// When `i >= len()` (an index, like a slice).
+    pub fn replica(&self, i: usize) -> &Replica {
+        &self.replicas[i]
+    }
+    /// Replica `i`, to write its gradients or parameters.
+    ///
+    /// # Panics
+    /// When `i >= len()` (an index, like a slice).
+    pub fn replica_mut(&mut self, i: usize) -> &mut Replica {
+        &mut self.replicas[i]
+    }
+    /// The replicas, mutably.
+    pub fn replicas_mut(&mut self) -> &mut [Replica] {
+        &mut self.replicas
+    }
+    /// The communicator.
+    pub fn communicator_mut(&mut self) -> &mut dyn Communicator {
+        self.comm.as_mut()
+    }
+    /// Test hook: the map of `bucket` on local replica `device` fails during
+    /// the next all-reduce. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn inject_fault(&mut self, device: usize, bucket: usize) {
+        self.comm.inject_fault(device, bucket);
+    }
+
+    /// Copies the parameters of world participant 0 to every replica so all
+    /// start bitwise equal (optimizer states start equal when built from the
+    /// same spec). Waits until written.
+    ///
+    /// # Errors
+    /// [`Error::Collective`] on every participant when one fails.
+    pub fn broadcast_params_from_0(&mut self) -> Result<()> {
+        let local: Vec<_> = self.replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
+        let r = self.comm.broadcast_params(&local);
+        self.comm.agree(r)
+    }
+
+    /// Replaces every replica's gradients by the world's sum (the reduce op's
+    /// scale is applied inside the next step, not here).
+    ///
+    /// # Errors
+    /// [`Error::Collective`] on every participant when one fails.
+    pub fn all_reduce_grads(&mut self) -> Result<()> {
+        let local: Vec<_> = self.replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
+        let mut r = self.comm.all_reduce_sum(&local);
+        if r.is_ok() {
+            // A device lost after its last upload must stop every replica.
+            for (d, rep) in self.replicas.iter().enumerate() {
+                if let Err(e) = rep.gpu.check_health() {
+                    r = Err(crate::collective::staging::participant_error(d, e));
+                    break;
+                }
+            }
+        }
+        self.comm.agree(r)
+    }
+
+    /// All-reduces the gradients, then applies one optimizer step on every
+    /// replica (one submit each; no wait). If the all-reduce fails on any
+    /// participant, no replica steps.
+    ///
+    /// # Errors
+    /// [`Error::Collective`] from the all-reduce (nothing stepped), or a
+    /// device error from a step.
+    pub fn step(&mut self) -> Result<()> {
+        self.all_reduce_grads()?;
+        self.apply_scale()?;
+        for r in &mut self.replicas {
+            r.opt.step(&r.gpu, &mut r.params)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every replica's submitted work has finished.
+    ///
+    /// # Errors
+    /// A timeout or a lost device.
+    pub fn synchronize(&self) -> Result<()> {
+        for r in &self.replicas {
+            r.gpu.synchronize()?;
+        }
+        Ok(())
+    }
+}
