@@ -605,6 +605,37 @@ pub fn export_params(path: &Path, gpu: &Gpu, params: &ParamSet) -> Result<()> {
     write_atomic(path, &entries, info)
 }
 
+/// Writes a device snapshot of `params` (e.g. early stopping's best
+/// weights) in the format of [`export_params`].
+pub fn export_snapshot(
+    path: &Path,
+    gpu: &Gpu,
+    params: &ParamSet,
+    snap: &crate::params::ParamSnapshot,
+) -> Result<()> {
+    let entries: Vec<Entry<'_>> = params
+        .layout()
+        .tensors()
+        .iter()
+        .map(|t| {
+            let name = t.name.clone();
+            Entry {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                read: Box::new(move || params.read_snapshot(gpu, snap, &name)),
+            }
+        })
+        .collect();
+    let json =
+        serde_json::to_string(&checksums(&entries)?).map_err(|e| ck_err(path, e.to_string()))?;
+    let info = HashMap::from([
+        ("format".to_string(), PARAMS_FORMAT.to_string()),
+        ("version".to_string(), VERSION.to_string()),
+        ("checksums".to_string(), json),
+    ]);
+    write_atomic(path, &entries, info)
+}
+
 /// Reads parameters written by [`export_params`] into `params`, after
 /// checking names, shapes, dtypes, length and checksums.
 pub fn import_params(path: &Path, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {

@@ -446,6 +446,23 @@ impl BestWeights {
         Ok(())
     }
 
+    /// Whether a snapshot has been taken (or marked, see [`mark_saved`](Self::mark_saved)).
+    pub fn has_snapshot(&self) -> bool {
+        self.saved
+    }
+
+    /// The device snapshot (e.g. to export it with
+    /// [`checkpoint::export_snapshot`](crate::checkpoint::export_snapshot)).
+    pub fn snapshot(&self) -> &crate::params::ParamSnapshot {
+        &self.snapshot
+    }
+
+    /// Declares the snapshot taken: used when resuming, after
+    /// [`new`](Self::new) captured best weights loaded from a file.
+    pub fn mark_saved(&mut self) {
+        self.saved = true;
+    }
+
     /// Restores the snapshot (Keras' `on_train_end` when training ran out of
     /// epochs without stopping early). Does nothing if none was taken.
     pub fn restore(&self, gpu: &crate::Gpu, params: &mut crate::ParamSet) -> Result<()> {

@@ -279,27 +279,20 @@ pub(crate) fn read_role(
 pub struct ParamSnapshot {
     params_id: u64,
     gpu_id: u64,
-    buffers: Vec<wgpu::Buffer>,
+    role: Role,
 }
 
 impl ParamSet {
     /// Allocates a snapshot of this set's parameters and fills it now.
     pub fn snapshot(&self, gpu: &Gpu) -> Result<ParamSnapshot> {
         gpu.check_same("this ParamSet", self.gpu_id)?;
-        let buffers = gpu.scoped("params/snapshot/new", || {
-            self.placement
-                .chunk_lens()
-                .iter()
-                .enumerate()
-                .map(|(c, &len)| {
-                    gpu.create_buffer(&format!("params/snapshot/chunk{c}"), len * 4, ROLE_USAGE)
-                })
-                .collect()
+        let role = gpu.scoped("params/snapshot/new", || {
+            Role::new(gpu, "params/snapshot", &self.placement, 0.0)
         })?;
         let snap = ParamSnapshot {
             params_id: self.id,
             gpu_id: self.gpu_id,
-            buffers,
+            role,
         };
         self.save_to(gpu, &snap)?;
         Ok(snap)
@@ -320,7 +313,7 @@ impl ParamSet {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("params/snapshot/copy"),
                 });
-            for (p, s) in self.params.buffers.iter().zip(&snap.buffers) {
+            for (p, s) in self.params.buffers.iter().zip(&snap.role.buffers) {
                 if to_snapshot {
                     enc.copy_buffer_to_buffer(p, 0, s, 0, None);
                 } else {
@@ -334,6 +327,18 @@ impl ParamSet {
     /// Copies the current parameters into `snap` (on the device).
     pub fn save_to(&self, gpu: &Gpu, snap: &ParamSnapshot) -> Result<()> {
         self.copy(gpu, snap, true)
+    }
+
+    /// Downloads tensor `name` of the snapshot `snap` of this set.
+    pub fn read_snapshot(&self, gpu: &Gpu, snap: &ParamSnapshot, name: &str) -> Result<Vec<f32>> {
+        gpu.check_same("the snapshot", snap.gpu_id)?;
+        if snap.params_id != self.id {
+            return Err(Error::mismatch(
+                "the snapshot was taken of another ParamSet",
+            ));
+        }
+        let k = self.layout.index_of(name)?;
+        read_role(gpu, &snap.role, &self.placement, &[k]).map(|mut v| v.remove(0))
     }
 
     /// Copies `snap` back into the parameters (on the device).

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_optim::Gpu;
 
 /// Train a small MLP on the digits data set with wgpu-optim.
 #[derive(Parser, Debug)]
@@ -36,6 +35,16 @@ struct Args {
     /// Early-stopping patience in epochs (validation loss).
     #[arg(long, default_value_t = 10)]
     patience: u64,
+    /// Train data-parallel on N devices (N logical devices on one adapter
+    /// when there is only one).
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
+    /// Where to write the checkpoint (after every epoch and at the end).
+    #[arg(long, default_value = "digits.safetensors")]
+    checkpoint: PathBuf,
+    /// Continue from a checkpoint written by an earlier run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// The data set (gzip'd CSV).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv.gz"))]
     data: PathBuf,
@@ -57,11 +66,14 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         return Err("--batch-size and --epochs must be at least 1".into());
     }
     let data = model::load_digits(&args.data)?;
-    let gpu = Gpu::new_default()?;
-    let info = gpu.info();
+    let pool = model::open_devices(args.devices)?;
+    let info = pool.gpus()[0].info();
     println!(
-        "adapter: {} ({:?}, {:?})",
-        info.name, info.backend, info.device_type
+        "adapter: {} ({:?}, {:?}) x{} device(s)",
+        info.name,
+        info.backend,
+        info.device_type,
+        pool.len()
     );
     println!(
         "data: {} samples; optimizer: {}; seed {}",
@@ -76,6 +88,9 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         batch: args.batch_size,
         lr: args.lr,
         patience: args.patience,
+        devices: args.devices,
+        checkpoint: Some(args.checkpoint.clone()),
+        resume: args.resume,
         ..Default::default()
     };
     let bar = ProgressBar::new(cfg.epochs);
@@ -83,7 +98,7 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}").expect("valid template"),
     );
     let start = std::time::Instant::now();
-    let summary = model::train(&gpu, &data, &cfg, |e| {
+    let summary = model::train(&pool, &data, &cfg, |e| {
         bar.set_position(e.epoch + 1);
         bar.set_message(format!(
             "loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | lr {:.2e}",
@@ -100,5 +115,6 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         summary.best_epoch.map_or("-".into(), |e| e.to_string()),
         summary.stop_reason
     );
+    println!("checkpoint: {}", args.checkpoint.display());
     Ok(())
 }

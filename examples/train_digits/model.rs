@@ -10,11 +10,14 @@
 use std::io::Read;
 use std::path::Path;
 
+use wgpu_optim::checkpoint::{self, TrainingState};
+use wgpu_optim::collective::ReduceOp;
 use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::optim::*;
+use wgpu_optim::pool::{DataParallel, DevicePool};
 use wgpu_optim::schedule::Schedule;
 use wgpu_optim::scheduler::LrScheduler;
-use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+use wgpu_optim::{Gpu, ParamLayout, ParamSet};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -305,6 +308,13 @@ impl Mlp {
         })
     }
 
+    /// Zeroes the per-sample metrics (each device writes only its shards).
+    pub fn clear_metrics(&self, gpu: &Gpu) {
+        let mut enc = gpu.device().create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.metrics, 0, None);
+        gpu.queue().submit([enc.finish()]);
+    }
+
     /// Rewrites the train part of the sample list (a new epoch's order).
     pub fn set_train_order(&self, gpu: &Gpu, order: &[u32]) {
         gpu.queue()
@@ -351,6 +361,12 @@ impl Mlp {
 
     /// Mean (loss, accuracy) over `n` samples from `start`, read back.
     pub fn metrics(&self, gpu: &Gpu, start: usize, n: usize) -> Result<(f64, f64), BoxError> {
+        let (l, a) = self.metric_sums(gpu, start, n)?;
+        Ok((l / n as f64, a / n as f64))
+    }
+
+    /// Summed (loss, correct) over `n` samples from `start`, read back.
+    pub fn metric_sums(&self, gpu: &Gpu, start: usize, n: usize) -> Result<(f64, f64), BoxError> {
         let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("example/metrics/readback"),
             size: (n * 8) as u64,
@@ -377,7 +393,7 @@ impl Mlp {
             loss += m[0] as f64;
             acc += m[1] as f64;
         }
-        Ok((loss / n as f64, acc / n as f64))
+        Ok((loss, acc))
     }
 
     pub fn eval_val(&self, gpu: &Gpu) -> Result<(f64, f64), BoxError> {
@@ -403,6 +419,12 @@ pub struct TrainConfig {
     pub warmup_epochs: u64,
     pub max_norm: f64,
     pub patience: u64,
+    /// Data-parallel devices (logical devices on one adapter when there is one).
+    pub devices: usize,
+    /// Written after every epoch and at the end (atomically).
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Continue from this checkpoint.
+    pub resume: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -416,6 +438,9 @@ impl Default for TrainConfig {
             warmup_epochs: 3,
             max_norm: 1.0,
             patience: 10,
+            devices: 1,
+            checkpoint: None,
+            resume: None,
         }
     }
 }
@@ -482,66 +507,181 @@ pub struct Summary {
     pub stop_reason: String,
     pub history: Vec<EpochStats>,
     pub final_params: Vec<Vec<f32>>,
+    pub adapter: String,
 }
 
-/// Trains on one device; `on_epoch` sees each epoch's figures.
+/// Where the best weights so far are kept next to checkpoint `path`.
+pub fn best_path(path: &Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".best");
+    s.into()
+}
+
+/// The devices: the default adapter for one, `n` logical devices for more.
+pub fn open_devices(n: usize) -> Result<DevicePool, BoxError> {
+    if n == 0 {
+        return Err("--devices must be at least 1".into());
+    }
+    Ok(if n == 1 {
+        DevicePool::from_gpus(vec![Gpu::new_default()?])?
+    } else {
+        DevicePool::logical(n)?
+    })
+}
+
+/// `b` samples from `start`, cut into `n` contiguous shards (sizes differ by
+/// at most one; a shard may be empty when n > b).
+fn shards(start: usize, b: usize, n: usize) -> Vec<(usize, usize)> {
+    let mut at = start;
+    (0..n)
+        .map(|i| {
+            let len = b / n + usize::from(i < b % n);
+            let s = (at, len);
+            at += len;
+            s
+        })
+        .collect()
+}
+
+/// Trains data-parallel on `pool`; `on_epoch` sees each epoch's figures.
+///
+/// Each device computes the gradient of its shard of every batch, scaled by
+/// 1 / (whole batch), and the all-reduce sums them (`ReduceOp::Sum`): the
+/// full-batch mean gradient, the same as one device up to f32 summation order.
 pub fn train(
-    gpu: &Gpu,
+    pool: &DevicePool,
     data: &Data,
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<Summary, BoxError> {
     let split = split(data.len(), cfg.seed);
     let layout = layout();
-    let mut params = ParamSet::new(gpu, &layout)?;
-    params.write_all(gpu, &init_params(cfg.seed))?;
     let spec = spec_for(&cfg.optimizer, cfg.lr, cfg.max_norm)?;
-    let mut opt = Optimizer::new(gpu, &spec, &params)?;
-    let mlp = Mlp::new(gpu, &params, data, &split, cfg.batch)?;
+    let mut dp: DataParallel = pool.replicate(&layout, &spec)?;
+    dp.set_reduce_op(ReduceOp::Sum)?;
+    let n = dp.len();
+    let init = init_params(cfg.seed);
+    for (t, v) in layout.tensors().iter().zip(&init) {
+        dp.replica_mut(0).write_params(&t.name, v)?;
+    }
+    dp.broadcast_params_from_0()?;
+    let mlps = dp
+        .replicas()
+        .iter()
+        .map(|r| Mlp::new(&r.gpu, &r.params, data, &split, cfg.batch))
+        .collect::<Result<Vec<_>, _>>()?;
     let steps_per_epoch = split.train.len().div_ceil(cfg.batch) as u64;
     let total = (cfg.epochs * steps_per_epoch).max(2);
-    let peak = opt.group_hp(0)?.lr;
+    let peak = dp.replica(0).opt.group_hp(0)?.lr;
     let warmup = (cfg.warmup_epochs * steps_per_epoch).min(total - 1);
     let mut sched = LrScheduler::new(
-        &opt,
+        &dp.replica(0).opt,
         Schedule::warmup_cosine(peak, warmup, total, peak / 100.0)?,
     )?;
-    sched.apply(&mut opt)?;
     let mut stop = EarlyStopping::new(EarlyStoppingConfig {
         patience: cfg.patience,
         restore_best_weights: true,
         ..Default::default()
     })?;
-    let mut best = BestWeights::new(gpu, &params)?;
-    let mut rng = Rng(cfg.seed);
+    let mut first_epoch = 0;
+    let mut best = Vec::new();
+    if let Some(path) = &cfg.resume {
+        // The best weights so far first (into the snapshot), then the state.
+        let best_path = best_path(path);
+        let have_best = best_path.exists();
+        let mut training = TrainingState::default();
+        for r in dp.replicas_mut() {
+            if have_best {
+                checkpoint::import_params(&best_path, &r.gpu, &mut r.params)?;
+            }
+            let mut b = BestWeights::new(&r.gpu, &r.params)?;
+            if have_best {
+                b.mark_saved();
+            }
+            best.push(b);
+            training = checkpoint::load(path, &r.gpu, &mut r.params, &mut r.opt)?;
+        }
+        first_epoch = training.epoch;
+        sched = training
+            .scheduler
+            .ok_or("the checkpoint has no scheduler state")?;
+        stop = training
+            .early_stopping
+            .ok_or("the checkpoint has no early-stopping state")?;
+    } else {
+        for r in dp.replicas() {
+            best.push(BestWeights::new(&r.gpu, &r.params)?);
+        }
+    }
+    for r in dp.replicas_mut() {
+        sched.apply(&mut r.opt)?;
+    }
     let mut history = Vec::new();
     let mut stop_reason = format!("ran all {} epochs", cfg.epochs);
-    for epoch in 0..cfg.epochs {
+    let save = |dp: &mut DataParallel,
+                epoch: u64,
+                sched: &LrScheduler,
+                stop: &EarlyStopping,
+                best: &BestWeights|
+     -> Result<(), BoxError> {
+        if let Some(path) = &cfg.checkpoint {
+            let r = dp.replica_mut(0);
+            if best.has_snapshot() {
+                checkpoint::export_snapshot(&best_path(path), &r.gpu, &r.params, best.snapshot())?;
+            }
+            let state = TrainingState {
+                epoch,
+                scheduler: Some(sched.clone()),
+                early_stopping: Some(stop.clone()),
+                ..Default::default()
+            };
+            checkpoint::save(path, &r.gpu, &r.params, &mut r.opt, &state)?;
+        }
+        Ok(())
+    };
+    for epoch in first_epoch..cfg.epochs {
+        // The order of an epoch depends on (seed, epoch) only: resuming needs no replay.
         let mut order = split.train.clone();
-        rng.shuffle(&mut order);
-        mlp.set_train_order(gpu, &order);
+        Rng(cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+        for (r, m) in dp.replicas().iter().zip(&mlps) {
+            m.set_train_order(&r.gpu, &order);
+            m.clear_metrics(&r.gpu);
+        }
         let mut start = 0;
         while start < order.len() {
             let b = cfg.batch.min(order.len() - start);
-            mlp.run(gpu, start, b, b, true);
-            opt.step(gpu, &mut params)?;
-            sched.advance(&mut opt)?;
+            for ((r, m), (s, len)) in dp.replicas().iter().zip(&mlps).zip(shards(start, b, n)) {
+                m.run(&r.gpu, s, len, b, true);
+            }
+            dp.step()?;
+            sched.advance(&mut dp.replica_mut(0).opt)?;
+            for r in dp.replicas_mut().iter_mut().skip(1) {
+                sched.apply(&mut r.opt)?;
+            }
             start += b;
         }
-        let (train_loss, train_acc) = mlp.metrics(gpu, 0, order.len())?;
-        let (val_loss, val_acc) = mlp.eval_val(gpu)?;
+        let (mut loss, mut acc) = (0.0, 0.0);
+        for (r, m) in dp.replicas().iter().zip(&mlps) {
+            let (l, a) = m.metric_sums(&r.gpu, 0, order.len())?;
+            loss += l;
+            acc += a;
+        }
+        let (train_loss, train_acc) = (loss / order.len() as f64, acc / order.len() as f64);
+        let (val_loss, val_acc) = mlps[0].eval_val(&dp.replica(0).gpu)?;
         let e = EpochStats {
             epoch,
             train_loss,
             train_acc,
             val_loss,
             val_acc,
-            lr: opt.group_hp(0)?.lr,
+            lr: dp.replica(0).opt.group_hp(0)?.lr,
         };
         on_epoch(&e);
         history.push(e);
         let d = stop.update(epoch, val_loss);
-        best.apply(gpu, &mut params, &d)?;
+        for (r, b) in dp.replicas_mut().iter_mut().zip(&mut best) {
+            b.apply(&r.gpu, &mut r.params, &d)?;
+        }
         if d.stop {
             stop_reason = match stop.reason() {
                 Some(r) => r.to_string(),
@@ -549,11 +689,17 @@ pub fn train(
             };
             break;
         }
+        save(&mut dp, epoch + 1, &sched, &stop, &best[0])?;
     }
     if !stop.should_stop() && stop.on_train_end() {
-        best.restore(gpu, &mut params)?;
+        for (r, b) in dp.replicas_mut().iter_mut().zip(&best) {
+            b.restore(&r.gpu, &mut r.params)?;
+        }
     }
-    let (test_loss, test_acc) = mlp.eval_test(gpu)?;
+    let last = first_epoch + history.len() as u64;
+    save(&mut dp, last, &sched, &stop, &best[0])?;
+    let r0 = dp.replica(0);
+    let (test_loss, test_acc) = mlps[0].eval_test(&r0.gpu)?;
     Ok(Summary {
         test_loss,
         test_acc,
@@ -561,6 +707,12 @@ pub fn train(
         best_epoch: stop.best_epoch(),
         stop_reason,
         history,
-        final_params: params.read_all(gpu)?,
+        final_params: r0.params.read_all(&r0.gpu)?,
+        adapter: format!(
+            "{} ({:?}) x{}",
+            r0.gpu.info().name,
+            r0.gpu.info().backend,
+            n
+        ),
     })
 }
