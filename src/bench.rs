@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, WORKGROUP_SIZE, grid};
 use crate::layout::ParamLayout;
-use crate::optim::Algorithm;
+use crate::optim::{Algorithm, PassTimestamps};
 use std::sync::Arc;
 
 /// A GPT-2-like mix: 4 layers of (two layer norms' weights and biases of 256,
@@ -50,21 +50,31 @@ pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
     (3 + 2 * s) * 4
 }
 
-/// The copy kernel (`shaders/copy.wgsl`) over two buffers of `bytes / 2`
-/// bytes each: one run reads and writes `bytes` in total.
+/// The copy kernel (`shaders/copy.wgsl`) over pairs of buffers of at most one
+/// storage binding each (`max_storage_buffer_binding_size`), all dispatched
+/// in one compute pass: one run reads and writes `bytes` in total, however
+/// large, so it can stand beside a step of any size.
 pub struct CopyKernel {
     kernel: Arc<Kernel>,
-    bind_group: wgpu::BindGroup,
-    grid: (u32, u32),
+    /// One bind group (source and destination piece) and grid per piece.
+    pieces: Vec<(wgpu::BindGroup, (u32, u32))>,
     /// Bytes one run moves (read + write).
     pub bytes: u64,
-    _bufs: [wgpu::Buffer; 2],
+    _bufs: Vec<wgpu::Buffer>,
 }
 
 impl CopyKernel {
     /// A copy moving about `bytes` (rounded up to whole vec4s) per run.
     pub fn new(gpu: &Gpu, bytes: u64) -> Result<CopyKernel> {
         let vec4s = (bytes / 2).div_ceil(16).max(1);
+        let limits = gpu.limits();
+        // Whole 256-byte units, so every piece is a valid binding size.
+        let piece_vec4s = (limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            / 256
+            * 16)
+            .max(16);
         let kernel = gpu.kernel(
             "bench/copy",
             include_str!("../shaders/copy.wgsl"),
@@ -72,28 +82,43 @@ impl CopyKernel {
             &[],
         )?;
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let (src, dst, bind_group) = gpu.scoped("bench/copy/new", || {
-            let src = gpu.create_buffer("bench/copy/src", vec4s * 16, usage);
-            let dst = gpu.create_buffer("bench/copy/dst", vec4s * 16, usage);
-            let bg = gpu.create_bind_group(
-                "bench/copy",
-                &kernel.layout,
-                &[src.as_entire_binding(), dst.as_entire_binding()],
-            );
-            (src, dst, bg)
+        let max_dim = limits.max_compute_workgroups_per_dimension;
+        let (bufs, pieces) = gpu.scoped("bench/copy/new", || {
+            let mut bufs = Vec::new();
+            let mut pieces = Vec::new();
+            let mut left = vec4s;
+            while left > 0 {
+                let n = left.min(piece_vec4s);
+                left -= n;
+                let src = gpu.create_buffer("bench/copy/src", n * 16, usage);
+                let dst = gpu.create_buffer("bench/copy/dst", n * 16, usage);
+                let bg = gpu.create_bind_group(
+                    "bench/copy",
+                    &kernel.layout,
+                    &[src.as_entire_binding(), dst.as_entire_binding()],
+                );
+                let groups = n.div_ceil(WORKGROUP_SIZE as u64) as u32;
+                pieces.push((bg, grid(groups, max_dim)));
+                bufs.extend([src, dst]);
+            }
+            (bufs, pieces)
         })?;
-        let groups = vec4s.div_ceil(WORKGROUP_SIZE as u64) as u32;
         Ok(CopyKernel {
-            grid: grid(groups, gpu.limits().max_compute_workgroups_per_dimension),
             kernel,
-            bind_group,
+            pieces,
             bytes: vec4s * 32,
-            _bufs: [src, dst],
+            _bufs: bufs,
         })
     }
 
     /// Submits one copy (does not wait).
     pub fn submit(&self, gpu: &Gpu) -> Result<()> {
+        self.submit_timed(gpu, None)
+    }
+
+    /// Submits one copy (does not wait), writing GPU timestamps around its
+    /// compute pass when `timestamps` is given (see [`PassTimer`]).
+    pub fn submit_timed(&self, gpu: &Gpu, timestamps: Option<&PassTimestamps>) -> Result<()> {
         gpu.scoped("bench/copy", || {
             let mut enc = gpu
                 .device()
@@ -103,14 +128,102 @@ impl CopyKernel {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("bench/copy"),
-                    timestamp_writes: None,
+                    timestamp_writes: timestamps.map(|t| wgpu::ComputePassTimestampWrites {
+                        query_set: &t.query_set,
+                        beginning_of_pass_write_index: Some(t.begin),
+                        end_of_pass_write_index: Some(t.end),
+                    }),
                 });
                 pass.set_pipeline(&self.kernel.pipeline);
-                pass.set_bind_group(0, &self.bind_group, &[]);
-                pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+                for (bg, (x, y)) in &self.pieces {
+                    pass.set_bind_group(0, bg, &[]);
+                    pass.dispatch_workgroups(*x, *y, 1);
+                }
             }
             gpu.queue().submit([enc.finish()]);
         })
+    }
+}
+
+/// Times one compute pass on the GPU with two timestamp queries: hand
+/// [`writes`](Self::writes) to the pass (an optimizer through
+/// [`Optimizer::set_pass_timestamps`](crate::Optimizer::set_pass_timestamps),
+/// the copy through [`CopyKernel::submit_timed`]), wait for it, then
+/// [`read`](Self::read) the time between the pass's beginning and end.
+pub struct PassTimer {
+    writes: PassTimestamps,
+    resolve: wgpu::Buffer,
+    period_ns: f64,
+}
+
+impl PassTimer {
+    /// A timer on `gpu`, whose device must have been created with
+    /// `Features::TIMESTAMP_QUERY` (see [`Gpu::from_adapter_with_features`]).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device lacks the feature.
+    pub fn new(gpu: &Gpu) -> Result<PassTimer> {
+        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Gpu {
+                context: "bench/timer".into(),
+                message: "the device was created without Features::TIMESTAMP_QUERY".into(),
+            });
+        }
+        let (query_set, resolve) = gpu.scoped("bench/timer/new", || {
+            let qs = gpu.device().create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("bench/timer"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let resolve = gpu.create_buffer(
+                "bench/timer/resolve",
+                16,
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            );
+            (qs, resolve)
+        })?;
+        Ok(PassTimer {
+            writes: PassTimestamps {
+                query_set,
+                begin: 0,
+                end: 1,
+            },
+            resolve,
+            period_ns: gpu.queue().get_timestamp_period() as f64,
+        })
+    }
+
+    /// Where the timed pass writes its timestamps.
+    pub fn writes(&self) -> &PassTimestamps {
+        &self.writes
+    }
+
+    /// The duration of the last timed pass. Call it once that pass has
+    /// finished (after [`Gpu::synchronize`]); it waits for its own readback.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the timestamps are not in order (a pass that did
+    /// not write them), or a wgpu error.
+    pub fn read(&self, gpu: &Gpu) -> Result<Duration> {
+        gpu.scoped("bench/timer/resolve", || {
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bench/timer/resolve"),
+                });
+            enc.resolve_query_set(&self.writes.query_set, 0..2, &self.resolve, 0);
+            gpu.queue().submit([enc.finish()]);
+        })?;
+        let bytes = gpu.read_ranges("bench/timer/read", &[(&self.resolve, 0, 16)])?;
+        let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&bytes[..16]);
+        if ticks[1] < ticks[0] || ticks[0] == 0 {
+            return Err(Error::Gpu {
+                context: "bench/timer/read".into(),
+                message: format!("timestamps out of order or unwritten: {ticks:?}"),
+            });
+        }
+        let ns = (ticks[1] - ticks[0]) as f64 * self.period_ns;
+        Ok(Duration::from_secs_f64(ns * 1e-9))
     }
 }
 

@@ -196,14 +196,37 @@ impl Gpu {
     }
 
     /// Opens a device on `adapter`, requesting every limit the adapter
-    /// offers, after checking those the kernels need.
+    /// offers, after checking those the kernels need. No optional feature
+    /// is requested; see [`from_adapter_with_features`](Self::from_adapter_with_features).
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        Gpu::from_adapter_with_features(adapter, wgpu::Features::empty())
+    }
+
+    /// Like [`from_adapter`](Self::from_adapter), also requesting the
+    /// optional `features` (e.g. `Features::TIMESTAMP_QUERY` for the
+    /// benchmark harness). The engine itself needs none.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] naming the missing features when the adapter lacks
+    /// some of `features` (check `adapter.features()` first to degrade
+    /// gracefully), plus the errors of `from_adapter`.
+    pub fn from_adapter_with_features(
+        adapter: &wgpu::Adapter,
+        features: wgpu::Features,
+    ) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         check_limits(&limits, &format!("adapter {:?}", info.name))?;
+        let missing = features - adapter.features();
+        if !missing.is_empty() {
+            return Err(Error::Gpu {
+                context: format!("request_device on {:?}", info.name),
+                message: format!("the adapter does not offer the features {missing:?}"),
+            });
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-optim"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -287,6 +310,10 @@ impl Gpu {
     /// The bound on every wait for the GPU.
     pub fn wait_timeout(&self) -> Duration {
         self.wait_timeout
+    }
+    /// The optional features the device was created with.
+    pub fn features(&self) -> wgpu::Features {
+        self.device.features()
     }
     /// The bound on every wait for the GPU (default 120 s).
     pub fn set_wait_timeout(&mut self, timeout: Duration) {

@@ -501,7 +501,22 @@ pub struct Optimizer {
     states: Vec<(&'static str, Role)>,
     dispatches: Vec<ChunkDispatch>,
     grad: Option<GradPipeline>,
+    pass_timestamps: Option<PassTimestamps>,
     _keep: Vec<wgpu::Buffer>,
+}
+
+/// Where [`Optimizer::step`] writes GPU timestamps at the beginning and the
+/// end of its compute pass (benchmarks). The device needs
+/// `Features::TIMESTAMP_QUERY`, and `query_set` must be a timestamp query
+/// set of that device with both indices in range.
+#[derive(Debug, Clone)]
+pub struct PassTimestamps {
+    /// A `QueryType::Timestamp` query set.
+    pub query_set: wgpu::QuerySet,
+    /// The index written when the pass begins.
+    pub begin: u32,
+    /// The index written when the pass ends.
+    pub end: u32,
 }
 
 impl std::fmt::Debug for Optimizer {
@@ -789,6 +804,7 @@ impl Optimizer {
             states,
             dispatches,
             grad,
+            pass_timestamps: None,
             _keep: keep,
         })
     }
@@ -852,7 +868,13 @@ impl Optimizer {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("optim/step"),
-                    timestamp_writes: None,
+                    timestamp_writes: self.pass_timestamps.as_ref().map(|t| {
+                        wgpu::ComputePassTimestampWrites {
+                            query_set: &t.query_set,
+                            beginning_of_pass_write_index: Some(t.begin),
+                            end_of_pass_write_index: Some(t.end),
+                        }
+                    }),
                 });
                 if let Some(gp) = &self.grad {
                     pass.set_pipeline(&gp.stats.pipeline);
@@ -882,6 +904,15 @@ impl Optimizer {
             self.map_staging(submission);
         }
         Ok(())
+    }
+
+    /// Makes every later [`step`](Self::step) write GPU timestamps around
+    /// its compute pass (all of its dispatches, the gradient pipeline's
+    /// included), or stops it with `None`. For benchmarks; the step does not
+    /// resolve or read the queries. A query set the device cannot use makes
+    /// the next `step` fail with [`Error::Gpu`].
+    pub fn set_pass_timestamps(&mut self, timestamps: Option<PassTimestamps>) {
+        self.pass_timestamps = timestamps;
     }
 
     /// Number of steps taken (PyTorch's `state["step"]`).

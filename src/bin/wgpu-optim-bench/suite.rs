@@ -1,0 +1,457 @@
+//! The benchmark suite run on one adapter, and how each case is timed.
+
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use wgpu_optim::bench::{
+    CopyKernel, PassTimer, bytes_per_param, gpt2_like_layout, single_tensor_layout,
+};
+use wgpu_optim::optim::{
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Dispatch, OptimizerSpec,
+    PassTimestamps, RmsPropConfig, SgdConfig,
+};
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+
+use crate::cli::{Plan, TimingArg, fmt_size};
+
+/// The optimizers of the suite, with the names used in reports.
+pub fn optimizers() -> Vec<(&'static str, OptimizerSpec)> {
+    vec![
+        (
+            "sgd_momentum",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            }),
+        ),
+        ("adam", OptimizerSpec::adam(AdamConfig::default())),
+        ("adamw", OptimizerSpec::adamw(AdamWConfig::default())),
+        (
+            "adam_amsgrad",
+            OptimizerSpec::adam(AdamConfig {
+                amsgrad: true,
+                ..Default::default()
+            }),
+        ),
+        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
+        (
+            "adadelta",
+            OptimizerSpec::adadelta(AdadeltaConfig::default()),
+        ),
+        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
+    ]
+}
+
+/// Name of the clipped case in reports.
+pub const CLIP_NAME: &str = "adam+clip_global_norm";
+
+/// How many progress ticks [`run_adapter`] makes for `plan`.
+pub fn jobs_per_adapter(plan: &Plan) -> u64 {
+    (optimizers().len() * (1 + plan.sizes.len()) + 1) as u64
+}
+
+/// How the cases of an adapter were timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimingMethod {
+    /// GPU timestamps at the beginning and end of each compute pass.
+    GpuTimestamps,
+    /// Host wall clock from before the submit until the GPU has finished.
+    WallClock,
+}
+
+impl TimingMethod {
+    /// A sentence for the table's header.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TimingMethod::GpuTimestamps => {
+                "GPU timestamps around each compute pass (the `wall ms` column: \
+                 submit until the GPU finished)"
+            }
+            TimingMethod::WallClock => "wall clock, from before the submit until the GPU finished",
+        }
+    }
+}
+
+/// The copy roofline beside a step: the same-device WGSL copy moving the
+/// same bytes, timed the same way.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyRef {
+    /// Bytes the copy reads and writes per run.
+    pub bytes: u64,
+    /// Median time (the adapter's timing method), seconds.
+    pub time_s: f64,
+    /// `bytes / time_s / 1e9`.
+    pub gb_per_s: f64,
+}
+
+/// One benchmark case's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// `sgd_momentum`, `adam`, ... or `adam+clip_global_norm`.
+    pub optimizer: String,
+    /// `gpt2_like` (50 tensors) or `single` (one tensor).
+    pub layout: String,
+    /// Number of tensors.
+    pub tensors: usize,
+    /// Number of parameters.
+    pub params: u64,
+    /// `fused` (one dispatch per chunk) or `per_tensor`.
+    pub dispatch: String,
+    /// Compute dispatches per step (the gradient pipeline's not included).
+    pub dispatches_per_step: usize,
+    /// Bytes one step reads and writes per parameter.
+    pub bytes_per_param: u64,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Median step time by the adapter's timing method, seconds.
+    pub time_s: f64,
+    /// Median wall time, submit until the GPU finished, seconds.
+    pub wall_s: f64,
+    /// Median GPU time of the step's compute pass, seconds, when timed by
+    /// timestamps.
+    pub gpu_s: Option<f64>,
+    /// `params / time_s`.
+    pub params_per_s: f64,
+    /// `params * bytes_per_param / time_s / 1e9`.
+    pub gb_per_s: f64,
+    /// The copy roofline measured beside this case.
+    pub copy: CopyRef,
+    /// `time_s / copy.time_s`: 1 means the step runs as fast as copying its
+    /// bytes; 2 means twice as long.
+    pub ratio_to_copy: f64,
+    /// What `ratio_to_baseline` compares against: `fused` for per-tensor
+    /// rows, `adam` for the clipped row.
+    pub baseline: Option<String>,
+    /// `time_s / baseline's time_s`, measured interleaved in the same run.
+    pub ratio_to_baseline: Option<f64>,
+}
+
+/// A named group of measurements that is not per optimizer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// The section's name.
+    pub name: String,
+    /// Its measurements.
+    pub measurements: Vec<Measurement>,
+}
+
+/// The all-reduce section of the report (summing gradients across the
+/// devices of a pool). It is added when the device pool lands; until then it
+/// is always empty and nothing is measured.
+pub fn all_reduce_section(_adapters: &[wgpu::Adapter], _plan: &Plan) -> Section {
+    Section {
+        name: "all_reduce".into(),
+        measurements: Vec::new(),
+    }
+}
+
+/// Something that submits one timed compute pass.
+trait Case {
+    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()>;
+}
+
+struct StepCase {
+    params: ParamSet,
+    opt: Optimizer,
+}
+
+impl StepCase {
+    fn new(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        layout: &ParamLayout,
+        mode: Dispatch,
+    ) -> wgpu_optim::Result<StepCase> {
+        let mut params = ParamSet::new(gpu, layout)?;
+        for t in layout.tensors() {
+            let n = t.numel as usize;
+            params.write(gpu, &t.name, &vec![0.5; n])?;
+            params.write_grad(gpu, &t.name, &vec![0.01; n])?;
+        }
+        let opt = Optimizer::with_dispatch(gpu, spec, &params, mode)?;
+        Ok(StepCase { params, opt })
+    }
+}
+
+impl Case for StepCase {
+    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()> {
+        self.opt.set_pass_timestamps(ts.cloned());
+        self.opt.step(gpu, &mut self.params)
+    }
+}
+
+impl Case for CopyKernel {
+    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()> {
+        self.submit_timed(gpu, ts)
+    }
+}
+
+/// Medians of one case.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: f64,
+    gpu: Option<f64>,
+}
+
+impl Timed {
+    fn primary(&self) -> f64 {
+        self.gpu.unwrap_or(self.wall)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The timer of one adapter.
+pub struct Clock {
+    timer: Option<PassTimer>,
+}
+
+impl Clock {
+    /// The method this clock uses.
+    pub fn method(&self) -> TimingMethod {
+        if self.timer.is_some() {
+            TimingMethod::GpuTimestamps
+        } else {
+            TimingMethod::WallClock
+        }
+    }
+
+    /// One run of `case`: submit, wait for the GPU, then read the pass's
+    /// timestamps (outside the wall-clock region).
+    fn sample(&self, gpu: &Gpu, case: &mut dyn Case) -> wgpu_optim::Result<(f64, Option<f64>)> {
+        let t0 = Instant::now();
+        case.submit(gpu, self.timer.as_ref().map(|t| t.writes()))?;
+        gpu.synchronize()?;
+        let wall = t0.elapsed().as_secs_f64();
+        let gpu_t = match &self.timer {
+            Some(t) => Some(t.read(gpu)?.as_secs_f64()),
+            None => None,
+        };
+        Ok((wall, gpu_t))
+    }
+
+    /// Runs the cases round-robin (one warm-up each, then `reps` rounds) so
+    /// that every case sees the same machine load, and returns their medians.
+    fn interleaved(
+        &self,
+        gpu: &Gpu,
+        reps: usize,
+        cases: &mut [&mut dyn Case],
+    ) -> wgpu_optim::Result<Vec<Timed>> {
+        for c in cases.iter_mut() {
+            self.sample(gpu, *c)?;
+        }
+        let mut walls = vec![Vec::with_capacity(reps); cases.len()];
+        let mut gpus = vec![Vec::with_capacity(reps); cases.len()];
+        for _ in 0..reps {
+            for (i, c) in cases.iter_mut().enumerate() {
+                let (w, g) = self.sample(gpu, *c)?;
+                walls[i].push(w);
+                if let Some(g) = g {
+                    gpus[i].push(g);
+                }
+            }
+        }
+        Ok(walls
+            .into_iter()
+            .zip(gpus)
+            .map(|(w, g)| Timed {
+                wall: median(w),
+                gpu: (!g.is_empty()).then(|| median(g)),
+            })
+            .collect())
+    }
+}
+
+/// Opens `adapter` for benchmarking: with `TIMESTAMP_QUERY` when it is
+/// offered and wanted, and checks that timestamps work with one probe copy.
+/// Returns the device, its clock and a note on the choice.
+pub fn open(
+    adapter: &wgpu::Adapter,
+    timing: TimingArg,
+) -> wgpu_optim::Result<(Gpu, Clock, String)> {
+    let ts = wgpu::Features::TIMESTAMP_QUERY;
+    if timing == TimingArg::Wall {
+        let gpu = Gpu::from_adapter(adapter)?;
+        return Ok((
+            gpu,
+            Clock { timer: None },
+            "wall clock requested (--timing wall)".into(),
+        ));
+    }
+    if !adapter.features().contains(ts) {
+        let gpu = Gpu::from_adapter(adapter)?;
+        return Ok((
+            gpu,
+            Clock { timer: None },
+            "the adapter does not offer TIMESTAMP_QUERY".into(),
+        ));
+    }
+    let gpu = Gpu::from_adapter_with_features(adapter, ts)?;
+    let probe = || -> wgpu_optim::Result<PassTimer> {
+        let timer = PassTimer::new(&gpu)?;
+        let copy = CopyKernel::new(&gpu, 1 << 16)?;
+        copy.submit_timed(&gpu, Some(timer.writes()))?;
+        gpu.synchronize()?;
+        timer.read(&gpu)?;
+        Ok(timer)
+    };
+    match probe() {
+        Ok(timer) => {
+            let period = gpu.queue().get_timestamp_period();
+            Ok((
+                gpu,
+                Clock { timer: Some(timer) },
+                format!("TIMESTAMP_QUERY, period {period} ns"),
+            ))
+        }
+        Err(e) => {
+            // A device whose timestamps misbehave: fall back, and say why.
+            let gpu = Gpu::from_adapter(adapter)?;
+            Ok((
+                gpu,
+                Clock { timer: None },
+                format!("timestamps offered but unusable ({e})"),
+            ))
+        }
+    }
+}
+
+/// What one row of the report is made of.
+struct Row<'a> {
+    name: &'a str,
+    layout_name: &'a str,
+    layout: &'a ParamLayout,
+    case: &'a StepCase,
+    dispatch: &'a str,
+    bpp: u64,
+    step: Timed,
+    copy: (&'a CopyKernel, Timed),
+    baseline: Option<(&'a str, Timed)>,
+}
+
+impl Row<'_> {
+    fn measurement(&self, reps: usize) -> Measurement {
+        let params = self.layout.numel();
+        let t = self.step.primary();
+        let ct = self.copy.1.primary();
+        Measurement {
+            optimizer: self.name.to_string(),
+            layout: self.layout_name.to_string(),
+            tensors: self.layout.len(),
+            params,
+            dispatch: self.dispatch.to_string(),
+            dispatches_per_step: self.case.opt.dispatches_per_step(),
+            bytes_per_param: self.bpp,
+            reps,
+            time_s: t,
+            wall_s: self.step.wall,
+            gpu_s: self.step.gpu,
+            params_per_s: params as f64 / t,
+            gb_per_s: (params * self.bpp) as f64 / t / 1e9,
+            copy: CopyRef {
+                bytes: self.copy.0.bytes,
+                time_s: ct,
+                gb_per_s: self.copy.0.bytes as f64 / ct / 1e9,
+            },
+            ratio_to_copy: t / ct,
+            baseline: self.baseline.map(|b| b.0.to_string()),
+            ratio_to_baseline: self.baseline.map(|b| t / b.1.primary()),
+        }
+    }
+}
+
+/// Runs the whole suite on one opened device: for every optimizer the
+/// GPT-2-like mix fused and per tensor, then single tensors of every size,
+/// each beside the copy roofline; then Adam with global-norm clipping.
+pub fn run_adapter(
+    gpu: &Gpu,
+    clock: &Clock,
+    plan: &Plan,
+    progress: &ProgressBar,
+    tag: &str,
+) -> wgpu_optim::Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    let mix = gpt2_like_layout();
+    let n_mix = mix.numel();
+    for (name, spec) in optimizers() {
+        let bpp = bytes_per_param(spec.algorithm());
+
+        progress.set_message(format!("{tag}: {name} gpt2_like"));
+        let mut fused = StepCase::new(gpu, &spec, &mix, Dispatch::Fused)?;
+        let mut per = StepCase::new(gpu, &spec, &mix, Dispatch::PerTensor)?;
+        let mut copy = CopyKernel::new(gpu, bpp * n_mix)?;
+        let t = clock.interleaved(gpu, plan.reps, &mut [&mut fused, &mut per, &mut copy])?;
+        let row = |case, dispatch, step, baseline| Row {
+            name,
+            layout_name: "gpt2_like",
+            layout: &mix,
+            case,
+            dispatch,
+            bpp,
+            step,
+            copy: (&copy, t[2]),
+            baseline,
+        };
+        out.push(row(&fused, "fused", t[0], None).measurement(plan.reps));
+        out.push(row(&per, "per_tensor", t[1], Some(("fused", t[0]))).measurement(plan.reps));
+        drop((fused, per, copy));
+        progress.inc(1);
+
+        for &n in &plan.sizes {
+            progress.set_message(format!("{tag}: {name} {}", fmt_size(n)));
+            let layout = single_tensor_layout(n as usize);
+            let mut one = StepCase::new(gpu, &spec, &layout, Dispatch::Fused)?;
+            let mut copy = CopyKernel::new(gpu, bpp * n)?;
+            let t = clock.interleaved(gpu, plan.reps, &mut [&mut one, &mut copy])?;
+            let row = Row {
+                name,
+                layout_name: "single",
+                layout: &layout,
+                case: &one,
+                dispatch: "fused",
+                bpp,
+                step: t[0],
+                copy: (&copy, t[1]),
+                baseline: None,
+            };
+            out.push(row.measurement(plan.reps));
+            progress.inc(1);
+        }
+    }
+
+    // Global-norm clipping: a statistics pass reads the gradients once more
+    // (4 bytes per parameter) before the fused update.
+    progress.set_message(format!("{tag}: {CLIP_NAME} gpt2_like"));
+    let adam = OptimizerSpec::adam(AdamConfig::default());
+    let bpp = bytes_per_param(adam.algorithm()) + 4;
+    let mut plain = StepCase::new(gpu, &adam, &mix, Dispatch::Fused)?;
+    let mut clipped = StepCase::new(
+        gpu,
+        &adam.clone().clip_by_global_norm(1.0),
+        &mix,
+        Dispatch::Fused,
+    )?;
+    let mut copy = CopyKernel::new(gpu, bpp * n_mix)?;
+    let t = clock.interleaved(gpu, plan.reps, &mut [&mut plain, &mut clipped, &mut copy])?;
+    let row = Row {
+        name: CLIP_NAME,
+        layout_name: "gpt2_like",
+        layout: &mix,
+        case: &clipped,
+        dispatch: "fused",
+        bpp,
+        step: t[1],
+        copy: (&copy, t[2]),
+        baseline: Some(("adam", t[0])),
+    };
+    out.push(row.measurement(plan.reps));
+    progress.inc(1);
+    Ok(out)
+}

@@ -1,0 +1,242 @@
+//! The benchmark harness binary, run as a user would: a quick run on Vulkan
+//! with JSON and SVG output, and the ways bad input is refused. Like every
+//! GPU test here, the quick run fails (never skips) without an adapter.
+#![cfg(feature = "cli")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wgpu-optim-bench");
+
+/// Runs the harness; kills it and fails after `limit` (so a check that
+/// should refuse up front cannot start a long benchmark instead).
+fn run_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the harness binary starts");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for the harness").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("collect output");
+            panic!(
+                "wgpu-optim-bench {args:?} ran past {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// Bad input is refused before anything runs: well within 30 s.
+fn run(args: &[&str]) -> Output {
+    run_within(args, Duration::from_secs(30))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("wgpu-optim-bench-{}-{name}", std::process::id()))
+}
+
+const OPTIMIZERS: [&str; 7] = [
+    "sgd_momentum",
+    "adam",
+    "adamw",
+    "adam_amsgrad",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+];
+
+#[test]
+fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
+    let json = tmp("quick.json");
+    let svg = tmp("quick.svg");
+    // --quick takes about 10 s on lavapipe; the bound allows a loaded machine.
+    let o = run_within(
+        &[
+            "--quick",
+            "--backend",
+            "vulkan",
+            "--no-progress",
+            "--json",
+            json.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(
+        o.status.success(),
+        "the quick run must succeed (it needs a Vulkan adapter; install mesa-vulkan-drivers \
+         for lavapipe); status {:?}, stderr:\n{}",
+        o.status,
+        stderr(&o)
+    );
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("step/copy"), "table:\n{table}");
+
+    let text = std::fs::read_to_string(&json).expect("the JSON file was written");
+    let v: Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(v["schema"], "wgpu-optim-bench/1");
+    assert_eq!(v["crate_version"], env!("CARGO_PKG_VERSION"));
+    let started = v["started_at"].as_str().expect("started_at");
+    assert!(started.ends_with('Z') && started.len() == 20, "{started}");
+    assert_eq!(v["settings"]["quick"], true);
+    assert_eq!(v["settings"]["backend"], "vulkan");
+    let sizes: Vec<u64> = v["settings"]["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![1 << 16, 1 << 18]);
+    assert_eq!(v["sections"][0]["name"], "all_reduce");
+
+    let adapters = v["adapters"].as_array().expect("adapters");
+    assert!(!adapters.is_empty(), "no adapter ran: {text}");
+    for a in adapters {
+        for key in [
+            "name",
+            "device_type",
+            "driver",
+            "driver_info",
+            "timing_note",
+        ] {
+            assert!(a[key].is_string(), "adapter field {key} in {a}");
+        }
+        assert_eq!(a["backend"], "Vulkan");
+        let timing = a["timing"].as_str().unwrap();
+        assert!(
+            timing == "gpu_timestamps" || timing == "wall_clock",
+            "{timing}"
+        );
+        let ms = a["measurements"].as_array().unwrap();
+        let positive = |m: &Value, k: &str| {
+            let x = m[k].as_f64().unwrap_or(f64::NAN);
+            assert!(x > 0.0 && x.is_finite(), "{k} = {x} in {m}");
+        };
+        for m in ms {
+            for k in [
+                "params_per_s",
+                "gb_per_s",
+                "time_s",
+                "wall_s",
+                "ratio_to_copy",
+            ] {
+                positive(m, k);
+            }
+            positive(&m["copy"], "gb_per_s");
+            if timing == "gpu_timestamps" {
+                positive(m, "gpu_s");
+            }
+        }
+        let has = |opt: &str, layout: &str, dispatch: &str, params: Option<u64>| {
+            ms.iter().any(|m| {
+                m["optimizer"] == opt
+                    && m["layout"] == layout
+                    && m["dispatch"] == dispatch
+                    && params.is_none_or(|p| m["params"].as_u64() == Some(p))
+            })
+        };
+        for opt in OPTIMIZERS {
+            assert!(has(opt, "gpt2_like", "fused", Some(3_748_864)), "{opt} mix");
+            assert!(
+                has(opt, "gpt2_like", "per_tensor", None),
+                "{opt} per tensor"
+            );
+            for &n in &sizes {
+                assert!(has(opt, "single", "fused", Some(n)), "{opt} {n}");
+            }
+        }
+        assert!(has("adam+clip_global_norm", "gpt2_like", "fused", None));
+    }
+
+    let chart = std::fs::read_to_string(&svg).expect("the SVG file was written");
+    assert!(chart.starts_with("<?xml") && chart.trim_end().ends_with("</svg>"));
+    assert!(chart.contains("<polyline"), "one line per optimizer");
+    let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_file(svg);
+}
+
+#[test]
+fn unknown_backend_exits_nonzero_with_the_choices() {
+    let o = run(&["--backend", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("invalid value 'nosuch'"), "{e}");
+    assert!(e.contains("vulkan, metal, dx12, gl, all"), "{e}");
+}
+
+/// The first power of two that does not fit one buffer of the Vulkan
+/// adapter, or past the harness's own cap when the adapter holds more.
+fn oversize_for_vulkan() -> u64 {
+    let instance = wgpu_optim::gpu::instance_for(wgpu::Backends::VULKAN);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+    let max_buffer = adapters
+        .iter()
+        .map(|a| a.limits().max_buffer_size)
+        .min()
+        .expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+    ((max_buffer / 4) + 1).next_power_of_two().min(1 << 31)
+}
+
+#[test]
+fn oversize_max_size_is_rejected_before_anything_runs() {
+    let n = oversize_for_vulkan();
+    let arg = format!("2^{}", n.trailing_zeros());
+    let o = run(&["--backend", "vulkan", "--no-progress", "--max-size", &arg]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("--max-size"), "{e}");
+    assert!(
+        e.contains("max_buffer_size") || e.contains("harness allows"),
+        "the message names the limit: {e}"
+    );
+
+    let o = run(&["--max-size", "2^40"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("2^30"), "{}", stderr(&o));
+}
+
+#[test]
+fn other_bad_input_gets_a_message_and_nonzero_status() {
+    let o = run(&["--min-size", "2^20", "--max-size", "2^18"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--min-size"), "{}", stderr(&o));
+
+    let o = run(&["--max-size", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("lots"), "{}", stderr(&o));
+
+    let o = run(&["--backend", "vulkan", "--adapter", "no-such-adapter-xyz"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no adapter name contains"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(&[
+        "--backend",
+        "vulkan",
+        "--json",
+        "/nonexistent-dir-wgpu-optim/out.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot write --json"), "{}", stderr(&o));
+
+    for o in [run(&["--reps", "0"]), run(&["--timing", "sundial"])] {
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+}
