@@ -87,6 +87,11 @@ fn main(
     if SKIP_NONFINITE && control.found_inf != 0u {
         return;
     }
+    // The group's gradient factors, read once per workgroup.
+    var o = GroupOut(1.0, 1.0, 0.0, 0.0);
+    if STATS {
+        o = control.groups[blk.group];
+    }
     var clr = h.clr;
     if SKIP_NONFINITE && control.skipped != 0u {
         clr = h.lr / (1.0 + f32(h.t - control.skipped - 1u) * h.lr_decay);
@@ -99,7 +104,6 @@ fn main(
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
         if STATS {
-            let o = control.groups[blk.group];
             g = grad[i] * o.pre;
             if CLIP_VALUE {
                 g = clamp(g, -o.clip_value, o.clip_value);

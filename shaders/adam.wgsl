@@ -114,6 +114,11 @@ fn main(
     if SKIP_NONFINITE && control.found_inf != 0u {
         return;
     }
+    // The group's gradient factors, read once per workgroup.
+    var o = GroupOut(1.0, 1.0, 0.0, 0.0);
+    if STATS {
+        o = control.groups[blk.group];
+    }
     var step_size = h.step_size;
     var bias_correction2_sqrt = h.bias_correction2_sqrt;
     if SKIP_NONFINITE && control.skipped != 0u {
@@ -129,7 +134,6 @@ fn main(
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
         if STATS {
-            let o = control.groups[blk.group];
             g = grad[i] * o.pre;
             if CLIP_VALUE {
                 g = clamp(g, -o.clip_value, o.clip_value);

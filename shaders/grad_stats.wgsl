@@ -9,6 +9,10 @@
 //   m = max |u| over finite u,   s = sum (|u| / m)^p  (p = 1 or 2; BLAS nrm2-style scaling,
 //   so gradients of 1e20 give a finite norm), nonfinite = any u is NaN or +-Inf,
 // and writes partials[block.index] = (m, s, nonfinite, bitcast<f32>(block.group)).
+// Each of the 64 invocations first reduces its 16 elements in registers (its own max, then
+// the scaled sum), then one fixed-order tree of 6 barrier rounds combines the (m, s) pairs,
+// rescaling the smaller side: few barriers, which matters on CPU drivers such as lavapipe,
+// and coalesced loads (element k * 64 + lid) on GPUs.
 //
 // Bindings (group 0):
 //   0 uniform              params: StatsParams
@@ -17,14 +21,14 @@
 //   3 storage, read_write  partials: array<vec4<f32>> (one per block, all chunks)
 //   4 storage, read        control: Control           (loss scale)
 // Uniform layout: StatsParams, 12 x 4-byte scalars = 48 bytes (Rust: clip::StatsParams).
-// Dispatch: one workgroup per block on a 2-D grid, b = wid.x + wid.y * nwg.x.
+// Dispatch: one workgroup (64 invocations) per block on a 2-D grid, b = wid.x + wid.y * nwg.x.
 // Guard rule: the workgroup returns when b >= arrayLength(&blocks) (uniform, before any
 // barrier); invocations with j >= block.len contribute zero.
 
 override CLIP_VALUE: bool = false;
 
-const WG: u32 = 256u;
-const PER_THREAD: u32 = 4u;
+const WG: u32 = 64u;
+const PER_THREAD: u32 = 16u;
 
 struct Block {
     start: u32,
@@ -69,15 +73,38 @@ struct Control {
 @group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> control: Control;
 
-var<workgroup> red: array<f32, 256>;
-var<workgroup> bad: array<u32, 256>;
+var<workgroup> wm: array<f32, 64>;
+var<workgroup> ws: array<f32, 64>;
+var<workgroup> wbad: array<u32, 64>;
 
 fn is_finite(x: f32) -> bool {
     // Exponent bits all ones means Inf or NaN; robust where `x != x` may be folded away.
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-@compute @workgroup_size(256)
+fn power(r: f32) -> f32 {
+    if params.norm_type == 1u {
+        return r;
+    }
+    return r * r;
+}
+
+// (m, s) with (m2, s2) -> the pair of the union, rescaled to the larger m.
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    if b.x > a.x {
+        var s = b.y;
+        if a.x > 0.0 {
+            s = b.y + a.y * power(a.x / b.x);
+        }
+        return vec2<f32>(b.x, s);
+    }
+    if b.x > 0.0 {
+        return vec2<f32>(a.x, a.y + b.y * power(b.x / a.x));
+    }
+    return a;
+}
+
+@compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -89,7 +116,7 @@ fn main(
     }
     let blk = blocks[b];
     let pre = params.host_scale / control.scale;
-    var u: array<f32, 4>;
+    var u: array<f32, 16>;
     var m = 0.0;
     var nonfinite = 0u;
     for (var k = 0u; k < PER_THREAD; k++) {
@@ -108,40 +135,27 @@ fn main(
         u[k] = abs(x);
         m = max(m, u[k]);
     }
-    // Workgroup max, fixed tree order.
-    red[lid] = m;
-    bad[lid] = nonfinite;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            red[lid] = max(red[lid], red[lid + stride]);
-            bad[lid] = max(bad[lid], bad[lid + stride]);
-        }
-        workgroupBarrier();
-    }
-    let bmax = red[0];
-    let bbad = bad[0];
-    workgroupBarrier();
     var s = 0.0;
-    if bmax > 0.0 {
+    if m > 0.0 {
+        let inv = 1.0 / m;
         for (var k = 0u; k < PER_THREAD; k++) {
-            let r = u[k] / bmax;
-            if params.norm_type == 1u {
-                s = s + r;
-            } else {
-                s = s + r * r;
-            }
+            s = s + power(u[k] * inv);
         }
     }
-    red[lid] = s;
+    wm[lid] = m;
+    ws[lid] = s;
+    wbad[lid] = nonfinite;
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
         if lid < stride {
-            red[lid] = red[lid] + red[lid + stride];
+            let c = combine(vec2<f32>(wm[lid], ws[lid]), vec2<f32>(wm[lid + stride], ws[lid + stride]));
+            wm[lid] = c.x;
+            ws[lid] = c.y;
+            wbad[lid] = max(wbad[lid], wbad[lid + stride]);
         }
         workgroupBarrier();
     }
     if lid == 0u {
-        partials[blk.index] = vec4<f32>(bmax, red[0], f32(bbad), bitcast<f32>(blk.group));
+        partials[blk.index] = vec4<f32>(wm[0], ws[0], f32(wbad[0]), bitcast<f32>(blk.group));
     }
 }

@@ -102,6 +102,11 @@ fn main(
     if SKIP_NONFINITE && control.found_inf != 0u {
         return;
     }
+    // The group's gradient factors, read once per workgroup.
+    var o = GroupOut(1.0, 1.0, 0.0, 0.0);
+    if STATS {
+        o = control.groups[blk.group];
+    }
     for (var k = 0u; k < PER_THREAD; k++) {
         let j = k * WG + lid;
         if j >= blk.len {
@@ -110,7 +115,6 @@ fn main(
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
         if STATS {
-            let o = control.groups[blk.group];
             g = grad[i] * o.pre;
             if CLIP_VALUE {
                 g = clamp(g, -o.clip_value, o.clip_value);

@@ -90,6 +90,11 @@ fn main(
     if SKIP_NONFINITE && control.found_inf != 0u {
         return;
     }
+    // The group's gradient factors, read once per workgroup.
+    var o = GroupOut(1.0, 1.0, 0.0, 0.0);
+    if STATS {
+        o = control.groups[blk.group];
+    }
     var first_step = h.first_step;
     if SKIP_NONFINITE && control.skipped != 0u {
         first_step = select(0u, 1u, h.t - control.skipped == 1u);
@@ -102,7 +107,6 @@ fn main(
         let i = blk.start + j;
         var g = grad[i] * h.grad_scale;
         if STATS {
-            let o = control.groups[blk.group];
             g = grad[i] * o.pre;
             if CLIP_VALUE {
                 g = clamp(g, -o.clip_value, o.clip_value);
