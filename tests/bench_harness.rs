@@ -102,6 +102,21 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
         .collect();
     assert_eq!(sizes, vec![1 << 16, 1 << 18]);
     assert_eq!(v["sections"][0]["name"], "all_reduce");
+    let ar = v["sections"][0]["measurements"].as_array().unwrap();
+    assert!(!ar.is_empty(), "the all-reduce section measured something");
+    for row in ar {
+        for key in [
+            "devices",
+            "bytes",
+            "elements",
+            "time_s",
+            "algbw_gb_s",
+            "busbw_gb_s",
+            "memcpy_gb_s",
+        ] {
+            assert!(row[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {row}");
+        }
+    }
 
     let adapters = v["adapters"].as_array().expect("adapters");
     assert!(!adapters.is_empty(), "no adapter ran: {text}");

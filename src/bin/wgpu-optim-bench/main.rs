@@ -243,6 +243,8 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
     pb.finish_and_clear();
 
+    let all_reduce = suite::all_reduce_section(&adapters, &plan, args.quick);
+    report::print_all_reduce(&all_reduce);
     let report = Report {
         schema: report::SCHEMA,
         crate_version: env!("CARGO_PKG_VERSION"),
@@ -257,7 +259,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             sizes: plan.sizes.clone(),
             reps: plan.reps,
         },
-        sections: vec![suite::all_reduce_section(&adapters, &plan)],
+        sections: vec![all_reduce],
         adapters: reports,
         skipped_adapters: skipped,
     };

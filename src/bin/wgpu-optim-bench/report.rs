@@ -205,6 +205,40 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Prints the all-reduce section as an nccl-tests-style table.
+pub fn print_all_reduce(section: &crate::suite::Section) {
+    if section.measurements.is_empty() {
+        return;
+    }
+    println!("\n== all-reduce (ReduceOp::Sum through host memory, fixed device order)");
+    println!(
+        "{:<40} {:>3} {:>12} {:>10} {:>10} {:>12} {:>12} {:>11} {:>10}",
+        "adapter",
+        "n",
+        "bytes",
+        "elements",
+        "time ms",
+        "algbw GB/s",
+        "busbw GB/s",
+        "memcpy GB/s",
+        "bus/memcpy"
+    );
+    for m in &section.measurements {
+        println!(
+            "{:<40} {:>3} {:>12} {:>10} {:>10.3} {:>12.3} {:>12.3} {:>11.2} {:>10.3}",
+            m.adapter.chars().take(40).collect::<String>(),
+            m.devices,
+            m.bytes,
+            m.elements,
+            m.time_s * 1e3,
+            m.algbw_gb_s,
+            m.busbw_gb_s,
+            m.memcpy_gb_s,
+            m.busbw_gb_s / m.memcpy_gb_s
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::rfc3339;

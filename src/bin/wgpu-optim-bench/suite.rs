@@ -129,22 +129,113 @@ pub struct Measurement {
     pub ratio_to_baseline: Option<f64>,
 }
 
+/// One all-reduce measurement, nccl-tests style.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllReduceRow {
+    /// The adapter the logical devices were opened on.
+    pub adapter: String,
+    /// Its backend.
+    pub backend: String,
+    /// Devices in the pool.
+    pub devices: usize,
+    /// Bytes per device (f32 gradients).
+    pub bytes: u64,
+    /// f32 elements per device.
+    pub elements: u64,
+    /// Median wall time of one all-reduce (download, fixed-order host sum,
+    /// upload), seconds.
+    pub time_s: f64,
+    /// `bytes / time_s` in GB/s.
+    pub algbw_gb_s: f64,
+    /// `algbw * 2 (n - 1) / n` in GB/s.
+    pub busbw_gb_s: f64,
+    /// Host memcpy bandwidth measured in the same run, GB/s.
+    pub memcpy_gb_s: f64,
+}
+
 /// A named group of measurements that is not per optimizer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
     /// The section's name.
     pub name: String,
     /// Its measurements.
-    pub measurements: Vec<Measurement>,
+    pub measurements: Vec<AllReduceRow>,
 }
 
-/// The all-reduce section of the report (summing gradients across the
-/// devices of a pool). It is added when the device pool lands; until then it
-/// is always empty and nothing is measured.
-pub fn all_reduce_section(_adapters: &[wgpu::Adapter], _plan: &Plan) -> Section {
+/// Host memcpy bandwidth (GB/s) over a `bytes` buffer, best of a few runs.
+fn memcpy_gb_s(bytes: usize) -> f64 {
+    let src = vec![1u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    bytes as f64 / best / 1e9
+}
+
+/// The all-reduce section: for each Vulkan adapter (the GL backend cannot
+/// share a process between devices), pools of 2 and 4 logical devices
+/// all-reduce one tensor of each size (1 MiB upwards; up to 16 MiB with
+/// `--quick`, 64 MiB otherwise). Failures become a message on stderr.
+pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) -> Section {
+    let mut rows = Vec::new();
+    let max_mib: u64 = if quick { 16 } else { 64 };
+    let memcpy = memcpy_gb_s(64 << 20);
+    for adapter in adapters
+        .iter()
+        .filter(|a| a.get_info().backend == wgpu::Backend::Vulkan)
+    {
+        let info = adapter.get_info();
+        for n in [2usize, 4] {
+            let gpus: Result<Vec<Gpu>, _> = (0..n).map(|_| Gpu::from_adapter(adapter)).collect();
+            let pool = match gpus.and_then(wgpu_optim::pool::DevicePool::from_gpus) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("all-reduce on {} x{n}: {e}", info.name);
+                    continue;
+                }
+            };
+            let mut mib = 1u64;
+            while mib <= max_mib {
+                let elements = (mib << 20) / 4;
+                let layout = single_tensor_layout(elements as usize);
+                let spec = OptimizerSpec::sgd(SgdConfig::default());
+                let measured = pool.replicate(&layout, &spec).and_then(|mut dp| {
+                    let reps = plan.reps.max(3);
+                    let t = wgpu_optim::bench::median_time(reps, || {
+                        dp.all_reduce_grads()?;
+                        dp.synchronize()
+                    })?;
+                    Ok(t.as_secs_f64())
+                });
+                match measured {
+                    Ok(time_s) => {
+                        let bytes = mib << 20;
+                        let algbw = bytes as f64 / time_s / 1e9;
+                        rows.push(AllReduceRow {
+                            adapter: info.name.clone(),
+                            backend: format!("{:?}", info.backend),
+                            devices: n,
+                            bytes,
+                            elements,
+                            time_s,
+                            algbw_gb_s: algbw,
+                            busbw_gb_s: algbw * 2.0 * (n as f64 - 1.0) / n as f64,
+                            memcpy_gb_s: memcpy,
+                        });
+                    }
+                    Err(e) => eprintln!("all-reduce on {} x{n}, {mib} MiB: {e}", info.name),
+                }
+                mib *= 4;
+            }
+        }
+    }
     Section {
         name: "all_reduce".into(),
-        measurements: Vec::new(),
+        measurements: rows,
     }
 }
 
