@@ -214,39 +214,50 @@ fn two_devices_train_like_one() {
 #[test]
 fn resuming_from_the_epoch_checkpoint_equals_an_uninterrupted_run() {
     let data = data();
-    let dir = std::env::temp_dir().join(format!("wgpu-optim-digits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ck = dir.join("digits.safetensors");
-    let cfg = TrainConfig {
-        epochs: 4,
-        patience: 100,
-        ..Default::default()
-    };
-    let whole = train(&one(), &data, &cfg, |_| {}).unwrap();
-    // The same run "interrupted" after 2 epochs: keep the checkpoint that the
-    // run wrote after epoch 2 (it is saved after each epoch's callback).
-    let kept = dir.join("after-2.safetensors");
-    let cfg_ck = TrainConfig {
-        checkpoint: Some(ck.clone()),
-        ..cfg.clone()
-    };
-    train(&one(), &data, &cfg_ck, |e| {
-        if e.epoch == 2 {
-            std::fs::copy(&ck, &kept).unwrap();
-            std::fs::copy(best_path(&ck), best_path(&kept)).unwrap();
-        }
-    })
-    .unwrap();
-    let resumed = train(
-        &one(),
-        &data,
-        &TrainConfig {
-            resume: Some(kept),
-            ..cfg
-        },
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(resumed.epochs_run, 2);
-    assert_eq!(bits(&resumed), bits(&whole));
+    for devices in [1, 2] {
+        let pool = if devices == 1 {
+            one()
+        } else {
+            open_devices(2).unwrap()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "wgpu-optim-digits-{}-{devices}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ck = dir.join("digits.safetensors");
+        let cfg = TrainConfig {
+            epochs: 4,
+            patience: 100,
+            devices,
+            ..Default::default()
+        };
+        let whole = train(&pool, &data, &cfg, |_| {}).unwrap();
+        // The same run "interrupted" after 2 epochs: keep the checkpoint that
+        // the run wrote after epoch 2 (it is saved after each epoch's callback).
+        let kept = dir.join("after-2.safetensors");
+        let cfg_ck = TrainConfig {
+            checkpoint: Some(ck.clone()),
+            ..cfg.clone()
+        };
+        train(&pool, &data, &cfg_ck, |e| {
+            if e.epoch == 2 {
+                std::fs::copy(&ck, &kept).unwrap();
+                std::fs::copy(best_path(&ck), best_path(&kept)).unwrap();
+            }
+        })
+        .unwrap();
+        let resumed = train(
+            &pool,
+            &data,
+            &TrainConfig {
+                resume: Some(kept),
+                ..cfg
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(resumed.epochs_run, 2);
+        assert_eq!(bits(&resumed), bits(&whole), "{devices} device(s)");
+    }
 }

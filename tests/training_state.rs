@@ -178,3 +178,42 @@ fn one_cycle_cycles_momentum_and_beta1() {
         "{e}"
     );
 }
+
+#[test]
+fn reduce_lr_on_plateau_drives_every_group() {
+    use wgpu_optim::schedule::{PlateauConfig, ReduceLrOnPlateau};
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &layout()).unwrap();
+    let spec = OptimizerSpec::sgd(SgdConfig {
+        lr: 0.1,
+        ..Default::default()
+    })
+    .group(ParamGroup::names(["b"]).lr(0.01));
+    let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    let mut plateau = ReduceLrOnPlateau::new(PlateauConfig {
+        patience: 1,
+        factor: 0.5,
+        ..Default::default()
+    })
+    .unwrap();
+    for metric in [1.0, 1.0, 1.0] {
+        let mut lrs = opt.lrs();
+        plateau.step(metric, &mut lrs).unwrap();
+        opt.set_lrs(&lrs).unwrap();
+    }
+    assert_eq!(
+        opt.lrs(),
+        vec![0.05, 0.005],
+        "one reduction after patience 1"
+    );
+    assert_eq!(
+        opt.set_lrs(&[0.1]).unwrap_err().kind(),
+        ErrorKind::LayoutMismatch
+    );
+    assert!(opt.set_lrs(&[0.1, f64::NAN]).is_err());
+    assert_eq!(
+        opt.lrs(),
+        vec![0.05, 0.005],
+        "a refused update changes nothing"
+    );
+}

@@ -1372,3 +1372,44 @@ impl Optimizer {
         Ok(())
     }
 }
+
+// Every group's learning rate at once (ReduceLrOnPlateau works on a slice).
+impl Optimizer {
+    /// The learning rate of every group, base group first.
+    pub fn lrs(&self) -> Vec<f64> {
+        self.hps.iter().map(|h| h.lr).collect()
+    }
+
+    /// Sets every group's learning rate; all are checked before any is set.
+    ///
+    /// ```no_run
+    /// # use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+    /// # use wgpu_optim::optim::{OptimizerSpec, SgdConfig};
+    /// # use wgpu_optim::schedule::{PlateauConfig, ReduceLrOnPlateau};
+    /// # fn main() -> wgpu_optim::Result<()> {
+    /// # let gpu = Gpu::new_default()?;
+    /// # let params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
+    /// # let mut opt = Optimizer::new(&gpu, &OptimizerSpec::sgd(SgdConfig::default()), &params)?;
+    /// let mut plateau = ReduceLrOnPlateau::new(PlateauConfig::default())?;
+    /// let mut lrs = opt.lrs();
+    /// plateau.step(0.42, &mut lrs)?;   // the epoch's validation loss
+    /// opt.set_lrs(&lrs)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_lrs(&mut self, lrs: &[f64]) -> Result<()> {
+        if lrs.len() != self.hps.len() {
+            return Err(Error::mismatch(format!(
+                "{} learning rates for {} param groups",
+                lrs.len(),
+                self.hps.len()
+            )));
+        }
+        for &lr in lrs {
+            check_lr("lr", lr)?;
+        }
+        for (hp, &lr) in self.hps.iter_mut().zip(lrs) {
+            hp.lr = lr;
+        }
+        Ok(())
+    }
+}
