@@ -15,31 +15,7 @@ use wgpu_optim::optim::*;
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
 fn configs() -> Vec<(&'static str, OptimizerSpec)> {
-    vec![
-        (
-            "sgd_momentum",
-            OptimizerSpec::sgd(SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                ..Default::default()
-            }),
-        ),
-        ("adam", OptimizerSpec::adam(AdamConfig::default())),
-        ("adamw", OptimizerSpec::adamw(AdamWConfig::default())),
-        (
-            "adam_amsgrad",
-            OptimizerSpec::adam(AdamConfig {
-                amsgrad: true,
-                ..Default::default()
-            }),
-        ),
-        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
-        (
-            "adadelta",
-            OptimizerSpec::adadelta(AdadeltaConfig::default()),
-        ),
-        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
-    ]
+    wgpu_optim::bench::standard_optimizers()
 }
 
 struct Setup {

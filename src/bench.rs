@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, WORKGROUP_SIZE, grid};
 use crate::layout::ParamLayout;
-use crate::optim::{Algorithm, PassTimestamps};
+use crate::optim::{
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, OptimizerSpec,
+    PassTimestamps, RmsPropConfig, SgdConfig,
+};
 use std::sync::Arc;
 
 /// A GPT-2-like mix: 4 layers of (two layer norms' weights and biases of 256,
@@ -41,6 +44,36 @@ pub fn gpt2_like_layout() -> ParamLayout {
 /// One tensor of `n` elements.
 pub fn single_tensor_layout(n: usize) -> ParamLayout {
     ParamLayout::new(&[("w", &[n][..])]).expect("one name")
+}
+
+/// The optimizers every benchmark runs (criterion's `step` bench and the
+/// harness), with the names used in reports.
+pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
+    vec![
+        (
+            "sgd_momentum",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            }),
+        ),
+        ("adam", OptimizerSpec::adam(AdamConfig::default())),
+        ("adamw", OptimizerSpec::adamw(AdamWConfig::default())),
+        (
+            "adam_amsgrad",
+            OptimizerSpec::adam(AdamConfig {
+                amsgrad: true,
+                ..Default::default()
+            }),
+        ),
+        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
+        (
+            "adadelta",
+            OptimizerSpec::adadelta(AdadeltaConfig::default()),
+        ),
+        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
+    ]
 }
 
 /// Bytes one step moves per parameter: reads of param, grad and each state,

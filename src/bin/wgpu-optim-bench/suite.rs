@@ -7,41 +7,14 @@ use serde::Serialize;
 use wgpu_optim::bench::{
     CopyKernel, PassTimer, bytes_per_param, gpt2_like_layout, single_tensor_layout,
 };
-use wgpu_optim::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Dispatch, OptimizerSpec,
-    PassTimestamps, RmsPropConfig, SgdConfig,
-};
+use wgpu_optim::optim::{AdamConfig, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig};
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
 use crate::cli::{Plan, TimingArg, fmt_size};
 
 /// The optimizers of the suite, with the names used in reports.
 pub fn optimizers() -> Vec<(&'static str, OptimizerSpec)> {
-    vec![
-        (
-            "sgd_momentum",
-            OptimizerSpec::sgd(SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                ..Default::default()
-            }),
-        ),
-        ("adam", OptimizerSpec::adam(AdamConfig::default())),
-        ("adamw", OptimizerSpec::adamw(AdamWConfig::default())),
-        (
-            "adam_amsgrad",
-            OptimizerSpec::adam(AdamConfig {
-                amsgrad: true,
-                ..Default::default()
-            }),
-        ),
-        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
-        (
-            "adadelta",
-            OptimizerSpec::adadelta(AdadeltaConfig::default()),
-        ),
-        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
-    ]
+    wgpu_optim::bench::standard_optimizers()
 }
 
 /// Name of the clipped case in reports.
