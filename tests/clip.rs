@@ -388,22 +388,30 @@ fn nan_in_one_element_of_one_chunk_skips_the_whole_step() {
                 }
             }
             _ => {
-                // The step after the host learns of it reports the error and changes nothing.
-                let e = opt.step(gpu, &mut params).unwrap_err();
+                // A later step reports the error once the host has learned of it
+                // (the read completes asynchronously, so it may take a step or
+                // two; those steps see the same NaN and are skipped too). The
+                // reporting call itself changes nothing.
+                let mut tries = 0;
+                let e = loop {
+                    tries += 1;
+                    assert!(tries < 200, "the skip was never reported");
+                    let before = opt.step_count();
+                    match opt.step(gpu, &mut params) {
+                        Err(e) => {
+                            assert_eq!(opt.step_count(), before, "the reporting call took no step");
+                            break e;
+                        }
+                        Ok(()) => gpu.synchronize().unwrap(),
+                    }
+                };
                 assert_eq!(e.kind(), ErrorKind::NonFinite, "{e}");
                 assert!(
-                    matches!(
-                        e,
-                        Error::NonFinite {
-                            skipped: 1,
-                            host_step: 1
-                        }
-                    ),
+                    matches!(e, Error::NonFinite { skipped, host_step } if skipped >= 1 && host_step >= 1),
                     "{e}"
                 );
                 assert!(e.to_string().contains("skipped"), "{e}");
                 assert_eq!(params.read_all(gpu).unwrap(), p0);
-                assert_eq!(opt.step_count(), 1);
             }
         }
     }

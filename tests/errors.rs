@@ -237,7 +237,9 @@ fn invalid_configs() -> Vec<(OptimizerSpec, &'static str, &'static str)> {
 
 #[test]
 fn invalid_hyperparameters_name_field_value_and_range() {
-    let gpu = gpu();
+    // Its own device: the creation counter must not see other tests' buffers.
+    let own = new_gpu();
+    let gpu = &own;
     let params = ParamSet::new(gpu, &layout()).unwrap();
     let before = gpu.creation_counts();
     for (spec, field, words) in invalid_configs() {

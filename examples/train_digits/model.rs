@@ -382,11 +382,16 @@ impl Mlp {
             (n * 8) as u64,
         );
         let sub = gpu.queue().submit([enc.finish()]);
-        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
         gpu.device().poll(wgpu::PollType::Wait {
             submission_index: Some(sub),
             timeout: Some(std::time::Duration::from_secs(60)),
         })?;
+        // The callback may run on another thread polling the same device.
+        rx.recv_timeout(std::time::Duration::from_secs(60))??;
         let v: Vec<f32> = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range()?);
         let (mut loss, mut acc) = (0.0f64, 0.0f64);
         for m in v.chunks(2) {

@@ -1264,12 +1264,27 @@ impl Optimizer {
     }
 
     fn wait_read(&mut self, gpu: &Gpu) -> Result<()> {
-        if let Some(sub) = self
-            .grad
-            .as_ref()
-            .and_then(|g| g.pending_submission.clone())
-        {
+        let Some(gp) = self.grad.as_ref() else {
+            return Ok(());
+        };
+        if let Some(sub) = gp.pending_submission.clone() {
             gpu.wait("clip/control/readback", sub)?;
+        }
+        // The map callback may be run by another thread's poll of the same
+        // device just after our wait returns: wait (bounded) until it has.
+        let start = std::time::Instant::now();
+        while matches!(
+            *gp.read.lock().unwrap_or_else(|p| p.into_inner()),
+            ReadState::Pending { .. }
+        ) {
+            if start.elapsed() > gpu.wait_timeout() {
+                return Err(Error::Timeout {
+                    context: "clip/control/readback".into(),
+                    seconds: gpu.wait_timeout().as_secs_f64(),
+                });
+            }
+            let _ = gpu.device().poll(wgpu::PollType::Poll);
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
         Ok(())
     }
