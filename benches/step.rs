@@ -110,7 +110,7 @@ fn main() {
         &adam
             .clone()
             .clip_by_global_norm(1.0)
-            .nonfinite(wgpu_optim::clip::NonFinite::Skip),
+            .nonfinite(wgpu_optim::grad::NonFinite::Skip),
         &mix,
         Dispatch::Fused,
     );

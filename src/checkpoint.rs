@@ -38,10 +38,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clip::GradientState;
 use crate::early_stopping::EarlyStopping;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::grad::GradientState;
 use crate::optim::Optimizer;
 use crate::params::ParamSet;
 use crate::schedule::ReduceLrOnPlateau;

@@ -40,23 +40,26 @@
 //! a piece of one tensor and its param group, and one dispatch per chunk for
 //! the whole model.
 
+#[doc(hidden)]
 pub mod bench;
 pub mod checkpoint;
-pub mod clip;
 pub mod collective;
 pub mod early_stopping;
 pub mod error;
 pub mod gpu;
+pub mod grad;
 pub mod layout;
 pub mod optim;
 pub mod params;
 pub mod pool;
-pub mod reference;
 pub mod schedule;
 pub mod scheduler;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;
 pub use layout::{ParamLayout, TensorPiece};
+/// The f64 reference of tests and benches (not part of the public API).
+#[doc(hidden)]
+pub use optim::reference;
 pub use optim::{Optimizer, OptimizerSpec};
 pub use params::ParamSet;

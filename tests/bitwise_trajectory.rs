@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Rng, gpu};
-use wgpu_optim::clip::{GradScalerConfig, LossScale, NonFinite, NormType};
+use wgpu_optim::grad::{GradScalerConfig, LossScale, NonFinite, NormType};
 use wgpu_optim::optim::*;
 use wgpu_optim::{Optimizer, ParamLayout, ParamSet};
 
@@ -97,7 +97,12 @@ fn cases() -> Vec<(&'static str, OptimizerSpec, f64, Option<usize>)> {
             1.0,
             None,
         ),
-        ("adam", OptimizerSpec::adam(AdamConfig::default()), 1.0, None),
+        (
+            "adam",
+            OptimizerSpec::adam(AdamConfig::default()),
+            1.0,
+            None,
+        ),
         (
             "adam_wd_amsgrad_maximize",
             OptimizerSpec::adam(AdamConfig {
@@ -198,12 +203,7 @@ fn cases() -> Vec<(&'static str, OptimizerSpec, f64, Option<usize>)> {
             None,
         ),
         // The gradient pipeline and the host-side gradient factor.
-        (
-            "adam_grad_scale",
-            OptimizerSpec::adam(adam),
-            0.25,
-            None,
-        ),
+        ("adam_grad_scale", OptimizerSpec::adam(adam), 0.25, None),
         (
             "adamw_clip_global_norm",
             OptimizerSpec::adamw(AdamWConfig::default()).clip_by_global_norm(0.5),

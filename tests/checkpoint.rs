@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::{Rng, gpu};
 use wgpu_optim::checkpoint::{self, TrainingState};
-use wgpu_optim::clip::{GradScalerConfig, LossScale};
 use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
+use wgpu_optim::grad::{GradScalerConfig, LossScale};
 use wgpu_optim::optim::*;
 use wgpu_optim::schedule::Schedule;
 use wgpu_optim::scheduler::LrScheduler;

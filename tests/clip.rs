@@ -7,7 +7,7 @@ mod common;
 use common::{Rng, gpu, new_gpu, worst_ratio};
 use serde::Deserialize;
 use serde_json::Value;
-use wgpu_optim::clip::{GradScalerConfig, GradientConfig, LossScale, NonFinite, NormType};
+use wgpu_optim::grad::{GradScalerConfig, GradientConfig, LossScale, NonFinite, NormType};
 use wgpu_optim::optim::*;
 use wgpu_optim::reference::Reference;
 use wgpu_optim::{Error, ErrorKind, Optimizer, ParamLayout, ParamSet};
@@ -556,7 +556,7 @@ fn gradient_state_round_trips() {
     let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
     let s = opt.gradient_state(gpu).unwrap().unwrap();
     assert_eq!((s.scale, s.skipped, s.growth_tracker), (65536.0, 0, 0));
-    let restored = wgpu_optim::clip::GradientState {
+    let restored = wgpu_optim::grad::GradientState {
         skipped: 3,
         scale: 128.0,
         growth_tracker: 7,

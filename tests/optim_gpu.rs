@@ -285,8 +285,12 @@ fn zero_grads_without_decay_leave_params_unchanged() {
     let layout = mixed_layout();
     for (name, spec) in configs() {
         // Decay and L1 move params without a gradient; skip configs that use them.
-        let (hps, _) = spec.resolve(&layout).unwrap();
-        if hps.iter().any(|h| h.weight_decay != 0.0 || h.l1 != 0.0) {
+        let groups = spec.resolve(&layout).unwrap().groups;
+        if groups
+            .iter()
+            .map(|g| g.base_hp())
+            .any(|h| h.weight_decay != 0.0 || h.l1 != 0.0)
+        {
             continue;
         }
         let mut rng = Rng(11);
@@ -517,4 +521,157 @@ fn per_tensor_dispatch_is_bitwise_equal_to_fused() {
             .unwrap()
             .num_chunks()
     );
+}
+
+/// PyTorch lets a param group override any hyperparameter; so does the
+/// engine, still in one dispatch: each group's row carries its own values.
+#[test]
+fn every_hyperparameter_can_differ_per_group_and_matches_the_reference() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let cases = vec![
+        (
+            "adam_betas_eps",
+            OptimizerSpec::adam(AdamConfig {
+                lr: 0.01,
+                amsgrad: true,
+                ..Default::default()
+            })
+            .group(
+                ParamGroup::matching("b*")
+                    .betas(0.5, 0.9)
+                    .eps(1e-3)
+                    .lr(0.02),
+            ),
+        ),
+        (
+            "sgd_momentum_dampening",
+            OptimizerSpec::sgd(SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                ..Default::default()
+            })
+            .group(
+                ParamGroup::names(["mat", "odd"])
+                    .momentum(0.5)
+                    .set("dampening", 0.25),
+            ),
+        ),
+        (
+            "rmsprop_alpha_momentum",
+            OptimizerSpec::rmsprop(RmsPropConfig {
+                momentum: 0.9,
+                centered: true,
+                ..Default::default()
+            })
+            .group(ParamGroup::matching("b*").set("alpha", 0.8).momentum(0.3)),
+        ),
+        (
+            "adadelta_rho",
+            OptimizerSpec::adadelta(AdadeltaConfig::default())
+                .group(ParamGroup::matching("*t*").set("rho", 0.5).eps(1e-4)),
+        ),
+        (
+            "adagrad_lr_decay_initial_accumulator",
+            OptimizerSpec::adagrad(AdagradConfig {
+                lr: 0.1,
+                ..Default::default()
+            })
+            .group(
+                ParamGroup::matching("b*")
+                    .set("lr_decay", 0.1)
+                    .set("initial_accumulator_value", 0.5),
+            ),
+        ),
+    ];
+    for (name, spec) in cases {
+        let mut rng = Rng(21);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = widen(&p0);
+        for step in 1..=6 {
+            let g = random_tensors(&mut rng, &layout, 0.5);
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+            let got = params.read_all(gpu).unwrap();
+            for (k, t) in layout.tensors().iter().enumerate() {
+                let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+                assert!(r <= 1.0, "{name} step {step} `{}`: {r}", t.name);
+            }
+        }
+        for (state, tensors) in &reference.state {
+            for (k, t) in layout.tensors().iter().enumerate() {
+                let got = opt.read_state(gpu, state, &t.name).unwrap();
+                let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
+                assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
+            }
+        }
+        // The overridden group really runs with its own values.
+        let g1 = opt.group_config(1).unwrap();
+        assert_ne!(g1, opt.group_config(0).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn a_group_override_the_optimizer_lacks_is_an_error_naming_it() {
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &mixed_layout()).unwrap();
+    let spec =
+        OptimizerSpec::sgd(SgdConfig::default()).group(ParamGroup::matching("b*").betas(0.9, 0.99));
+    let e = Optimizer::new(gpu, &spec, &params).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("groups[1].beta1"), "{text}");
+    assert!(text.contains("sgd has no hyperparameter `beta1`"), "{text}");
+}
+
+#[test]
+fn a_group_override_that_changes_the_variant_is_refused() {
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &mixed_layout()).unwrap();
+    // Momentum 0 in one group would need a kernel without the buffer.
+    let spec = OptimizerSpec::sgd(SgdConfig {
+        momentum: 0.9,
+        ..Default::default()
+    })
+    .group(ParamGroup::matching("b*").momentum(0.0));
+    let text = Optimizer::new(gpu, &spec, &params).unwrap_err().to_string();
+    assert!(text.contains("param group 1 would change"), "{text}");
+    // An invalid value names the group's field.
+    let spec = OptimizerSpec::adam(AdamConfig::default())
+        .group(ParamGroup::matching("b*").betas(1.5, 0.9));
+    let text = Optimizer::new(gpu, &spec, &params).unwrap_err().to_string();
+    assert!(
+        text.contains("groups[1].beta1") && text.contains("Invalid beta parameter at index 0: 1.5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_group_naming_a_missing_tensor_is_an_error_naming_it() {
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &mixed_layout()).unwrap();
+    let spec = OptimizerSpec::adam(AdamConfig::default())
+        .group(ParamGroup::names(["mat", "typo"]).lr(0.1));
+    let text = Optimizer::new(gpu, &spec, &params).unwrap_err().to_string();
+    assert!(text.contains("`typo`"), "{text}");
+}
+
+#[test]
+fn set_hyperparameter_changes_one_group_and_refuses_what_would_change_the_kernel() {
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &mixed_layout()).unwrap();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).group(ParamGroup::matching("b*"));
+    let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    opt.set_hyperparameter(1, "beta2", 0.95).unwrap();
+    assert_eq!(opt.group_config(1).unwrap().get("beta2"), Some(0.95));
+    assert_eq!(opt.group_config(0).unwrap().get("beta2"), Some(0.999));
+    let before = opt.group_config(1).unwrap().clone();
+    assert!(opt.set_hyperparameter(1, "beta2", 1.0).is_err());
+    assert!(opt.set_hyperparameter(1, "momentum", 0.5).is_err());
+    assert!(opt.set_hyperparameter(7, "lr", 0.5).is_err());
+    assert_eq!(opt.group_config(1).unwrap(), &before, "nothing changed");
 }

@@ -153,9 +153,10 @@ fn one_cycle_cycles_momentum_and_beta1() {
         for _ in 0..5 {
             sched.advance(&mut opt).unwrap();
         }
-        let m = match opt.spec().algorithm() {
-            Algorithm::Sgd(c) => c.momentum,
-            Algorithm::Adam(c) => c.beta1,
+        let g0 = opt.group_config(0).unwrap();
+        let m = match g0 {
+            Algorithm::Sgd(_) => g0.get("momentum").unwrap(),
+            Algorithm::Adam(_) => g0.get("beta1").unwrap(),
             other => panic!("{other:?}"),
         };
         assert_eq!(Some(m), oc.momentum(5));

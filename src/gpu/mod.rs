@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+#[cfg(test)]
+pub(crate) mod layout_check;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Hands out process-unique ids for devices, parameter sets and optimizers.

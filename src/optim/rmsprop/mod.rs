@@ -1,7 +1,10 @@
-//! RMSprop.
+//! RMSprop: config, uniform row, kernel (`update.wgsl`) and f64 reference
+//! (`reference.rs`).
 
-use super::{Algo, GroupHp, KernelDesc, check_lr, check_min};
-use crate::error::{Error, Result};
+mod reference;
+
+use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
+use crate::error::Result;
 
 /// RMSprop (Hinton, 2012), mirroring `torch.optim.RMSprop`.
 ///
@@ -21,6 +24,10 @@ use crate::error::{Error, Result};
 ///
 /// State: `square_avg`, `momentum_buffer` when `momentum > 0`, `grad_avg`
 /// when `centered`.
+///
+/// Per param group: `lr`, `alpha`, `eps`, `weight_decay`, `l1`, `momentum`
+/// (a group may not turn the momentum buffer on or off); `centered` and
+/// `maximize` are per optimizer.
 ///
 /// # Example
 /// ```
@@ -72,50 +79,44 @@ impl Default for RmsPropConfig {
     }
 }
 
-/// One param group's row of `rmsprop.wgsl`'s uniform table (32 bytes).
+hyperparameters!(RmsPropConfig {
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    l1,
+    momentum
+});
+
+/// One param group's row of `update.wgsl`'s uniform table (32 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct RmsPropGroup {
-    /// Learning rate.
-    pub lr: f32,
-    /// alpha.
-    pub alpha: f32,
+pub(crate) struct RmsPropRow {
+    lr: f32,
+    alpha: f32,
     /// 1 - alpha, from f64.
-    pub one_minus_alpha: f32,
-    /// eps.
-    pub eps: f32,
-    /// L2 penalty.
-    pub weight_decay: f32,
-    /// L1 penalty.
-    pub l1: f32,
-    /// Momentum.
-    pub momentum: f32,
-    /// Gradient multiplier.
-    pub grad_scale: f32,
+    one_minus_alpha: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    momentum: f32,
+    _pad0: u32,
 }
+
+const SOURCE: &str = concat!(
+    include_str!("../../gpu/common.wgsl"),
+    include_str!("../prelude.wgsl"),
+    include_str!("update.wgsl")
+);
 
 impl Algo for RmsPropConfig {
     fn validate(&self) -> Result<()> {
         check_lr("lr", self.lr)?;
-        if !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::invalid(
-                "eps",
-                self.eps,
-                "a finite number >= 0",
-                format!("Invalid epsilon value: {}", self.eps),
-            ));
-        }
+        check_eps("eps", self.eps)?;
         check_min("momentum", self.momentum, "momentum")?;
         check_min("weight_decay", self.weight_decay, "weight_decay")?;
         check_min("alpha", self.alpha, "alpha")?;
         check_min("l1", self.l1, "l1")
-    }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
     }
     fn kernel(&self) -> KernelDesc {
         let mut active = vec![("square_avg", 0.0)];
@@ -127,7 +128,7 @@ impl Algo for RmsPropConfig {
         }
         KernelDesc {
             name: "rmsprop",
-            source: include_str!("../../shaders/rmsprop.wgsl"),
+            source: SOURCE,
             slots: &["square_avg", "momentum_buffer", "grad_avg"],
             active,
             constants: vec![
@@ -137,17 +138,45 @@ impl Algo for RmsPropConfig {
             ],
         }
     }
-    fn row(&self, hp: &GroupHp, _t: u64, grad_scale: f64) -> Vec<u8> {
-        let g = RmsPropGroup {
-            lr: hp.lr as f32,
+    fn row(&self, _t: u64) -> Vec<u8> {
+        let r = RmsPropRow {
+            lr: self.lr as f32,
             alpha: self.alpha as f32,
             one_minus_alpha: (1.0 - self.alpha) as f32,
             eps: self.eps as f32,
-            weight_decay: hp.weight_decay as f32,
-            l1: hp.l1 as f32,
+            weight_decay: self.weight_decay as f32,
+            l1: self.l1 as f32,
             momentum: self.momentum as f32,
-            grad_scale: grad_scale as f32,
+            _pad0: 0,
         };
-        bytemuck::bytes_of(&g).to_vec()
+        bytemuck::bytes_of(&r).to_vec()
+    }
+    fn momentum_name(&self) -> Option<&'static str> {
+        (self.momentum > 0.0).then_some("momentum")
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(self, t, p, g, st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_row_matches, rust_struct};
+
+    #[test]
+    fn rmsprop_row_matches_its_wgsl_struct() {
+        assert_row_matches(
+            super::SOURCE,
+            rust_struct!(super::RmsPropRow {
+                lr,
+                alpha,
+                one_minus_alpha,
+                eps,
+                weight_decay,
+                l1,
+                momentum,
+                _pad0
+            }),
+        );
     }
 }

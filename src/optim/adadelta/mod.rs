@@ -1,7 +1,10 @@
-//! Adadelta.
+//! Adadelta: config, uniform row, kernel (`update.wgsl`) and f64 reference
+//! (`reference.rs`).
 
-use super::{Algo, GroupHp, KernelDesc, check_lr, check_min, check_unit};
-use crate::error::{Error, Result};
+mod reference;
+
+use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
+use crate::error::Result;
 
 /// Adadelta (Zeiler, 2012), mirroring `torch.optim.Adadelta`.
 ///
@@ -18,6 +21,9 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// State: `square_avg`, `acc_delta`.
+///
+/// Per param group: every numeric field (`lr`, `rho`, `eps`,
+/// `weight_decay`, `l1`); `maximize` is per optimizer.
 ///
 /// # Example
 /// ```
@@ -61,27 +67,34 @@ impl Default for AdadeltaConfig {
     }
 }
 
-/// One param group's row of `adadelta.wgsl`'s uniform table (32 bytes).
+hyperparameters!(AdadeltaConfig {
+    lr,
+    rho,
+    eps,
+    weight_decay,
+    l1
+});
+
+/// One param group's row of `update.wgsl`'s uniform table (32 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AdadeltaGroup {
-    /// Learning rate.
-    pub lr: f32,
-    /// rho.
-    pub rho: f32,
+pub(crate) struct AdadeltaRow {
+    lr: f32,
+    rho: f32,
     /// 1 - rho, from f64.
-    pub one_minus_rho: f32,
-    /// eps.
-    pub eps: f32,
-    /// L2 penalty.
-    pub weight_decay: f32,
-    /// L1 penalty.
-    pub l1: f32,
-    /// Gradient multiplier.
-    pub grad_scale: f32,
-    /// Padding.
-    pub _pad: f32,
+    one_minus_rho: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
+
+const SOURCE: &str = concat!(
+    include_str!("../../gpu/common.wgsl"),
+    include_str!("../prelude.wgsl"),
+    include_str!("update.wgsl")
+);
 
 impl Algo for AdadeltaConfig {
     fn validate(&self) -> Result<()> {
@@ -92,44 +105,55 @@ impl Algo for AdadeltaConfig {
             true,
             format!("Invalid rho value: {}", self.rho),
         )?;
-        if !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::invalid(
-                "eps",
-                self.eps,
-                "a finite number >= 0",
-                format!("Invalid epsilon value: {}", self.eps),
-            ));
-        }
+        check_eps("eps", self.eps)?;
         check_min("weight_decay", self.weight_decay, "weight_decay")?;
         check_min("l1", self.l1, "l1")
-    }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
     }
     fn kernel(&self) -> KernelDesc {
         KernelDesc {
             name: "adadelta",
-            source: include_str!("../../shaders/adadelta.wgsl"),
+            source: SOURCE,
             slots: &["square_avg", "acc_delta"],
             active: vec![("square_avg", 0.0), ("acc_delta", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
     }
-    fn row(&self, hp: &GroupHp, _t: u64, grad_scale: f64) -> Vec<u8> {
-        let g = AdadeltaGroup {
-            lr: hp.lr as f32,
+    fn row(&self, _t: u64) -> Vec<u8> {
+        let r = AdadeltaRow {
+            lr: self.lr as f32,
             rho: self.rho as f32,
             one_minus_rho: (1.0 - self.rho) as f32,
             eps: self.eps as f32,
-            weight_decay: hp.weight_decay as f32,
-            l1: hp.l1 as f32,
-            grad_scale: grad_scale as f32,
-            _pad: 0.0,
+            weight_decay: self.weight_decay as f32,
+            l1: self.l1 as f32,
+            _pad0: 0,
+            _pad1: 0,
         };
-        bytemuck::bytes_of(&g).to_vec()
+        bytemuck::bytes_of(&r).to_vec()
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(self, t, p, g, st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_row_matches, rust_struct};
+
+    #[test]
+    fn adadelta_row_matches_its_wgsl_struct() {
+        assert_row_matches(
+            super::SOURCE,
+            rust_struct!(super::AdadeltaRow {
+                lr,
+                rho,
+                one_minus_rho,
+                eps,
+                weight_decay,
+                l1,
+                _pad0,
+                _pad1
+            }),
+        );
     }
 }

@@ -1,7 +1,10 @@
-//! Adagrad.
+//! Adagrad: config, uniform row, kernel (`update.wgsl`) and f64 reference
+//! (`reference.rs`).
 
-use super::{Algo, GroupHp, KernelDesc, check_lr, check_min};
-use crate::error::{Error, Result};
+mod reference;
+
+use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
+use crate::error::Result;
 
 /// Adagrad (Duchi et al., 2011), mirroring `torch.optim.Adagrad`.
 ///
@@ -17,6 +20,9 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// State: `sum`.
+///
+/// Per param group: every numeric field (`lr`, `lr_decay`, `weight_decay`,
+/// `l1`, `initial_accumulator_value`, `eps`); `maximize` is per optimizer.
 ///
 /// # Example
 /// ```
@@ -64,27 +70,36 @@ impl Default for AdagradConfig {
     }
 }
 
-/// One param group's row of `adagrad.wgsl`'s uniform table (32 bytes).
+hyperparameters!(AdagradConfig {
+    lr,
+    lr_decay,
+    weight_decay,
+    l1,
+    initial_accumulator_value,
+    eps
+});
+
+/// One param group's row of `update.wgsl`'s uniform table (32 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AdagradGroup {
+pub(crate) struct AdagradRow {
     /// lr / (1 + (t - 1) * lr_decay), from f64.
-    pub clr: f32,
-    /// L2 penalty.
-    pub weight_decay: f32,
-    /// L1 penalty.
-    pub l1: f32,
-    /// eps.
-    pub eps: f32,
-    /// Gradient multiplier.
-    pub grad_scale: f32,
+    clr: f32,
+    weight_decay: f32,
+    l1: f32,
+    eps: f32,
     /// Learning rate (for the device-side recomputation after skipped steps).
-    pub lr: f32,
-    /// lr_decay.
-    pub lr_decay: f32,
-    /// Host step count t (1-based).
-    pub t: u32,
+    lr: f32,
+    lr_decay: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
+
+const SOURCE: &str = concat!(
+    include_str!("../../gpu/common.wgsl"),
+    include_str!("../prelude.wgsl"),
+    include_str!("update.wgsl")
+);
 
 impl Algo for AdagradConfig {
     fn validate(&self) -> Result<()> {
@@ -97,43 +112,53 @@ impl Algo for AdagradConfig {
             self.initial_accumulator_value,
             "initial_accumulator_value",
         )?;
-        if !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::invalid(
-                "eps",
-                self.eps,
-                "a finite number >= 0",
-                format!("Invalid epsilon value: {}", self.eps),
-            ));
-        }
-        Ok(())
-    }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
+        check_eps("eps", self.eps)
     }
     fn kernel(&self) -> KernelDesc {
         KernelDesc {
             name: "adagrad",
-            source: include_str!("../../shaders/adagrad.wgsl"),
+            source: SOURCE,
             slots: &["sum"],
             active: vec![("sum", self.initial_accumulator_value as f32)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
     }
-    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
-        let g = AdagradGroup {
-            clr: (hp.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay)) as f32,
-            weight_decay: hp.weight_decay as f32,
-            l1: hp.l1 as f32,
+    fn row(&self, t: u64) -> Vec<u8> {
+        let r = AdagradRow {
+            clr: (self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay)) as f32,
+            weight_decay: self.weight_decay as f32,
+            l1: self.l1 as f32,
             eps: self.eps as f32,
-            grad_scale: grad_scale as f32,
-            lr: hp.lr as f32,
+            lr: self.lr as f32,
             lr_decay: self.lr_decay as f32,
-            t: t as u32,
+            _pad0: 0,
+            _pad1: 0,
         };
-        bytemuck::bytes_of(&g).to_vec()
+        bytemuck::bytes_of(&r).to_vec()
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(self, t, p, g, st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_row_matches, rust_struct};
+
+    #[test]
+    fn adagrad_row_matches_its_wgsl_struct() {
+        assert_row_matches(
+            super::SOURCE,
+            rust_struct!(super::AdagradRow {
+                clr,
+                weight_decay,
+                l1,
+                eps,
+                lr,
+                lr_decay,
+                _pad0,
+                _pad1
+            }),
+        );
     }
 }

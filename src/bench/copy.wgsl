@@ -1,4 +1,4 @@
-// copy.wgsl — the streaming roofline: dst[i] = src[i], used by benches to measure what the
+// bench/copy.wgsl — the streaming roofline: dst[i] = src[i], used by benches to measure what the
 // device can move, next to the fused optimizer step moving the same bytes.
 //
 // Bindings (group 0):

@@ -83,7 +83,7 @@ pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
     (3 + 2 * s) * 4
 }
 
-/// The copy kernel (`shaders/copy.wgsl`) over pairs of buffers of at most one
+/// The copy kernel (`bench/copy.wgsl`) over pairs of buffers of at most one
 /// storage binding each (`max_storage_buffer_binding_size`), all dispatched
 /// in one compute pass: one run reads and writes `bytes` in total, however
 /// large, so it can stand beside a step of any size.
@@ -110,7 +110,7 @@ impl CopyKernel {
             .max(16);
         let kernel = gpu.kernel(
             "bench/copy",
-            include_str!("../shaders/copy.wgsl"),
+            include_str!("copy.wgsl"),
             &[Slot::StorageRead, Slot::StorageReadWrite],
             &[],
         )?;

@@ -1,7 +1,10 @@
-//! Adam, AdamW and AMSGrad.
+//! Adam, AdamW and AMSGrad: configs, the uniform row with its host-side f64
+//! scalars, the kernel (`update.wgsl`) and the f64 reference (`reference.rs`).
 
-use super::{Algo, GroupHp, KernelDesc, check_lr, check_min, check_unit};
-use crate::error::{Error, Result};
+mod reference;
+
+use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
+use crate::error::Result;
 
 /// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
 ///
@@ -19,6 +22,9 @@ use crate::error::{Error, Result};
 ///
 /// State: `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` when `amsgrad`.
 ///
+/// Per param group: every numeric field (`lr`, `beta1`, `beta2`, `eps`,
+/// `weight_decay`, `l1`); `amsgrad` and `maximize` are per optimizer.
+///
 /// # Example
 /// ```
 /// use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
@@ -28,7 +34,7 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 /// `lr < 0`, `eps < 0`, `beta1` or `beta2` outside `[0, 1)`, `weight_decay < 0`,
-/// `l1 < 0`, or any NaN / infinite value.
+/// `l1 < 0`, or any NaN value or one not finite in f32.
 ///
 /// # Differences from PyTorch
 /// - `l1` is an extension (not in PyTorch): `l1 * sign(p)` is added to the
@@ -144,54 +150,55 @@ impl From<AdamWConfig> for AdamConfig {
     }
 }
 
-/// One param group's row of `adam.wgsl`'s uniform table (64 bytes).
+hyperparameters!(AdamConfig {
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    l1
+});
+hyperparameters!(AdamWConfig {
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    l1
+});
+
+/// One param group's row of `update.wgsl`'s uniform table (64 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AdamGroup {
-    /// beta1.
-    pub beta1: f32,
+pub(crate) struct AdamRow {
+    beta1: f32,
     /// 1 - beta1 (the lerp weight), rounded from f64.
-    pub one_minus_beta1: f32,
-    /// beta2.
-    pub beta2: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
     /// 1 - beta2, rounded from f64.
-    pub one_minus_beta2: f32,
-    /// eps.
-    pub eps: f32,
+    one_minus_beta2: f32,
+    eps: f32,
     /// L2 weight decay (Adam only; 0 for AdamW).
-    pub weight_decay: f32,
-    /// L1 penalty.
-    pub l1: f32,
+    weight_decay: f32,
+    l1: f32,
     /// lr / (1 - beta1^t), from f64.
-    pub step_size: f32,
+    step_size: f32,
     /// sqrt(1 - beta2^t), from f64.
-    pub bias_correction2_sqrt: f32,
+    bias_correction2_sqrt: f32,
     /// 1 - lr * weight_decay (AdamW) or 1.
-    pub decay_factor: f32,
-    /// Gradient multiplier.
-    pub grad_scale: f32,
+    decay_factor: f32,
     /// Learning rate (for the device-side recomputation after skipped steps).
-    pub lr: f32,
-    /// Host step count t (1-based).
-    pub t: u32,
-    /// Padding.
-    pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
-    /// Padding.
-    pub _pad2: u32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 fn validate(c: &AdamConfig) -> Result<()> {
     check_lr("lr", c.lr)?;
-    if !(c.eps >= 0.0 && c.eps.is_finite()) {
-        return Err(Error::invalid(
-            "eps",
-            c.eps,
-            "a finite number >= 0",
-            format!("Invalid epsilon value: {}", c.eps),
-        ));
-    }
+    check_eps("eps", c.eps)?;
     check_unit(
         "beta1",
         c.beta1,
@@ -208,6 +215,12 @@ fn validate(c: &AdamConfig) -> Result<()> {
     check_min("l1", c.l1, "l1")
 }
 
+const SOURCE: &str = concat!(
+    include_str!("../../gpu/common.wgsl"),
+    include_str!("../prelude.wgsl"),
+    include_str!("update.wgsl")
+);
+
 fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
     let mut active = vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)];
     if c.amsgrad {
@@ -215,7 +228,7 @@ fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
     }
     KernelDesc {
         name: if decoupled { "adamw" } else { "adam" },
-        source: include_str!("../../shaders/adam.wgsl"),
+        source: SOURCE,
         slots: &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
         active,
         constants: vec![
@@ -226,11 +239,11 @@ fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
     }
 }
 
-fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -> Vec<u8> {
+fn row(c: &AdamConfig, t: u64, decoupled: bool) -> Vec<u8> {
     let tf = t as f64;
     let bias_correction1 = 1.0 - c.beta1.powf(tf);
     let bias_correction2 = 1.0 - c.beta2.powf(tf);
-    let g = AdamGroup {
+    let r = AdamRow {
         beta1: c.beta1 as f32,
         one_minus_beta1: (1.0 - c.beta1) as f32,
         beta2: c.beta2 as f32,
@@ -239,42 +252,41 @@ fn row(c: &AdamConfig, hp: &GroupHp, t: u64, grad_scale: f64, decoupled: bool) -
         weight_decay: if decoupled {
             0.0
         } else {
-            hp.weight_decay as f32
+            c.weight_decay as f32
         },
-        l1: hp.l1 as f32,
-        step_size: (hp.lr / bias_correction1) as f32,
+        l1: c.l1 as f32,
+        step_size: (c.lr / bias_correction1) as f32,
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,
         decay_factor: if decoupled {
-            (1.0 - hp.lr * hp.weight_decay) as f32
+            (1.0 - c.lr * c.weight_decay) as f32
         } else {
             1.0
         },
-        grad_scale: grad_scale as f32,
-        lr: hp.lr as f32,
-        t: t as u32,
+        lr: c.lr as f32,
         _pad0: 0,
         _pad1: 0,
         _pad2: 0,
+        _pad3: 0,
+        _pad4: 0,
     };
-    bytemuck::bytes_of(&g).to_vec()
+    bytemuck::bytes_of(&r).to_vec()
 }
 
 impl Algo for AdamConfig {
     fn validate(&self) -> Result<()> {
         validate(self)
     }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
-    }
     fn kernel(&self) -> KernelDesc {
         kernel(self, false)
     }
-    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
-        row(self, hp, t, grad_scale, false)
+    fn row(&self, t: u64) -> Vec<u8> {
+        row(self, t, false)
+    }
+    fn momentum_name(&self) -> Option<&'static str> {
+        Some("beta1")
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(self, false, t, p, g, st)
     }
 }
 
@@ -282,17 +294,46 @@ impl Algo for AdamWConfig {
     fn validate(&self) -> Result<()> {
         validate(&(*self).into())
     }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
-    }
     fn kernel(&self) -> KernelDesc {
         kernel(&(*self).into(), true)
     }
-    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
-        row(&(*self).into(), hp, t, grad_scale, true)
+    fn row(&self, t: u64) -> Vec<u8> {
+        row(&(*self).into(), t, true)
+    }
+    fn momentum_name(&self) -> Option<&'static str> {
+        Some("beta1")
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(&(*self).into(), true, t, p, g, st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_row_matches, rust_struct};
+
+    #[test]
+    fn adam_row_matches_its_wgsl_struct() {
+        assert_row_matches(
+            super::SOURCE,
+            rust_struct!(super::AdamRow {
+                beta1,
+                one_minus_beta1,
+                beta2,
+                one_minus_beta2,
+                eps,
+                weight_decay,
+                l1,
+                step_size,
+                bias_correction2_sqrt,
+                decay_factor,
+                lr,
+                _pad0,
+                _pad1,
+                _pad2,
+                _pad3,
+                _pad4
+            }),
+        );
     }
 }

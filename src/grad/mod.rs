@@ -2,15 +2,23 @@
 //! clipping by value and by norm, the non-finite guard and loss scaling,
 //! with no host round trip.
 //!
+//! This folder holds its configuration (this file), its device passes
+//! (`device.rs`, `stats.wgsl`, `finalize.wgsl`), the asynchronous readback of
+//! its statistics (`readback.rs`) and its f64 twin (`reference.rs`).
+//!
 //! When any of these is configured, a step records three kinds of dispatch
-//! in one compute pass: `grad_stats.wgsl` (per-block partial norms and a
-//! non-finite flag, one workgroup per block), `grad_finalize.wgsl` (one
+//! in one compute pass: `stats.wgsl` (per-block partial norms and a
+//! non-finite flag, one workgroup per block), `finalize.wgsl` (one
 //! workgroup: the norms in a fixed order, the clip coefficient, the skip
 //! decision and the loss-scale update), then the optimizer kernel, which
 //! multiplies each gradient by `averaging factor / loss scale`, clamps it
 //! (clip by value), multiplies by the clip coefficient, and skips the whole
 //! update when a gradient was not finite. The norm pass reads the gradients
 //! once more: 4 extra bytes per parameter.
+
+pub(crate) mod device;
+pub(crate) mod readback;
+pub(crate) mod reference;
 
 use crate::error::{Error, Result};
 
@@ -228,12 +236,12 @@ impl GradientConfig {
     }
 }
 
-/// The uniform of `grad_stats.wgsl` and `grad_finalize.wgsl` (48 bytes).
+/// The uniform of `stats.wgsl` and `finalize.wgsl` (48 bytes), written once
+/// when the optimizer is built (the host-side gradient factor comes with the
+/// optimizer's per-step `StepInfo`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct StatsParams {
-    /// Host-side gradient factor (averaging, static loss scale).
-    pub host_scale: f32,
+pub(crate) struct StatsParams {
     /// Clip value (used when clipping by value).
     pub clip_value: f32,
     /// Max norm, or 0 for no norm clipping.
@@ -256,13 +264,15 @@ pub struct StatsParams {
     pub growth_interval: u32,
     /// 1 when non-finite steps are skipped.
     pub skip_nonfinite: u32,
+    /// Padding.
+    pub _pad0: u32,
 }
 
 /// The device-side control block (`struct Control` in the kernels): its
 /// 16-byte header, followed by one [`GroupOut`] per param group.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ControlHeader {
+pub(crate) struct ControlHeader {
     /// 1 when the last step saw a non-finite gradient.
     pub found_inf: u32,
     /// Steps skipped so far.
@@ -276,7 +286,7 @@ pub struct ControlHeader {
 /// Per-group output of the finalize pass (`struct GroupOut`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct GroupOut {
+pub(crate) struct GroupOut {
     /// Averaging factor / loss scale applied to the raw gradient.
     pub pre: f32,
     /// Norm-clip coefficient `min(1, max_norm / (norm + 1e-6))`.
@@ -317,4 +327,72 @@ pub struct GradientState {
     pub scale: f32,
     /// GradScaler's growth tracker.
     pub growth_tracker: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::layout_check::{assert_common_struct, rust_struct, validate_every_variant};
+
+    #[test]
+    fn gradient_pipeline_structs_match_their_wgsl_twins() {
+        assert_common_struct(
+            "GroupOut",
+            rust_struct!(GroupOut {
+                pre,
+                coef,
+                norm,
+                clip_value
+            }),
+        );
+        let (mut header, _) = rust_struct!(ControlHeader {
+            found_inf,
+            skipped,
+            scale,
+            growth_tracker
+        });
+        // The runtime-sized array of GroupOut follows the 16-byte header.
+        header.insert("groups".into(), std::mem::size_of::<ControlHeader>() as u32);
+        let (module, _) =
+            crate::gpu::layout_check::parse("common", crate::gpu::layout_check::COMMON);
+        assert_eq!(
+            crate::gpu::layout_check::wgsl_struct(&module, "Control").0,
+            header
+        );
+        assert_common_struct(
+            "StatsParams",
+            rust_struct!(StatsParams {
+                clip_value,
+                max_norm,
+                norm_type,
+                n_partials,
+                n_groups,
+                per_group,
+                dynamic_scale,
+                growth_factor,
+                backoff_factor,
+                growth_interval,
+                skip_nonfinite,
+                _pad0
+            }),
+        );
+    }
+
+    #[test]
+    fn gradient_pipeline_kernels_validate_in_every_variant() {
+        let stats = concat!(
+            include_str!("../gpu/common.wgsl"),
+            include_str!("stats.wgsl")
+        );
+        let finalize = concat!(
+            include_str!("../gpu/common.wgsl"),
+            include_str!("finalize.wgsl")
+        );
+        assert!(stats.starts_with("// ") && include_str!("stats.wgsl").starts_with("// "));
+        assert_eq!(
+            validate_every_variant("grad/stats", stats, &["CLIP_VALUE"]),
+            2
+        );
+        assert_eq!(validate_every_variant("grad/finalize", finalize, &[]), 1);
+    }
 }

@@ -1,6 +1,9 @@
-//! Stochastic gradient descent with momentum, dampening and Nesterov.
+//! Stochastic gradient descent with momentum, dampening and Nesterov: config,
+//! uniform row, kernel (`update.wgsl`) and f64 reference (`reference.rs`).
 
-use super::{Algo, GroupHp, KernelDesc, check_lr, check_min};
+mod reference;
+
+use super::{Algo, KernelDesc, check_lr, check_min, hyperparameters};
 use crate::error::{Error, Result};
 
 /// SGD, mirroring `torch.optim.SGD`.
@@ -17,6 +20,10 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// State: `momentum_buffer` when `momentum != 0`.
+///
+/// Per param group: `lr`, `momentum`, `dampening`, `weight_decay`, `l1`
+/// (a group may not turn the momentum buffer on or off); `nesterov` and
+/// `maximize` are per optimizer.
 ///
 /// # Example
 /// ```
@@ -67,27 +74,35 @@ impl Default for SgdConfig {
     }
 }
 
-/// One param group's row of `sgd.wgsl`'s uniform table (32 bytes).
+hyperparameters!(SgdConfig {
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    l1
+});
+
+/// One param group's row of `update.wgsl`'s uniform table (32 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SgdGroup {
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum.
-    pub momentum: f32,
+pub(crate) struct SgdRow {
+    lr: f32,
+    momentum: f32,
     /// 1 - dampening, from f64.
-    pub one_minus_dampening: f32,
-    /// L2 penalty.
-    pub weight_decay: f32,
-    /// L1 penalty.
-    pub l1: f32,
-    /// Gradient multiplier.
-    pub grad_scale: f32,
+    one_minus_dampening: f32,
+    weight_decay: f32,
+    l1: f32,
     /// 1 on the first step (buffer = gradient), else 0.
-    pub first_step: u32,
-    /// Host step count t (1-based).
-    pub t: u32,
+    first_step: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
+
+const SOURCE: &str = concat!(
+    include_str!("../../gpu/common.wgsl"),
+    include_str!("../prelude.wgsl"),
+    include_str!("update.wgsl")
+);
 
 impl Algo for SgdConfig {
     fn validate(&self) -> Result<()> {
@@ -109,18 +124,11 @@ impl Algo for SgdConfig {
         }
         Ok(())
     }
-    fn hp(&self) -> GroupHp {
-        GroupHp {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            l1: self.l1,
-        }
-    }
     fn kernel(&self) -> KernelDesc {
         let has_momentum = self.momentum != 0.0;
         KernelDesc {
             name: "sgd",
-            source: include_str!("../../shaders/sgd.wgsl"),
+            source: SOURCE,
             slots: &["momentum_buffer"],
             active: if has_momentum {
                 vec![("momentum_buffer", 0.0)]
@@ -134,17 +142,45 @@ impl Algo for SgdConfig {
             ],
         }
     }
-    fn row(&self, hp: &GroupHp, t: u64, grad_scale: f64) -> Vec<u8> {
-        let g = SgdGroup {
-            lr: hp.lr as f32,
+    fn row(&self, t: u64) -> Vec<u8> {
+        let r = SgdRow {
+            lr: self.lr as f32,
             momentum: self.momentum as f32,
             one_minus_dampening: (1.0 - self.dampening) as f32,
-            weight_decay: hp.weight_decay as f32,
-            l1: hp.l1 as f32,
-            grad_scale: grad_scale as f32,
+            weight_decay: self.weight_decay as f32,
+            l1: self.l1 as f32,
             first_step: (t == 1) as u32,
-            t: t as u32,
+            _pad0: 0,
+            _pad1: 0,
         };
-        bytemuck::bytes_of(&g).to_vec()
+        bytemuck::bytes_of(&r).to_vec()
+    }
+    fn momentum_name(&self) -> Option<&'static str> {
+        (self.momentum != 0.0).then_some("momentum")
+    }
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        reference::element(self, t, p, g, st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_row_matches, rust_struct};
+
+    #[test]
+    fn sgd_row_matches_its_wgsl_struct() {
+        assert_row_matches(
+            super::SOURCE,
+            rust_struct!(super::SgdRow {
+                lr,
+                momentum,
+                one_minus_dampening,
+                weight_decay,
+                l1,
+                first_step,
+                _pad0,
+                _pad1
+            }),
+        );
     }
 }

@@ -1,10 +1,10 @@
-// grad_finalize.wgsl — pass 2 of the gradient pipeline: one workgroup reduces the per-block
+// grad/finalize.wgsl — pass 2 of the gradient pipeline: one workgroup reduces the per-block
 // partials in a fixed order into the norm of each scope (all tensors, or each param group),
 // then decides the step:
 //   norm  = m * sqrt(s) (L2), m * s (L1), m (inf)          — PyTorch clip_grad_norm_
 //   coef  = min(1, max_norm / (norm + 1e-6))                — always multiplied, no host branch
 //   found_inf = any gradient non-finite after unscaling     — GradScaler's found_inf
-//   control.groups[g] = (pre = host_scale / scale, coef, norm, clip_value) for the optimizer
+//   control.groups[g] = (pre = step.grad_scale / scale, coef, norm, clip_value) for the optimizer
 //   skipped += found_inf (when skipping)
 //   dynamic loss scale (torch._amp_update_scale_): on found_inf scale *= backoff_factor and
 //   growth_tracker = 0; else growth_tracker += 1 and, when it reaches growth_interval,
@@ -13,48 +13,21 @@
 // (m_small / m_big)^p, so no intermediate overflows.
 //
 // Bindings (group 0):
-//   0 uniform              params: StatsParams
-//   1 storage, read        partials: array<vec4<f32>>  (m, s, nonfinite, bitcast group)
-//   2 storage, read_write  control: Control
-// Uniform layout: StatsParams, 48 bytes (Rust: clip::StatsParams).
+//   0 uniform              params: StatsParams          (as grad/stats.wgsl)
+//   1 uniform              step: StepInfo               (the optimizer's per-step uniform)
+//   2 storage, read        partials: array<vec4<f32>>  (m, s, nonfinite, bitcast group)
+//   3 storage, read_write  control: Control
+// Structs StatsParams, StepInfo, GroupOut, Control: gpu/common.wgsl, prepended at compile time.
+// Uniform layout: StatsParams, 48 bytes (Rust: grad::StatsParams).
 // Dispatch: exactly one workgroup. Guard rule: loops stop at params.n_partials; only
 // invocation 0 writes control.
 
 const WG: u32 = 256u;
 
-struct StatsParams {
-    host_scale: f32,
-    clip_value: f32,
-    max_norm: f32,
-    norm_type: u32,
-    n_partials: u32,
-    n_groups: u32,
-    per_group: u32,
-    dynamic_scale: u32,
-    growth_factor: f32,
-    backoff_factor: f32,
-    growth_interval: u32,
-    skip_nonfinite: u32,
-}
-
-struct GroupOut {
-    pre: f32,
-    coef: f32,
-    norm: f32,
-    clip_value: f32,
-}
-
-struct Control {
-    found_inf: u32,
-    skipped: u32,
-    scale: f32,
-    growth_tracker: u32,
-    groups: array<GroupOut>,
-}
-
 @group(0) @binding(0) var<uniform> params: StatsParams;
-@group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> control: Control;
+@group(0) @binding(1) var<uniform> step: StepInfo;
+@group(0) @binding(2) var<storage, read> partials: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> control: Control;
 
 var<workgroup> wm: array<f32, 256>;
 var<workgroup> ws: array<f32, 256>;
@@ -130,7 +103,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
     if lid == 0u {
         let scale = control.scale;
-        let pre = params.host_scale / scale;
+        let pre = step.grad_scale / scale;
         for (var g = 0u; g < params.n_groups; g++) {
             var norm = norms[0];
             if params.per_group != 0u {

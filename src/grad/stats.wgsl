@@ -1,9 +1,9 @@
-// grad_stats.wgsl — pass 1 of the gradient pipeline: per-block partial norms and a non-finite
+// grad/stats.wgsl — pass 1 of the gradient pipeline: per-block partial norms and a non-finite
 // flag, with no float atomics, so the reduction order is fixed.
 //
 // Mirrors the first half of torch.nn.utils.clip_grad_norm_ (and the found_inf check of
 // torch.amp.GradScaler.unscale_): each element's gradient is first unscaled,
-//   u = grad * host_scale / control.scale            (averaging factor, dynamic loss scale)
+//   u = grad * step.grad_scale / control.scale       (host factor, dynamic loss scale)
 //   u = clamp(u, -clip_value, clip_value)             when CLIP_VALUE (clip_grad_value_)
 // then each workgroup reduces its block (<= 1024 elements) to
 //   m = max |u| over finite u,   s = sum (|u| / m)^p  (p = 1 or 2; BLAS nrm2-style scaling,
@@ -15,12 +15,14 @@
 // and coalesced loads (element k * 64 + lid) on GPUs.
 //
 // Bindings (group 0):
-//   0 uniform              params: StatsParams
-//   1 storage, read        blocks: array<Block>       (the optimizer's block table of this chunk)
-//   2 storage, read        grad
-//   3 storage, read_write  partials: array<vec4<f32>> (one per block, all chunks)
-//   4 storage, read        control: Control           (loss scale)
-// Uniform layout: StatsParams, 12 x 4-byte scalars = 48 bytes (Rust: clip::StatsParams).
+//   0 uniform              params: StatsParams        (written once, when the optimizer is built)
+//   1 uniform              step: StepInfo             (the optimizer's per-step uniform, offset 0)
+//   2 storage, read        blocks: array<Block>       (the optimizer's block table of this chunk)
+//   3 storage, read        grad
+//   4 storage, read_write  partials: array<vec4<f32>> (one per block, all chunks)
+//   5 storage, read        control: Control           (loss scale)
+// Structs StatsParams, Block, StepInfo, Control: gpu/common.wgsl, prepended at compile time.
+// Uniform layout: StatsParams, 12 x 4-byte scalars = 48 bytes (Rust: grad::StatsParams).
 // Dispatch: one workgroup (64 invocations) per block on a 2-D grid, b = wid.x + wid.y * nwg.x.
 // Guard rule: the workgroup returns when b >= arrayLength(&blocks) (uniform, before any
 // barrier); invocations with j >= block.len contribute zero.
@@ -30,48 +32,12 @@ override CLIP_VALUE: bool = false;
 const WG: u32 = 64u;
 const PER_THREAD: u32 = 16u;
 
-struct Block {
-    start: u32,
-    len: u32,
-    group: u32,
-    index: u32,
-}
-
-struct StatsParams {
-    host_scale: f32,
-    clip_value: f32,
-    max_norm: f32,
-    norm_type: u32,
-    n_partials: u32,
-    n_groups: u32,
-    per_group: u32,
-    dynamic_scale: u32,
-    growth_factor: f32,
-    backoff_factor: f32,
-    growth_interval: u32,
-    skip_nonfinite: u32,
-}
-
-struct GroupOut {
-    pre: f32,
-    coef: f32,
-    norm: f32,
-    clip_value: f32,
-}
-
-struct Control {
-    found_inf: u32,
-    skipped: u32,
-    scale: f32,
-    growth_tracker: u32,
-    groups: array<GroupOut>,
-}
-
 @group(0) @binding(0) var<uniform> params: StatsParams;
-@group(0) @binding(1) var<storage, read> blocks: array<Block>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> control: Control;
+@group(0) @binding(1) var<uniform> step: StepInfo;
+@group(0) @binding(2) var<storage, read> blocks: array<Block>;
+@group(0) @binding(3) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> control: Control;
 
 var<workgroup> wm: array<f32, 64>;
 var<workgroup> ws: array<f32, 64>;
@@ -115,7 +81,7 @@ fn main(
         return;
     }
     let blk = blocks[b];
-    let pre = params.host_scale / control.scale;
+    let pre = step.grad_scale / control.scale;
     var u: array<f32, 16>;
     var m = 0.0;
     var nonfinite = 0u;

@@ -1,0 +1,62 @@
+// common.wgsl — the structs and bindings' shapes that every kernel of the step shares: the
+// optimizer kernels (optim/prelude.wgsl + one update.wgsl) and the gradient pipeline
+// (grad/stats.wgsl, grad/finalize.wgsl). Prepended to each of them at compile time
+// (`concat!` of `include_str!`s); the Rust twins are checked against it by the layout tests.
+//
+// Block      (Rust: optim::runtime::Block, 16 bytes)    one work item: `len` (<= 1024)
+//            elements from `start` of one chunk, all of param group `group`; `index` is the
+//            block's slot in the gradient pipeline's partial-norm buffer.
+// StepInfo   (Rust: optim::runtime::StepInfo, 16 bytes) written by the host every step, the
+//            first 16 bytes of the optimizer's uniform buffer: the host-side gradient factor
+//            (averaging, data-parallel mean, static loss scale: the one route of the gradient
+//            scale into every kernel) and the host step count t (1-based).
+// StatsParams (below) and GroupOut / Control (Rust: grad::GroupOut / grad::ControlHeader) the gradient pipeline's
+//            device-side control block: skipped steps, loss scale, per group the factors the
+//            update applies.
+
+struct Block {
+    start: u32,
+    len: u32,
+    group: u32,
+    index: u32,
+}
+
+struct StepInfo {
+    grad_scale: f32,
+    t: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+struct GroupOut {
+    pre: f32,
+    coef: f32,
+    norm: f32,
+    clip_value: f32,
+}
+
+struct Control {
+    found_inf: u32,
+    skipped: u32,
+    scale: f32,
+    growth_tracker: u32,
+    groups: array<GroupOut>,
+}
+
+// The gradient pipeline's configuration (Rust: grad::StatsParams, 48 bytes), written once when
+// the optimizer is built: clip value and max norm, norm type (1 = L1, 2 = L2, 0 = inf), the
+// number of partials and groups, the scope, GradScaler's settings, whether to skip.
+struct StatsParams {
+    clip_value: f32,
+    max_norm: f32,
+    norm_type: u32,
+    n_partials: u32,
+    n_groups: u32,
+    per_group: u32,
+    dynamic_scale: u32,
+    growth_factor: f32,
+    backoff_factor: f32,
+    growth_interval: u32,
+    skip_nonfinite: u32,
+    _pad0: u32,
+}

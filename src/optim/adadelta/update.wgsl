@@ -1,0 +1,46 @@
+// adadelta/update.wgsl — the per-element update of Adadelta; assembled after gpu/common.wgsl
+// and optim/prelude.wgsl.
+//
+// Mirrors torch.optim.Adadelta `_single_tensor_adadelta` (torch/optim/adadelta.py), g being
+// the loaded gradient:
+//   g = g + weight_decay * p + l1 * sign(p)
+//   square_avg = square_avg * rho + (1 - rho) * g * g
+//   delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g    (eps inside both square roots)
+//   acc_delta = acc_delta * rho + (1 - rho) * delta * delta
+//   p = p - lr * delta
+// Nothing depends on the step count.
+//
+// Row (Rust: optim::adadelta::AdadeltaRow): 8 x 4-byte scalars = 32 bytes.
+// State bindings: 6 square_avg, 7 acc_delta.
+
+struct Row {
+    lr: f32,
+    rho: f32,
+    one_minus_rho: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(6) var<storage, read_write> square_avg: array<f32>;
+@group(0) @binding(7) var<storage, read_write> acc_delta: array<f32>;
+
+fn after_skipped_steps(h: Row, t: u32) -> Row {
+    return h;
+}
+
+fn update(i: u32, grad_i: f32, h: Row) {
+    var g = grad_i;
+    let p = param[i];
+    g = g + h.weight_decay * p;
+    g = g + h.l1 * sign(p);
+    let sa = square_avg[i] * h.rho + h.one_minus_rho * g * g;
+    square_avg[i] = sa;
+    let denom = sqrt(sa + h.eps);
+    let ad = acc_delta[i];
+    let delta = sqrt(ad + h.eps) / denom * g;
+    acc_delta[i] = ad * h.rho + h.one_minus_rho * delta * delta;
+    param[i] = p - h.lr * delta;
+}

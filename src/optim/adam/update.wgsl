@@ -1,0 +1,73 @@
+// adam/update.wgsl — the per-element update of Adam / AdamW / AMSGrad; assembled after
+// gpu/common.wgsl and optim/prelude.wgsl (the block table, the gradient load, the skip).
+//
+// Mirrors torch.optim.Adam / AdamW `_single_tensor_adam` (torch/optim/adam.py), g being the
+// loaded gradient (prelude.wgsl):
+//   AdamW (DECOUPLED): p = p * (1 - lr * weight_decay)      else: g = g + weight_decay * p
+//   g = g + l1 * sign(p)                                     (wgpu-optim's L1 option)
+//   exp_avg = lerp(exp_avg, g, 1 - beta1)
+//   exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+//   AMSGRAD: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq); used below instead of exp_avg_sq
+//   denom = sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+//   p = p - step_size * exp_avg / denom                   step_size = lr / (1 - beta1^t)
+// Step-dependent scalars (step_size, bias_correction2_sqrt, decay_factor) are computed on the
+// host in f64 for each param group (optim/adam/mod.rs); after skipped steps step_size and
+// bias_correction2_sqrt are recomputed here in f32 from the device step.
+//
+// Row (Rust: optim::adam::AdamRow): 16 x 4-byte scalars = 64 bytes.
+// State bindings: 6 exp_avg, 7 exp_avg_sq, 8 max_exp_avg_sq (a 1-element dummy unless AMSGRAD).
+override DECOUPLED: bool = false;
+override AMSGRAD: bool = false;
+
+struct Row {
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+    decay_factor: f32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
+}
+
+@group(0) @binding(6) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<f32>;
+@group(0) @binding(8) var<storage, read_write> max_exp_avg_sq: array<f32>;
+
+fn after_skipped_steps(h: Row, t: u32) -> Row {
+    var r = h;
+    let tf = f32(t);
+    r.step_size = h.lr / (1.0 - pow(h.beta1, tf));
+    r.bias_correction2_sqrt = sqrt(1.0 - pow(h.beta2, tf));
+    return r;
+}
+
+fn update(i: u32, grad_i: f32, h: Row) {
+    var g = grad_i;
+    var p = param[i];
+    if DECOUPLED {
+        p = p * h.decay_factor;
+    } else {
+        g = g + h.weight_decay * p;
+    }
+    g = g + h.l1 * sign(p);
+    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
+    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    var vhat = v;
+    if AMSGRAD {
+        vhat = max(max_exp_avg_sq[i], v);
+        max_exp_avg_sq[i] = vhat;
+    }
+    let denom = sqrt(vhat) / h.bias_correction2_sqrt + h.eps;
+    param[i] = p - h.step_size * (m / denom);
+}

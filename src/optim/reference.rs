@@ -1,0 +1,147 @@
+//! A pure f64 CPU reference of the whole step, the oracle of the tests and
+//! benches (slow and simple on purpose; not part of the public API): the
+//! gradient pipeline's f64 twin (`crate::grad::reference`), then each
+//! optimizer's own element function (`src/optim/<name>/reference.rs`),
+//! written line by line after PyTorch's `_single_tensor_*` functions.
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::grad::reference::{Preprocessed, preprocess, update_scale};
+use crate::grad::{GradientConfig, LossScale, NonFinite};
+use crate::layout::ParamLayout;
+use crate::optim::{Algorithm, OptimizerSpec};
+
+/// `torch.sign` in f64.
+pub(crate) fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// An optimizer's state on the host, in f64.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    groups: Vec<Algorithm>,
+    assignment: Vec<usize>,
+    /// Steps taken (PyTorch's `state["step"]`: skipped steps do not count).
+    pub step: u64,
+    /// Calls of [`step`](Self::step), skipped or not.
+    pub host_step: u64,
+    /// Gradient multiplier (as `Optimizer::set_grad_scale`).
+    pub grad_scale: f64,
+    /// The gradient pipeline's configuration.
+    pub gradients: GradientConfig,
+    /// The dynamic loss scale (1 without one).
+    pub scale: f64,
+    /// GradScaler's growth tracker.
+    pub growth_tracker: u32,
+    /// Steps skipped for non-finite gradients.
+    pub skipped: u64,
+    /// Whether the last step saw a non-finite gradient.
+    pub found_inf: bool,
+    /// The norm of each group's clipping scope at the last step.
+    pub norms: Vec<f64>,
+    /// State per name (PyTorch's keys), per tensor.
+    pub state: BTreeMap<&'static str, Vec<Vec<f64>>>,
+}
+
+impl Reference {
+    /// The reference of `spec` over `layout`, with PyTorch's initial state
+    /// (each group's own initial value, e.g. Adagrad's
+    /// `initial_accumulator_value`).
+    pub fn new(spec: &OptimizerSpec, layout: &ParamLayout) -> Result<Reference> {
+        let resolved = spec.resolve(layout)?;
+        let mut state: BTreeMap<&'static str, Vec<Vec<f64>>> = BTreeMap::new();
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let active = resolved.groups[resolved.assignment[k]]
+                .algo()
+                .kernel()
+                .active;
+            for (name, init) in active {
+                state
+                    .entry(name)
+                    .or_default()
+                    .push(vec![init as f64; t.numel as usize]);
+            }
+        }
+        let gradients = *spec.gradients();
+        let scale = match gradients.loss_scale {
+            Some(LossScale::Dynamic(c)) => c.init_scale,
+            _ => 1.0,
+        };
+        Ok(Reference {
+            norms: vec![0.0; resolved.groups.len()],
+            groups: resolved.groups,
+            assignment: resolved.assignment,
+            step: 0,
+            host_step: 0,
+            grad_scale: 1.0,
+            gradients,
+            scale,
+            growth_tracker: 0,
+            skipped: 0,
+            found_inf: false,
+            state,
+        })
+    }
+
+    /// Sets the learning rate of `group`.
+    pub fn set_lr(&mut self, group: usize, lr: f64) {
+        self.groups[group].algo_mut().set("lr", lr);
+    }
+
+    /// One step over all tensors, with the gradient pipeline of the spec.
+    pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>]) {
+        self.host_step += 1;
+        let pre = self.grad_scale * self.gradients.static_factor() / self.scale;
+        let Preprocessed {
+            grads: u,
+            norms,
+            found,
+        } = preprocess(
+            &self.gradients,
+            pre,
+            grads,
+            &self.assignment,
+            self.groups.len(),
+        );
+        self.found_inf = found;
+        self.norms = norms
+            .iter()
+            .map(|&n| if found { f64::INFINITY } else { n })
+            .collect();
+        if let Some(LossScale::Dynamic(c)) = self.gradients.loss_scale {
+            update_scale(&c, found, &mut self.scale, &mut self.growth_tracker);
+        }
+        if found && self.gradients.nonfinite != NonFinite::Propagate {
+            self.skipped += 1;
+            return;
+        }
+        let coefs: Vec<f64> = norms
+            .iter()
+            .map(|&n| match self.gradients.clip_norm {
+                Some((max_norm, _)) => (max_norm / (n + 1e-6)).min(1.0),
+                None => 1.0,
+            })
+            .collect();
+        self.step += 1;
+        let t = self.step as f64;
+        for k in 0..params.len() {
+            let grp = self.assignment[k];
+            let algo = self.groups[grp].algo();
+            let names: Vec<&str> = algo.kernel().active.iter().map(|a| a.0).collect();
+            for i in 0..params[k].len() {
+                let mut st: Vec<f64> = names.iter().map(|n| self.state[n][k][i]).collect();
+                algo.reference(t, &mut params[k][i], u[k][i] * coefs[grp], &mut st);
+                for (n, v) in names.iter().zip(st) {
+                    self.state.get_mut(n).expect("kept")[k][i] = v;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! The [`Optimizer`]: one optimizer over one [`ParamSet`], built once (state
+//! buffers, pipeline, block tables, bind groups), stepped with one uniform
+//! write, one compute pass and one submit, and never a readback.
+//!
+//! The data flow of [`Optimizer::step`]: the host computes each param group's
+//! row (`src/optim/<name>/mod.rs`, f64 scalars rounded once) and the
+//! `StepInfo` (host gradient factor, t), writes them into the one uniform
+//! buffer, and records one compute pass: the gradient pipeline's passes
+//! (`crate::grad`, when configured), then one dispatch per chunk of the
+//! optimizer kernel (`gpu/common.wgsl` + `optim/prelude.wgsl` +
+//! `<name>/update.wgsl`), whose workgroup `b` updates block `b` of the
+//! chunk's table.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel, Slot, grid, next_id};
+use crate::grad::device::{GradPipeline, dummy_control, step_binding};
+use crate::grad::{GradientState, NonFinite, StepStats};
+use crate::layout::{ParamLayout, Placement};
+use crate::optim::blocks::{Block, block_tables};
+use crate::optim::groups::GroupHp;
+use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, check_lr};
+use crate::params::{ParamSet, Role, read_role};
+
+pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
+
+/// Most param groups one optimizer may have (rows of the kernels' uniform
+/// table; the crate's own limit, not the device's).
+pub const MAX_GROUPS: usize = 256;
+
+/// Where the group rows start in the uniform buffer; `StepInfo` is at 0.
+/// 256 is the largest `min_uniform_buffer_offset_alignment` WebGPU allows.
+const ROWS_OFFSET: u64 = 256;
+
+/// The first 16 bytes of the uniform buffer, written every step: the one
+/// route of the host-side gradient factor into every kernel of the step.
+/// Matches WGSL `struct StepInfo` (`gpu/common.wgsl`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct StepInfo {
+    /// Host gradient factor: `set_grad_scale` x 1 / static loss scale.
+    pub(crate) grad_scale: f32,
+    /// Host step count t (1-based; the low 32 bits).
+    pub(crate) t: u32,
+    pub(crate) _pad0: u32,
+    pub(crate) _pad1: u32,
+}
+
+struct ChunkDispatch {
+    bind_group: wgpu::BindGroup,
+    /// The gradient-statistics pass over the same blocks, when configured.
+    stats_bind_group: Option<wgpu::BindGroup>,
+    grid: (u32, u32),
+}
+
+/// Where [`Optimizer::step`] writes GPU timestamps at the beginning and the
+/// end of its compute pass (benchmarks). The device needs
+/// `Features::TIMESTAMP_QUERY`, and `query_set` must be a timestamp query
+/// set of that device with both indices in range.
+#[derive(Debug, Clone)]
+pub struct PassTimestamps {
+    /// A `QueryType::Timestamp` query set.
+    pub query_set: wgpu::QuerySet,
+    /// The index written when the pass begins.
+    pub begin: u32,
+    /// The index written when the pass ends.
+    pub end: u32,
+}
+
+/// The runtime of one optimizer over one [`ParamSet`]: state buffers,
+/// pipeline and bind groups, built once; [`step`](Self::step) writes one
+/// small uniform, records one compute pass and submits once.
+pub struct Optimizer {
+    id: u64,
+    gpu_id: u64,
+    params_id: u64,
+    spec: OptimizerSpec,
+    layout: ParamLayout,
+    placement: Placement,
+    /// Each param group's full config, the base group first.
+    groups: Vec<Algorithm>,
+    assignment: Vec<usize>,
+    step: u64,
+    grad_scale: f64,
+    kernel: Arc<Kernel>,
+    uniform: wgpu::Buffer,
+    states: Vec<(&'static str, Role)>,
+    dispatches: Vec<ChunkDispatch>,
+    grad: Option<GradPipeline>,
+    pass_timestamps: Option<PassTimestamps>,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer")
+            .field("groups", &self.groups)
+            .field("gradients", &self.spec.gradients)
+            .field("step", &self.step)
+            .finish()
+    }
+}
+
+/// The pipeline of the base group's variant plus the gradient pipeline's
+/// switches, cached per device.
+fn choose_kernel(gpu: &Gpu, desc: &KernelDesc, spec: &OptimizerSpec) -> Result<Arc<Kernel>> {
+    let mut constants = desc.constants.clone();
+    constants.extend(GradPipeline::kernel_constants(&spec.gradients));
+    let mut slots = vec![
+        Slot::Uniform,
+        Slot::Uniform,
+        Slot::StorageRead,
+        Slot::StorageRead,
+        Slot::StorageReadWrite,
+        Slot::StorageRead,
+    ];
+    slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
+    let mut key = format!("optim/{}", desc.name);
+    for (k, v) in &constants {
+        key.push_str(&format!("/{k}={v}"));
+    }
+    gpu.kernel(&key, desc.source, &slots, &constants)
+}
+
+/// The state buffers, each tensor starting at its group's initial value.
+fn allocate_states(
+    gpu: &Gpu,
+    name: &str,
+    placement: &Placement,
+    groups: &[Algorithm],
+    assignment: &[usize],
+) -> Vec<(&'static str, Role)> {
+    let base = groups[0].algo().kernel().active;
+    base.iter()
+        .enumerate()
+        .map(|(s, &(state, init))| {
+            let role = Role::new(gpu, &format!("optim/{name}/{state}"), placement, init);
+            for (k, &g) in assignment.iter().enumerate() {
+                let own = groups[g].algo().kernel().active[s].1;
+                if own != init {
+                    let n: u64 = placement.pieces(k).iter().map(|p| p.len).sum();
+                    role.write(gpu, placement.pieces(k), &vec![own; n as usize]);
+                }
+            }
+            (state, role)
+        })
+        .collect()
+}
+
+impl Optimizer {
+    /// Validates `spec` against `params`, allocates the state and builds the
+    /// pipeline, block tables and bind groups.
+    ///
+    /// # Errors
+    /// Invalid hyperparameters or groups ([`Error::InvalidConfig`]),
+    /// `params` from another device ([`Error::WrongDevice`]), or a wgpu error.
+    pub fn new(gpu: &Gpu, spec: &OptimizerSpec, params: &ParamSet) -> Result<Optimizer> {
+        Optimizer::with_dispatch(gpu, spec, params, Dispatch::Fused)
+    }
+
+    /// Like [`new`](Self::new), choosing how steps are dispatched.
+    /// [`Dispatch::PerTensor`] is the unfused baseline for benchmarks.
+    pub fn with_dispatch(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        params: &ParamSet,
+        mode: Dispatch,
+    ) -> Result<Optimizer> {
+        gpu.check_same("the ParamSet", params.gpu_id())?;
+        let layout = params.layout().clone();
+        let resolved = spec.resolve(&layout)?;
+        let (groups, assignment) = (resolved.groups, resolved.assignment);
+        let desc = groups[0].algo().kernel();
+        let kernel = choose_kernel(gpu, &desc, spec)?;
+        let placement = params.placement().clone();
+        let (tables, n_blocks) = block_tables(&placement, &assignment, mode);
+        let row_len = groups[0].algo().row(1).len() as u64;
+        let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
+        let name = desc.name;
+
+        let built = gpu.scoped(&format!("optim/{name}/new"), || -> Result<_> {
+            let uniform = gpu.create_buffer(
+                &format!("optim/{name}/uniform"),
+                ROWS_OFFSET + row_len * MAX_GROUPS as u64,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            );
+            let states = allocate_states(gpu, name, &placement, &groups, &assignment);
+            let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
+            let mut keep: Vec<wgpu::Buffer> = desc
+                .slots
+                .iter()
+                .map(|s| {
+                    let label = format!("optim/{name}/unused-{s}");
+                    gpu.create_buffer(&label, 4, wgpu::BufferUsages::STORAGE)
+                })
+                .collect();
+            let control = match &grad {
+                Some(g) => g.control.clone(),
+                None => dummy_control(gpu),
+            };
+            let rows = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &uniform,
+                offset: ROWS_OFFSET,
+                size: std::num::NonZeroU64::new(row_len * MAX_GROUPS as u64),
+            });
+            let mut dispatches = Vec::new();
+            for (c, blocks) in tables {
+                let table = gpu.create_buffer_init(
+                    &format!("optim/{name}/blocks/chunk{c}"),
+                    bytemuck::cast_slice::<Block, u8>(&blocks),
+                    wgpu::BufferUsages::STORAGE,
+                );
+                let mut res = vec![
+                    step_binding(&uniform),
+                    rows.clone(),
+                    table.as_entire_binding(),
+                    control.as_entire_binding(),
+                    params.params.buffers[c].as_entire_binding(),
+                    params.grads.buffers[c].as_entire_binding(),
+                ];
+                for (i, slot) in desc.slots.iter().enumerate() {
+                    match states.iter().find(|s| s.0 == *slot) {
+                        Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
+                        None => res.push(keep[i].as_entire_binding()),
+                    }
+                }
+                let bind_group =
+                    gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
+                let stats_bind_group = grad
+                    .as_ref()
+                    .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
+                dispatches.push(ChunkDispatch {
+                    bind_group,
+                    stats_bind_group,
+                    grid: grid(blocks.len() as u32, max_dim),
+                });
+                keep.push(table);
+            }
+            keep.push(control);
+            Ok((uniform, states, dispatches, grad, keep))
+        })??;
+        let (uniform, states, dispatches, grad, keep) = built;
+        Ok(Optimizer {
+            id: next_id(),
+            gpu_id: gpu.id(),
+            params_id: params.id(),
+            spec: spec.clone(),
+            layout,
+            placement,
+            groups,
+            assignment,
+            step: 0,
+            grad_scale: 1.0,
+            kernel,
+            uniform,
+            states,
+            dispatches,
+            grad,
+            pass_timestamps: None,
+            _keep: keep,
+        })
+    }
+
+    fn check(&self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        gpu.check_same("the ParamSet", params.gpu_id())?;
+        if params.id() != self.params_id {
+            return Err(Error::mismatch(format!(
+                "this optimizer was built for ParamSet #{}, not #{}",
+                self.params_id,
+                params.id()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bytes of the uniform buffer for step `t`: `StepInfo`, padding,
+    /// then one row per param group.
+    fn uniform_bytes(&self, t: u64) -> Vec<u8> {
+        let info = StepInfo {
+            grad_scale: (self.grad_scale * self.spec.gradients.static_factor()) as f32,
+            t: t as u32,
+            _pad0: 0,
+            _pad1: 0,
+        };
+        let mut bytes = bytemuck::bytes_of(&info).to_vec();
+        bytes.resize(ROWS_OFFSET as usize, 0);
+        for g in &self.groups {
+            bytes.extend(g.algo().row(t));
+        }
+        bytes
+    }
+
+    /// Applies one step to every tensor: one uniform write, one compute pass
+    /// with one dispatch per chunk (plus the gradient pipeline's passes when
+    /// clipping, the guard or loss scaling are configured), one submit.
+    /// Never waits for the GPU.
+    ///
+    /// # Errors
+    /// A `params` other than the one the optimizer was built for, another
+    /// device, or a wgpu error; the step count is unchanged then. With
+    /// [`NonFinite::Error`], [`Error::NonFinite`] once the host has learned
+    /// that an earlier step was skipped (the skipped step changed nothing).
+    pub fn step(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
+        self.check(gpu, params)?;
+        let error_mode = self.spec.gradients.nonfinite == NonFinite::Error;
+        let n_groups = self.groups.len();
+        if error_mode && let Some(gp) = self.grad.as_mut() {
+            gp.poll_observe(gpu, n_groups)?;
+        }
+        let t = self.step + 1;
+        let bytes = self.uniform_bytes(t);
+        let request_read = error_mode && self.grad.as_ref().is_some_and(|g| g.read_idle());
+        let submission = gpu.scoped(self.spec.algorithm.name(), || {
+            gpu.queue().write_buffer(&self.uniform, 0, &bytes);
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("optim/step"),
+                });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("optim/step"),
+                    timestamp_writes: self.pass_timestamps.as_ref().map(|t| {
+                        wgpu::ComputePassTimestampWrites {
+                            query_set: &t.query_set,
+                            beginning_of_pass_write_index: Some(t.begin),
+                            end_of_pass_write_index: Some(t.end),
+                        }
+                    }),
+                });
+                if let Some(gp) = &self.grad {
+                    gp.record(
+                        &mut pass,
+                        self.dispatches
+                            .iter()
+                            .filter_map(|d| d.stats_bind_group.as_ref().map(|bg| (bg, d.grid))),
+                    );
+                }
+                pass.set_pipeline(&self.kernel.pipeline);
+                for d in &self.dispatches {
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                }
+            }
+            if request_read && let Some(gp) = &self.grad {
+                gp.record_copy(&mut enc);
+            }
+            gpu.queue().submit([enc.finish()])
+        })?;
+        self.step = t;
+        if request_read && let Some(gp) = self.grad.as_mut() {
+            gp.map_staging(submission, t);
+        }
+        Ok(())
+    }
+
+    /// Makes every later [`step`](Self::step) write GPU timestamps around
+    /// its compute pass (all of its dispatches, the gradient pipeline's
+    /// included), or stops it with `None`. For benchmarks; the step does not
+    /// resolve or read the queries. A query set the device cannot use makes
+    /// the next `step` fail with [`Error::Gpu`].
+    pub fn set_pass_timestamps(&mut self, timestamps: Option<PassTimestamps>) {
+        self.pass_timestamps = timestamps;
+    }
+
+    /// Number of steps taken (PyTorch's `state["step"]`).
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+    /// Sets the step count, e.g. when resuming from a checkpoint.
+    pub fn set_step_count(&mut self, step: u64) {
+        self.step = step;
+    }
+    /// The spec the optimizer was built from (the base group's config as
+    /// built; later `set_lr` / `set_momentum` calls change the groups).
+    pub fn spec(&self) -> &OptimizerSpec {
+        &self.spec
+    }
+    /// A process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Number of compute dispatches one step records (one per chunk when fused).
+    pub fn dispatches_per_step(&self) -> usize {
+        self.dispatches.len()
+    }
+    /// Multiplies every gradient by `scale` inside the update (gradient
+    /// accumulation or data-parallel averaging; 1 by default). No extra pass.
+    ///
+    /// # Errors
+    /// `scale` not finite in f32 (with a static loss scale folded in).
+    pub fn set_grad_scale(&mut self, scale: f64) -> Result<()> {
+        let folded = scale * self.spec.gradients.static_factor();
+        if !folded.is_finite() || folded.abs() > f32::MAX as f64 {
+            return Err(Error::invalid(
+                "grad_scale",
+                scale,
+                "a number finite in f32 (with the static loss scale folded in)",
+                "Invalid grad_scale value",
+            ));
+        }
+        self.grad_scale = scale;
+        Ok(())
+    }
+}
+
+// Param groups: every hyperparameter of each group, read and set by name.
+impl Optimizer {
+    /// Number of param groups, the base group included.
+    pub fn num_groups(&self) -> usize {
+        self.groups.len()
+    }
+    /// The param group of tensor `name`.
+    pub fn group_of(&self, name: &str) -> Result<usize> {
+        Ok(self.assignment[self.layout.index_of(name)?])
+    }
+    /// The full config of `group` (every hyperparameter).
+    pub fn group_config(&self, group: usize) -> Result<&Algorithm> {
+        self.groups.get(group).ok_or_else(|| self.no_group(group))
+    }
+    /// The `lr`, `weight_decay` and `l1` of `group`.
+    pub fn group_hp(&self, group: usize) -> Result<GroupHp> {
+        self.group_config(group).map(GroupHp::of)
+    }
+    fn no_group(&self, group: usize) -> Error {
+        Error::invalid(
+            "group",
+            group,
+            format!("0..{}", self.groups.len()),
+            format!("no param group {group}"),
+        )
+    }
+    /// Sets hyperparameter `name` of `group` for the next steps (no rebuild,
+    /// no readback). The group's config is validated as a whole; nothing
+    /// changes on error.
+    ///
+    /// # Errors
+    /// An unknown group or name, an invalid value, or a value that would
+    /// change the kernel's variant or states (structural switches are per
+    /// optimizer).
+    pub fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) -> Result<()> {
+        let current = self.group_config(group)?.clone();
+        let mut cfg = current.clone();
+        if !cfg.algo_mut().set(name, value) {
+            return Err(Error::invalid(
+                name,
+                value,
+                format!("one of {:?}", current.hyperparameter_names()),
+                format!("{} has no hyperparameter `{name}`", current.name()),
+            ));
+        }
+        cfg.validate()?;
+        let (a, b) = (current.algo().kernel(), cfg.algo().kernel());
+        if a.constants != b.constants || a.active.len() != b.active.len() {
+            return Err(Error::invalid(
+                name,
+                value,
+                "a value that keeps the optimizer's variant and states",
+                format!(
+                    "{name} = {value} would change the kernel {} was built with",
+                    current.name()
+                ),
+            ));
+        }
+        self.groups[group] = cfg;
+        Ok(())
+    }
+    /// Sets the learning rate of `group` for the next steps (a schedule calls
+    /// this each step; it costs no rebuild and no readback).
+    pub fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+        check_lr("lr", lr)?;
+        self.set_hyperparameter(group, "lr", lr)
+    }
+    /// Sets the learning rate of every group.
+    pub fn set_lr_all(&mut self, lr: f64) -> Result<()> {
+        self.set_lrs(&vec![lr; self.groups.len()])
+    }
+    /// The learning rate of every group, base group first.
+    pub fn lrs(&self) -> Vec<f64> {
+        self.groups.iter().map(|g| GroupHp::of(g).lr).collect()
+    }
+
+    /// Sets every group's learning rate; all are checked before any is set.
+    ///
+    /// ```no_run
+    /// # use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+    /// # use wgpu_optim::optim::{OptimizerSpec, SgdConfig};
+    /// # use wgpu_optim::schedule::{PlateauConfig, ReduceLrOnPlateau};
+    /// # fn main() -> wgpu_optim::Result<()> {
+    /// # let gpu = Gpu::new_default()?;
+    /// # let params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
+    /// # let mut opt = Optimizer::new(&gpu, &OptimizerSpec::sgd(SgdConfig::default()), &params)?;
+    /// let mut plateau = ReduceLrOnPlateau::new(PlateauConfig::default())?;
+    /// let mut lrs = opt.lrs();
+    /// plateau.step(0.42, &mut lrs)?;   // the epoch's validation loss
+    /// opt.set_lrs(&lrs)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_lrs(&mut self, lrs: &[f64]) -> Result<()> {
+        if lrs.len() != self.groups.len() {
+            return Err(Error::mismatch(format!(
+                "{} learning rates for {} param groups",
+                lrs.len(),
+                self.groups.len()
+            )));
+        }
+        for &lr in lrs {
+            check_lr("lr", lr)?;
+        }
+        for (g, &lr) in self.groups.iter_mut().zip(lrs) {
+            g.algo_mut().set("lr", lr);
+        }
+        Ok(())
+    }
+
+    /// Sets the momentum of every group for the next steps: `momentum` of
+    /// SGD and RMSprop, `beta1` of Adam and AdamW (what PyTorch's cycling
+    /// schedulers set).
+    ///
+    /// # Errors
+    /// An optimizer without momentum (Adagrad, Adadelta, or SGD / RMSprop
+    /// built with momentum 0, which keep no momentum buffer), or a value out
+    /// of range or one that would remove the buffer; nothing changes then.
+    pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
+        let Some(field) = self.groups[0].algo().momentum_name() else {
+            return Err(Error::invalid(
+                "momentum",
+                momentum,
+                "an optimizer built with momentum (SGD, RMSprop) or beta1 (Adam, AdamW)",
+                format!(
+                    "{} was built without a momentum buffer",
+                    self.groups[0].name()
+                ),
+            ));
+        };
+        let mut next = self.groups.clone();
+        for g in &mut next {
+            g.algo_mut().set(field, momentum);
+            g.validate()?;
+            if g.algo().momentum_name().is_none() {
+                return Err(Error::invalid(
+                    "momentum",
+                    momentum,
+                    "> 0 (the kernel was built with a momentum buffer)",
+                    "momentum cannot be switched off after construction",
+                ));
+            }
+        }
+        self.groups = next;
+        Ok(())
+    }
+}
+
+// Optimizer state, read and written per tensor.
+impl Optimizer {
+    /// The state buffers kept, with PyTorch's names (`exp_avg`, ...).
+    pub fn state_names(&self) -> Vec<&'static str> {
+        self.states.iter().map(|s| s.0).collect()
+    }
+
+    fn state(&self, state: &str) -> Result<&Role> {
+        self.states
+            .iter()
+            .find(|s| s.0 == state)
+            .map(|s| &s.1)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "state",
+                    format!("{state:?}"),
+                    format!("one of {:?}", self.state_names()),
+                    format!(
+                        "{} keeps no state named {state:?}",
+                        self.spec.algorithm.name()
+                    ),
+                )
+            })
+    }
+
+    /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor `name`.
+    pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        let role = self.state(state)?;
+        let k = self.layout.index_of(name)?;
+        read_role(gpu, role, &self.placement, &[k]).map(|mut v| v.remove(0))
+    }
+
+    /// Uploads optimizer state `state` of tensor `name`.
+    pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        let role = self.state(state)?;
+        let k = self.layout.index_of(name)?;
+        let t = &self.layout.tensors()[k];
+        if t.numel != data.len() as u64 {
+            return Err(Error::mismatch(format!(
+                "state `{state}` of `{name}` has {} elements, but {} were given",
+                t.numel,
+                data.len()
+            )));
+        }
+        role.write(gpu, self.placement.pieces(k), data);
+        Ok(())
+    }
+}
+
+// The gradient pipeline's statistics (logic in `crate::grad::readback`).
+impl Optimizer {
+    fn pipeline(&mut self, gpu: &Gpu) -> Result<&mut GradPipeline> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        self.grad.as_mut().ok_or_else(|| {
+            Error::invalid(
+                "gradients",
+                "none",
+                "clipping, a non-finite guard or a dynamic loss scale in the spec",
+                "this optimizer has no gradient pipeline, so there are no statistics",
+            )
+        })
+    }
+
+    /// Starts an asynchronous read of the gradient statistics (norms, skipped
+    /// steps, loss scale) as of the steps submitted so far. Does not wait;
+    /// does nothing if a read is already in flight.
+    ///
+    /// # Errors
+    /// No gradient pipeline is configured, or a wgpu error.
+    pub fn request_stats(&mut self, gpu: &Gpu) -> Result<()> {
+        let host_step = self.step;
+        self.pipeline(gpu)?.request(gpu, host_step)
+    }
+
+    /// The statistics if a read has completed, without waiting; starts a
+    /// read when none is in flight.
+    pub fn try_stats(&mut self, gpu: &Gpu) -> Result<Option<StepStats>> {
+        let (n, host_step) = (self.groups.len(), self.step);
+        self.pipeline(gpu)?.try_stats(gpu, n, host_step)
+    }
+
+    /// The statistics as of the steps submitted so far: starts a read if
+    /// none is in flight and waits for it (bounded). Call it every k steps,
+    /// not inside a hot loop.
+    ///
+    /// # Errors
+    /// As [`try_stats`](Self::try_stats), [`Error::Timeout`], and
+    /// [`Error::NonFinite`] in [`NonFinite::Error`] mode.
+    pub fn stats(&mut self, gpu: &Gpu) -> Result<StepStats> {
+        let (n, host_step) = (self.groups.len(), self.step);
+        self.pipeline(gpu)?.stats(gpu, n, host_step)
+    }
+
+    /// The gradient pipeline's state for a checkpoint (waits for the GPU).
+    pub fn gradient_state(&mut self, gpu: &Gpu) -> Result<Option<GradientState>> {
+        if self.grad.is_none() {
+            return Ok(None);
+        }
+        let s = self.stats(gpu)?;
+        Ok(Some(GradientState {
+            skipped: s.skipped_steps,
+            scale: s.loss_scale,
+            growth_tracker: s.growth_tracker,
+        }))
+    }
+
+    /// Restores the gradient pipeline's state from a checkpoint.
+    pub fn set_gradient_state(&mut self, gpu: &Gpu, state: &GradientState) -> Result<()> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        let gp = self.grad.as_mut().ok_or_else(|| {
+            Error::invalid(
+                "gradients",
+                "none",
+                "an optimizer with a gradient pipeline",
+                "this optimizer has no gradient pipeline to restore",
+            )
+        })?;
+        gp.set_state(gpu, state)
+    }
+
+    /// The device control block, for user kernels that multiply their loss
+    /// by the current scale without a readback: a 16-byte header
+    /// (`found_inf: u32`, `skipped: u32`, `scale: f32` at byte offset 8,
+    /// `growth_tracker: u32`) followed by 16 bytes per param group.
+    pub fn control_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.grad.as_ref().map(|g| &g.control)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::layout_check::{assert_common_struct, rust_struct};
+
+    #[test]
+    fn step_info_matches_its_wgsl_struct() {
+        assert_common_struct(
+            "StepInfo",
+            rust_struct!(super::StepInfo {
+                grad_scale,
+                t,
+                _pad0,
+                _pad1
+            }),
+        );
+    }
+}

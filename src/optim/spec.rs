@@ -1,0 +1,171 @@
+//! [`OptimizerSpec`]: the whole description of one optimizer step — the
+//! algorithm, its param groups and the gradient pipeline (clipping, the
+//! non-finite guard, loss scaling) — validated against a layout before
+//! anything is allocated.
+
+use crate::error::{Error, Result};
+use crate::grad::{ClipScope, GradientConfig, LossScale, NonFinite, NormType};
+use crate::layout::ParamLayout;
+use crate::optim::{Algorithm, MAX_GROUPS, ParamGroup};
+
+/// The whole description of an optimizer: algorithm, param groups and the
+/// gradient pipeline. The constructors (`OptimizerSpec::adam(..)`, ...) come
+/// from the optimizer registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerSpec {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) groups: Vec<ParamGroup>,
+    pub(crate) gradients: GradientConfig,
+}
+
+/// A spec resolved against a layout: every group's config (group 0 first)
+/// and each tensor's group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The config of each param group, the base group first.
+    pub groups: Vec<Algorithm>,
+    /// The param group of each tensor, in layout order.
+    pub assignment: Vec<usize>,
+}
+
+impl OptimizerSpec {
+    /// A spec for `algorithm` with one group holding every tensor.
+    pub fn new(algorithm: Algorithm) -> OptimizerSpec {
+        OptimizerSpec {
+            algorithm,
+            groups: Vec::new(),
+            gradients: GradientConfig::default(),
+        }
+    }
+    /// Adds a param group (group 1, 2, ... in the order added).
+    pub fn group(mut self, g: ParamGroup) -> Self {
+        self.groups.push(g);
+        self
+    }
+    /// The algorithm.
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.algorithm
+    }
+    /// The gradient pipeline's configuration.
+    pub fn gradients(&self) -> &GradientConfig {
+        &self.gradients
+    }
+    /// Replaces the whole gradient configuration.
+    pub fn with_gradients(mut self, g: GradientConfig) -> Self {
+        self.gradients = g;
+        self
+    }
+    /// Clips the gradient norm over all tensors to `max_norm` (PyTorch
+    /// `clip_grad_norm_`, L2), applied inside the fused update.
+    pub fn clip_by_global_norm(mut self, max_norm: f64) -> Self {
+        self.gradients.clip_norm = Some((max_norm, NormType::L2));
+        self.gradients.clip_scope = ClipScope::Global;
+        self
+    }
+    /// Clips each param group's gradient norm (of `norm_type`) to `max_norm`.
+    pub fn clip_by_group_norm(mut self, max_norm: f64, norm_type: NormType) -> Self {
+        self.gradients.clip_norm = Some((max_norm, norm_type));
+        self.gradients.clip_scope = ClipScope::PerGroup;
+        self
+    }
+    /// Clips the norm of `norm_type` over all tensors to `max_norm`.
+    pub fn clip_by_norm_type(mut self, max_norm: f64, norm_type: NormType) -> Self {
+        self.gradients.clip_norm = Some((max_norm, norm_type));
+        self
+    }
+    /// Clamps each gradient to `[-value, value]` (PyTorch `clip_grad_value_`).
+    pub fn clip_by_value(mut self, value: f64) -> Self {
+        self.gradients.clip_value = Some(value);
+        self
+    }
+    /// What to do with a step whose gradients are not finite.
+    pub fn nonfinite(mut self, mode: NonFinite) -> Self {
+        self.gradients.nonfinite = mode;
+        self
+    }
+    /// Loss scaling; a dynamic scale also turns on [`NonFinite::Skip`] unless
+    /// another non-finite mode was chosen.
+    pub fn loss_scale(mut self, scale: LossScale) -> Self {
+        if matches!(scale, LossScale::Dynamic(_))
+            && self.gradients.nonfinite == NonFinite::Propagate
+        {
+            self.gradients.nonfinite = NonFinite::Skip;
+        }
+        self.gradients.loss_scale = Some(scale);
+        self
+    }
+
+    /// Validates the spec against `layout`: every group's config and each
+    /// tensor's group.
+    ///
+    /// # Errors
+    /// Invalid hyperparameters (a group's field is named `groups[i].field`),
+    /// an override the algorithm does not have or that would change its
+    /// variant, more than [`MAX_GROUPS`] groups, a group that selects no
+    /// tensor, a name that is not in the layout, or a tensor selected by two
+    /// groups.
+    pub fn resolve(&self, layout: &ParamLayout) -> Result<Resolved> {
+        self.algorithm.validate()?;
+        self.gradients.validate()?;
+        if self.groups.len() + 1 > MAX_GROUPS {
+            return Err(Error::LimitExceeded {
+                limit: "param groups (the crate's own limit)".into(),
+                needed: self.groups.len() as u64 + 1,
+                available: MAX_GROUPS as u64,
+                hint: "; merge groups with equal hyperparameters".into(),
+            });
+        }
+        let mut groups = vec![self.algorithm.clone()];
+        for (i, g) in self.groups.iter().enumerate() {
+            groups.push(g.resolve(&self.algorithm, i + 1)?);
+            if let Some(missing) = g
+                .listed_names()
+                .iter()
+                .find(|n| layout.index_of(n).is_err())
+            {
+                return Err(Error::invalid(
+                    format!("groups[{}]", i + 1),
+                    format!("{missing:?}"),
+                    "names of tensors in the layout",
+                    format!(
+                        "param group {} names `{missing}`, which the layout does not have",
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        let mut assignment = vec![0usize; layout.len()];
+        let mut used = vec![false; self.groups.len()];
+        for (k, t) in layout.tensors().iter().enumerate() {
+            for (i, g) in self.groups.iter().enumerate() {
+                if g.selects(&t.name) {
+                    if assignment[k] != 0 {
+                        return Err(Error::invalid(
+                            format!("groups[{}]", i + 1),
+                            g.describe(),
+                            "each tensor in at most one param group",
+                            format!(
+                                "some parameters appear in more than one parameter group: \
+                                 `{}` is in groups {} and {}",
+                                t.name,
+                                assignment[k],
+                                i + 1
+                            ),
+                        ));
+                    }
+                    assignment[k] = i + 1;
+                    used[i] = true;
+                }
+            }
+        }
+        if let Some(i) = used.iter().position(|u| !u) {
+            return Err(Error::invalid(
+                format!("groups[{}]", i + 1),
+                self.groups[i].describe(),
+                "a selector that matches at least one tensor of the layout",
+                format!("param group {} selects no tensor", i + 1),
+            ));
+        }
+        Ok(Resolved { groups, assignment })
+    }
+}
