@@ -54,6 +54,7 @@ pub mod params;
 pub mod pool;
 pub mod schedule;
 pub mod scheduler;
+pub mod trainer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;
@@ -63,3 +64,4 @@ pub use layout::{ParamLayout, TensorPiece};
 pub use optim::reference;
 pub use optim::{Optimizer, OptimizerSpec};
 pub use params::ParamSet;
+pub use trainer::Trainer;

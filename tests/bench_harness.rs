@@ -48,15 +48,16 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wgpu-optim-bench-{}-{name}", std::process::id()))
 }
 
-const OPTIMIZERS: [&str; 7] = [
-    "sgd_momentum",
-    "adam",
-    "adamw",
-    "adam_amsgrad",
-    "adagrad",
-    "adadelta",
-    "rmsprop",
-];
+/// Every optimizer the harness runs: the bench list, which holds every
+/// registered optimizer.
+fn optimizers() -> Vec<&'static str> {
+    let v: Vec<&str> = wgpu_optim::bench::standard_optimizers()
+        .iter()
+        .map(|o| o.0)
+        .collect();
+    assert!(v.len() >= 8 && v.contains(&"adamax"), "{v:?}");
+    v
+}
 
 #[test]
 fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
@@ -164,7 +165,7 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
                     && params.is_none_or(|p| m["params"].as_u64() == Some(p))
             })
         };
-        for opt in OPTIMIZERS {
+        for opt in optimizers() {
             assert!(has(opt, "gpt2_like", "fused", Some(3_748_864)), "{opt} mix");
             assert!(
                 has(opt, "gpt2_like", "per_tensor", None),

@@ -31,164 +31,7 @@ fn mixed_layout() -> ParamLayout {
     .unwrap()
 }
 
-fn configs() -> Vec<(&'static str, OptimizerSpec)> {
-    let groups = |s: OptimizerSpec| {
-        s.group(
-            ParamGroup::matching("b*")
-                .lr(0.05)
-                .weight_decay(0.0)
-                .l1(0.001),
-        )
-        .group(ParamGroup::names(["odd"]).lr(0.0))
-    };
-    vec![
-        (
-            "sgd",
-            OptimizerSpec::sgd(SgdConfig {
-                lr: 0.1,
-                ..Default::default()
-            }),
-        ),
-        (
-            "sgd_momentum_dampening_wd",
-            OptimizerSpec::sgd(SgdConfig {
-                lr: 0.1,
-                momentum: 0.9,
-                dampening: 0.3,
-                weight_decay: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "sgd_nesterov_maximize_l1",
-            OptimizerSpec::sgd(SgdConfig {
-                lr: 0.05,
-                momentum: 0.8,
-                nesterov: true,
-                maximize: true,
-                l1: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "sgd_groups",
-            groups(OptimizerSpec::sgd(SgdConfig {
-                lr: 0.1,
-                momentum: 0.5,
-                ..Default::default()
-            })),
-        ),
-        ("adam", OptimizerSpec::adam(AdamConfig::default())),
-        (
-            "adam_wd_amsgrad_maximize",
-            OptimizerSpec::adam(AdamConfig {
-                lr: 0.01,
-                weight_decay: 0.1,
-                amsgrad: true,
-                maximize: true,
-                ..Default::default()
-            }),
-        ),
-        (
-            "adam_groups",
-            groups(OptimizerSpec::adam(AdamConfig {
-                lr: 0.01,
-                weight_decay: 0.05,
-                ..Default::default()
-            })),
-        ),
-        (
-            "adamw",
-            OptimizerSpec::adamw(AdamWConfig {
-                lr: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "adamw_amsgrad_l1",
-            OptimizerSpec::adamw(AdamWConfig {
-                lr: 0.01,
-                weight_decay: 0.1,
-                amsgrad: true,
-                l1: 0.01,
-                beta1: 0.5,
-                beta2: 0.9,
-                ..Default::default()
-            }),
-        ),
-        (
-            "adamw_groups",
-            groups(OptimizerSpec::adamw(AdamWConfig {
-                lr: 0.01,
-                weight_decay: 0.1,
-                ..Default::default()
-            })),
-        ),
-        ("adagrad", OptimizerSpec::adagrad(AdagradConfig::default())),
-        (
-            "adagrad_decay_init_wd_maximize",
-            OptimizerSpec::adagrad(AdagradConfig {
-                lr: 0.1,
-                lr_decay: 0.05,
-                initial_accumulator_value: 0.3,
-                weight_decay: 0.02,
-                maximize: true,
-                l1: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "adagrad_groups",
-            groups(OptimizerSpec::adagrad(AdagradConfig::default())),
-        ),
-        (
-            "adadelta",
-            OptimizerSpec::adadelta(AdadeltaConfig::default()),
-        ),
-        (
-            "adadelta_rho_wd_maximize_l1",
-            OptimizerSpec::adadelta(AdadeltaConfig {
-                lr: 0.5,
-                rho: 0.6,
-                weight_decay: 0.1,
-                maximize: true,
-                l1: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "adadelta_groups",
-            groups(OptimizerSpec::adadelta(AdadeltaConfig::default())),
-        ),
-        ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
-        (
-            "rmsprop_centered_momentum_wd",
-            OptimizerSpec::rmsprop(RmsPropConfig {
-                centered: true,
-                momentum: 0.9,
-                weight_decay: 0.01,
-                ..Default::default()
-            }),
-        ),
-        (
-            "rmsprop_momentum_maximize_l1",
-            OptimizerSpec::rmsprop(RmsPropConfig {
-                momentum: 0.5,
-                maximize: true,
-                l1: 0.01,
-                alpha: 0.9,
-                ..Default::default()
-            }),
-        ),
-        (
-            "rmsprop_centered_groups",
-            groups(OptimizerSpec::rmsprop(RmsPropConfig {
-                centered: true,
-                ..Default::default()
-            })),
-        ),
-    ]
-}
+use common::cases::configs;
 
 fn random_tensors(rng: &mut Rng, layout: &ParamLayout, scale: f32) -> Vec<Vec<f32>> {
     layout
@@ -204,46 +47,56 @@ fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-#[test]
-fn every_optimizer_matches_reference_on_chunked_mixed_shapes() {
+/// One case of the table against the f64 reference: 8 steps on the mixed,
+/// chunked layout, params and every state.
+fn matches_reference(name: &str, spec: &OptimizerSpec) {
     let gpu = gpu();
     let layout = mixed_layout();
-    for (name, spec) in configs() {
-        let mut rng = Rng(7);
-        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
-        assert!(
-            params.pieces("straddle").unwrap().len() >= 2,
-            "straddles a chunk boundary"
-        );
-        let p0 = random_tensors(&mut rng, &layout, 1.0);
-        params.write_all(gpu, &p0).unwrap();
-        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        let mut reference = Reference::new(&spec, &layout).unwrap();
-        let mut want = widen(&p0);
-        for step in 1..=8 {
-            let g = random_tensors(&mut rng, &layout, 0.5);
-            params.write_grads_all(gpu, &g).unwrap();
-            opt.step(gpu, &mut params).unwrap();
-            reference.step(&mut want, &widen(&g));
-            let got = params.read_all(gpu).unwrap();
-            for (k, t) in layout.tensors().iter().enumerate() {
-                let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
-                assert!(
-                    r <= 1.0,
-                    "{name} step {step} `{}`: error/tolerance {r}",
-                    t.name
-                );
-            }
+    let mut rng = Rng(7);
+    let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+    assert!(
+        params.pieces("straddle").unwrap().len() >= 2,
+        "straddles a chunk boundary"
+    );
+    let p0 = random_tensors(&mut rng, &layout, 1.0);
+    params.write_all(gpu, &p0).unwrap();
+    let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
+    let mut reference = Reference::new(spec, &layout).unwrap();
+    let mut want = widen(&p0);
+    for step in 1..=8 {
+        let g = random_tensors(&mut rng, &layout, 0.5);
+        params.write_grads_all(gpu, &g).unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        reference.step(&mut want, &widen(&g));
+        let got = params.read_all(gpu).unwrap();
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+            assert!(
+                r <= 1.0,
+                "{name} step {step} `{}`: error/tolerance {r}",
+                t.name
+            );
         }
-        for (state, tensors) in &reference.state {
-            for (k, t) in layout.tensors().iter().enumerate() {
-                let got = opt.read_state(gpu, state, &t.name).unwrap();
-                let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
-                assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
-            }
-        }
-        assert_eq!(opt.step_count(), 8);
     }
+    for (state, tensors) in &reference.state {
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let got = opt.read_state(gpu, state, &t.name).unwrap();
+            let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
+            assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
+        }
+    }
+    assert_eq!(opt.step_count(), 8);
+}
+
+#[test]
+fn the_case_macro_lists_every_case_of_the_table() {
+    let table: Vec<&str> = configs().iter().map(|c| c.0).collect();
+    assert_eq!(matches_reference_on_chunked_mixed_shapes::case_names(), table);
+}
+
+/// One test per case of the shared table (`tests/common/cases.rs`).
+mod matches_reference_on_chunked_mixed_shapes {
+    crate::optimizer_cases!(super::matches_reference);
 }
 
 #[test]

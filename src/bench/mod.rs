@@ -49,7 +49,7 @@ pub fn single_tensor_layout(n: usize) -> ParamLayout {
 /// The optimizers every benchmark runs (criterion's `step` bench and the
 /// harness), with the names used in reports.
 pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
-    vec![
+    let mut v = vec![
         (
             "sgd_momentum",
             OptimizerSpec::sgd(SgdConfig {
@@ -73,7 +73,17 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
             OptimizerSpec::adadelta(AdadeltaConfig::default()),
         ),
         ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
-    ]
+    ];
+    // Every other optimizer of the registry, with its defaults.
+    for a in Algorithm::all_defaults() {
+        if !v
+            .iter()
+            .any(|(n, s)| *n == a.name() || s.algorithm().name() == a.name())
+        {
+            v.push((a.name(), OptimizerSpec::new(a)));
+        }
+    }
+    v
 }
 
 /// Bytes one step moves per parameter: reads of param, grad and each state,

@@ -25,12 +25,14 @@ pub mod spec;
 pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
+pub mod adamax;
 pub mod rmsprop;
 pub mod sgd;
 
 pub use adadelta::AdadeltaConfig;
 pub use adagrad::AdagradConfig;
 pub use adam::{AdamConfig, AdamWConfig};
+pub use adamax::AdamaxConfig;
 pub use groups::{GroupHp, ParamGroup};
 pub use rmsprop::RmsPropConfig;
 pub use runtime::{BLOCK_ELEMS, Dispatch, MAX_GROUPS, Optimizer, PassTimestamps};
@@ -178,6 +180,8 @@ registry! {
     Adadelta(AdadeltaConfig) "adadelta" adadelta;
     /// RMSprop, see [`RmsPropConfig`].
     RmsProp(RmsPropConfig) "rmsprop" rmsprop;
+    /// Adamax, see [`AdamaxConfig`].
+    Adamax(AdamaxConfig) "adamax" adamax;
 }
 
 impl Algorithm {
@@ -224,6 +228,6 @@ mod tests {
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
             variants += validate_every_variant(a.name(), k.source, &names);
         }
-        assert!(variants >= 6 * 16, "{variants} variants");
+        assert!(variants >= 7 * 16, "{variants} variants");
     }
 }

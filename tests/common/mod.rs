@@ -1,13 +1,15 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 use wgpu_optim::Gpu;
 use wgpu_optim::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, OptimizerSpec, ParamGroup,
-    RmsPropConfig, SgdConfig,
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, OptimizerSpec,
+    ParamGroup, RmsPropConfig, SgdConfig,
 };
 
 /// A fresh device on the default adapter. There is no skip: a machine without
@@ -81,6 +83,9 @@ pub struct GoldenGroup {
     pub lr: f64,
     pub weight_decay: f64,
     pub l1: f64,
+    /// Any other hyperparameter the group overrides (beta1, eps, momentum, ...).
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,16 +191,27 @@ impl GoldenCase {
                 centered: self.b("centered"),
                 maximize: self.b("maximize"),
             }),
+            "adamax" => OptimizerSpec::adamax(AdamaxConfig {
+                lr: self.f("lr"),
+                beta1: self.f("beta1"),
+                beta2: self.f("beta2"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                l1: self.f("l1"),
+                maximize: self.b("maximize"),
+            }),
             other => panic!("unknown optimizer {other}"),
         };
         let names = self.names();
         for g in &self.groups {
-            spec = spec.group(
-                ParamGroup::names(g.params.iter().map(|&i| names[i].clone()))
-                    .lr(g.lr)
-                    .weight_decay(g.weight_decay)
-                    .l1(g.l1),
-            );
+            let mut group = ParamGroup::names(g.params.iter().map(|&i| names[i].clone()))
+                .lr(g.lr)
+                .weight_decay(g.weight_decay)
+                .l1(g.l1);
+            for (k, v) in &g.other {
+                group = group.set(k.as_str(), *v);
+            }
+            spec = spec.group(group);
         }
         spec
     }

@@ -49,6 +49,8 @@ DEFAULTS = {
     "adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
     "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                     centered=False, maximize=False),
+    "adamax": dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                   maximize=False),
 }
 
 TORCH_CLASS = {
@@ -58,6 +60,7 @@ TORCH_CLASS = {
     "adagrad": torch.optim.Adagrad,
     "adadelta": torch.optim.Adadelta,
     "rmsprop": torch.optim.RMSprop,
+    "adamax": torch.optim.Adamax,
 }
 
 
@@ -71,15 +74,25 @@ def case(name, optimizer, shapes=None, grad_scale=1.0, groups=None, **overrides)
     # Numbers as floats, flags as bools.
     cfg = {k: (v if isinstance(v, bool) else float(v)) for k, v in cfg.items()}
     if groups is not None:
+        # lr, weight_decay and l1 always; any other numeric hyperparameter of
+        # the optimizer (betas as beta1 / beta2, eps, momentum, ...) when given.
         groups = [
-            {
-                "params": list(g["params"]),
-                "lr": float(g.get("lr", cfg["lr"])),
-                "weight_decay": float(g.get("weight_decay", cfg["weight_decay"])),
-                "l1": float(g.get("l1", cfg["l1"])),
-            }
+            dict(
+                {
+                    "params": list(g["params"]),
+                    "lr": float(g.get("lr", cfg["lr"])),
+                    "weight_decay": float(g.get("weight_decay", cfg["weight_decay"])),
+                    "l1": float(g.get("l1", cfg["l1"])),
+                },
+                **{k: float(v) for k, v in g.items()
+                   if k not in ("params", "lr", "weight_decay", "l1")},
+            )
             for g in groups
         ]
+        for g in groups:
+            for k in g:
+                if k != "params" and k not in cfg:
+                    raise KeyError(f"{name}: unknown group key {k!r} for {optimizer}")
     return dict(name=name, optimizer=optimizer, config=cfg,
                 shapes=shapes if shapes is not None else DEFAULT_SHAPES,
                 grad_scale=grad_scale, groups=groups)
@@ -151,6 +164,28 @@ CASES = [
              {"params": [1, 2], "lr": 0.0, "weight_decay": 0.1, "l1": 0.01},
              {"params": [3, 4], "lr": 0.05, "weight_decay": 0.01, "l1": 0.0},
          ]),
+    # ---- Adamax ----
+    case("adamax_default", "adamax"),
+    case("adamax_wd_maximize", "adamax", lr=0.01, weight_decay=0.1, maximize=True),
+    case("adamax_betas_eps_l1", "adamax", shapes=[[9], [0], [3, 4]], lr=0.01, beta1=0.5,
+         beta2=0.9, eps=1e-3, l1=0.01),
+    # ---- Every hyperparameter per param group ----
+    case("adam_group_betas_eps", "adam", lr=0.01, groups=[
+        {"params": [0, 2, 4]},
+        {"params": [1, 3], "lr": 0.02, "beta1": 0.5, "beta2": 0.9, "eps": 1e-3},
+    ]),
+    case("sgd_group_momentum_dampening", "sgd", lr=0.1, momentum=0.9, groups=[
+        {"params": [0, 1]},
+        {"params": [2, 3, 4], "momentum": 0.5, "dampening": 0.25},
+    ]),
+    case("rmsprop_group_alpha_eps", "rmsprop", momentum=0.5, groups=[
+        {"params": [0, 1, 2]},
+        {"params": [3, 4], "alpha": 0.8, "eps": 1e-4, "momentum": 0.9},
+    ]),
+    case("adamax_group_betas", "adamax", lr=0.01, groups=[
+        {"params": [0, 3]},
+        {"params": [1, 2, 4], "beta1": 0.7, "beta2": 0.99, "weight_decay": 0.05},
+    ]),
 ]
 
 
@@ -199,7 +234,7 @@ def make_inputs(c):
 
 def torch_kwargs(opt, cfg):
     kw = {k: v for k, v in cfg.items() if k not in ("l1", "beta1", "beta2")}
-    if opt in ("adam", "adamw"):
+    if opt in ("adam", "adamw", "adamax"):
         kw["betas"] = (cfg["beta1"], cfg["beta2"])
     kw["foreach"] = False
     return kw
@@ -219,8 +254,16 @@ def run_case(c):
         covered = sorted(i for grp in groups for i in grp["params"])
         assert covered == list(range(len(shapes))), f"{c['name']}: groups must partition tensors"
         eff_groups = groups
-        torch_groups = [{"params": [params[i] for i in grp["params"]], "lr": grp["lr"],
-                         "weight_decay": grp["weight_decay"]} for grp in groups]
+        torch_groups = []
+        for grp in groups:
+            tg = {"params": [params[i] for i in grp["params"]], "lr": grp["lr"],
+                  "weight_decay": grp["weight_decay"]}
+            for k, v in grp.items():
+                if k not in ("params", "lr", "weight_decay", "l1", "beta1", "beta2"):
+                    tg[k] = v
+            if "beta1" in grp or "beta2" in grp:
+                tg["betas"] = (grp.get("beta1", cfg["beta1"]), grp.get("beta2", cfg["beta2"]))
+            torch_groups.append(tg)
 
     opt = TORCH_CLASS[opt_name](torch_groups, **torch_kwargs(opt_name, cfg))
 

@@ -1,0 +1,46 @@
+// adamax/update.wgsl — the per-element update of Adamax; assembled after gpu/common.wgsl and
+// optim/prelude.wgsl (the block table, the gradient load, the skip).
+//
+// Mirrors torch.optim.Adamax `_single_tensor_adamax` (torch/optim/adamax.py), g being the
+// loaded gradient:
+//   g = g + weight_decay * p + l1 * sign(p)
+//   exp_avg = lerp(exp_avg, g, 1 - beta1)
+//   exp_inf = max(exp_inf * beta2, |g| + eps)
+//   p = p - clr * exp_avg / exp_inf                  clr = lr / (1 - beta1^t)
+// clr is computed on the host in f64; after skipped steps it is recomputed here in f32 from the
+// device step.
+//
+// Row (Rust: optim::adamax::AdamaxRow): 8 x 4-byte scalars = 32 bytes.
+// State bindings: 6 exp_avg, 7 exp_inf.
+
+struct Row {
+    one_minus_beta1: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    clr: f32,
+    lr: f32,
+}
+
+@group(0) @binding(6) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(7) var<storage, read_write> exp_inf: array<f32>;
+
+fn after_skipped_steps(h: Row, t: u32) -> Row {
+    var r = h;
+    r.clr = h.lr / (1.0 - pow(h.beta1, f32(t)));
+    return r;
+}
+
+fn update(i: u32, grad_i: f32, h: Row) {
+    var g = grad_i;
+    let p = param[i];
+    g = g + h.weight_decay * p;
+    g = g + h.l1 * sign(p);
+    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
+    let u = max(exp_inf[i] * h.beta2, abs(g) + h.eps);
+    exp_avg[i] = m;
+    exp_inf[i] = u;
+    param[i] = p - h.clr * (m / u);
+}

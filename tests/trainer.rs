@@ -1,0 +1,80 @@
+//! `Trainer`, the handle that owns the device, is the low-level API
+//! underneath: the same steps give bitwise the same params.
+
+mod common;
+
+use common::{Rng, new_gpu};
+use wgpu_optim::optim::{AdamWConfig, OptimizerSpec};
+use wgpu_optim::schedule::Schedule;
+use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::{Optimizer, ParamLayout, ParamSet, Trainer};
+
+#[test]
+fn trainer_steps_are_bitwise_the_low_level_steps_with_the_schedule() {
+    let layout = ParamLayout::new(&[("w", &[33, 7][..]), ("b", &[7][..])]).unwrap();
+    let spec = OptimizerSpec::adamw(AdamWConfig {
+        lr: 0.01,
+        ..Default::default()
+    })
+    .clip_by_global_norm(0.5);
+    let schedule = Schedule::warmup_cosine(0.01, 2, 6, 1e-4).unwrap();
+    let mut rng = Rng(3);
+    let p0: Vec<Vec<f32>> = layout
+        .tensors()
+        .iter()
+        .map(|t| rng.vec(t.numel as usize, 1.0))
+        .collect();
+    let grads: Vec<Vec<Vec<f32>>> = (0..5)
+        .map(|_| {
+            layout
+                .tensors()
+                .iter()
+                .map(|t| rng.vec(t.numel as usize, 0.5))
+                .collect()
+        })
+        .collect();
+
+    let mut trainer = Trainer::new(new_gpu(), &layout, &spec)
+        .unwrap()
+        .with_schedule(schedule.clone())
+        .unwrap();
+    for (k, t) in layout.tensors().iter().enumerate() {
+        trainer.write(&t.name, &p0[k]).unwrap();
+    }
+    for g in &grads {
+        for (k, t) in layout.tensors().iter().enumerate() {
+            trainer.write_grad(&t.name, &g[k]).unwrap();
+        }
+        trainer.step().unwrap();
+    }
+
+    let gpu = new_gpu();
+    let mut params = ParamSet::new(&gpu, &layout).unwrap();
+    params.write_all(&gpu, &p0).unwrap();
+    let mut opt = Optimizer::new(&gpu, &spec, &params).unwrap();
+    let mut sched = LrScheduler::new(&opt, schedule).unwrap();
+    sched.apply(&mut opt).unwrap();
+    for g in &grads {
+        params.write_grads_all(&gpu, g).unwrap();
+        opt.step(&gpu, &mut params).unwrap();
+        sched.advance(&mut opt).unwrap();
+    }
+    for t in layout.tensors() {
+        let a: Vec<u32> = trainer
+            .read(&t.name)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        let b: Vec<u32> = params
+            .read(&gpu, &t.name)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        assert_eq!(a, b, "{}", t.name);
+    }
+    assert_eq!(trainer.optimizer().step_count(), 5);
+    assert_eq!(trainer.optimizer().lrs(), opt.lrs());
+    assert!(trainer.stats().unwrap().norms[0] > 0.0);
+}
