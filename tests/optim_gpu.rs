@@ -91,7 +91,10 @@ fn matches_reference(name: &str, spec: &OptimizerSpec) {
 #[test]
 fn the_case_macro_lists_every_case_of_the_table() {
     let table: Vec<&str> = configs().iter().map(|c| c.0).collect();
-    assert_eq!(matches_reference_on_chunked_mixed_shapes::case_names(), table);
+    assert_eq!(
+        matches_reference_on_chunked_mixed_shapes::case_names(),
+        table
+    );
 }
 
 /// One test per case of the shared table (`tests/common/cases.rs`).
