@@ -5,7 +5,7 @@
 //! PyTorch's names, defaults and validation, its uniform row and the host-side
 //! f64 scalars, its rustdoc with "Differences from PyTorch"), `update.wgsl`
 //! (its per-element update only; the skeleton is `prelude.wgsl`) and
-//! `reference.rs` (its f64 reference). The [`registry!`] below is the one list
+//! `reference.rs` (its f64 reference). The `registry!` below is the one list
 //! of optimizers: adding one is a new folder plus one line there.
 //!
 //! Around them: [`spec`] (what the user asks for: algorithm, param groups,
@@ -59,7 +59,7 @@ pub(crate) struct KernelDesc {
 }
 
 /// The per-optimizer hooks of the generic runtime and reference. A config
-/// type implements it in its folder; [`registry!`] turns the list of configs
+/// type implements it in its folder; `registry!` turns the list of configs
 /// into [`Algorithm`].
 pub(crate) trait Algo: Hyperparameters {
     /// Checks every hyperparameter (PyTorch's wording), in f64 and in the
@@ -77,13 +77,13 @@ pub(crate) trait Algo: Hyperparameters {
     }
     /// One element of the f64 reference: `p` updated in place from the
     /// processed gradient `g` at step `t`; `st` holds the element's states in
-    /// the order of [`KernelDesc::active`].
+    /// the order of `KernelDesc::active`.
     fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]);
 }
 
 /// Named numeric hyperparameters of a config, read and written by name, so
 /// that a param group can override any of them (PyTorch's param groups).
-/// Implemented with [`hyperparameters!`].
+/// Implemented with `hyperparameters!`.
 pub(crate) trait Hyperparameters {
     /// The names, PyTorch's (`lr`, `beta1`, `momentum`, ...).
     fn names(&self) -> &'static [&'static str];
@@ -93,7 +93,7 @@ pub(crate) trait Hyperparameters {
     fn set(&mut self, name: &str, value: f64) -> bool;
 }
 
-/// Implements [`Hyperparameters`] for a config from its numeric fields.
+/// Implements `Hyperparameters` for a config from its numeric fields.
 macro_rules! hyperparameters {
     ($t:ty { $($f:ident),* $(,)? }) => {
         impl $crate::optim::Hyperparameters for $t {
@@ -122,7 +122,7 @@ pub(crate) use hyperparameters;
 
 /// The one list of optimizers: `Variant(Config) "name" constructor`, one
 /// line each. It defines [`Algorithm`], its dispatch to each config's
-/// [`Algo`] hooks, and the `OptimizerSpec` constructors.
+/// `Algo` hooks, and the `OptimizerSpec` constructors.
 macro_rules! registry {
     ($($(#[$doc:meta])* $variant:ident($config:ty) $name:literal $ctor:ident;)*) => {
         /// The optimizer algorithm and its configuration.
