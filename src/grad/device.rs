@@ -11,12 +11,14 @@ use crate::grad::{
     ClipScope, ControlHeader, GradientConfig, LossScale, NonFinite, NormType, StatsParams,
 };
 
-const STATS_SOURCE: &str = concat!(
+pub(crate) const STATS_SOURCE: &str = concat!(
     include_str!("../gpu/common.wgsl"),
+    include_str!("norm.wgsl"),
     include_str!("stats.wgsl")
 );
-const FINALIZE_SOURCE: &str = concat!(
+pub(crate) const FINALIZE_SOURCE: &str = concat!(
     include_str!("../gpu/common.wgsl"),
+    include_str!("norm.wgsl"),
     include_str!("finalize.wgsl")
 );
 

@@ -17,7 +17,8 @@
 //   1 uniform              step: StepInfo               (the optimizer's per-step uniform)
 //   2 storage, read        partials: array<vec4<f32>>  (m, s, nonfinite, bitcast group)
 //   3 storage, read_write  control: Control
-// Structs StatsParams, StepInfo, GroupOut, Control: gpu/common.wgsl, prepended at compile time.
+// Structs StatsParams, StepInfo, GroupOut, Control: gpu/common.wgsl; power / combine: grad/norm.wgsl;
+// both prepended at compile time.
 // Uniform layout: StatsParams, 48 bytes (Rust: grad::StatsParams).
 // Dispatch: exactly one workgroup. Guard rule: loops stop at params.n_partials; only
 // invocation 0 writes control.
@@ -35,27 +36,6 @@ var<workgroup> wbad: array<u32, 256>;
 var<workgroup> norms: array<f32, 256>;
 var<workgroup> any_bad: u32;
 
-fn power(r: f32) -> f32 {
-    if params.norm_type == 1u {
-        return r;
-    }
-    return r * r;
-}
-
-// (m, s) with (m2, s2) -> combined pair.
-fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    if b.x > a.x {
-        var s = b.y;
-        if a.x > 0.0 {
-            s = b.y + a.y * power(a.x / b.x);
-        }
-        return vec2<f32>(b.x, s);
-    }
-    if b.x > 0.0 {
-        return vec2<f32>(a.x, a.y + b.y * power(b.x / a.x));
-    }
-    return a;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {

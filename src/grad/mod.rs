@@ -380,14 +380,7 @@ mod tests {
 
     #[test]
     fn gradient_pipeline_kernels_validate_in_every_variant() {
-        let stats = concat!(
-            include_str!("../gpu/common.wgsl"),
-            include_str!("stats.wgsl")
-        );
-        let finalize = concat!(
-            include_str!("../gpu/common.wgsl"),
-            include_str!("finalize.wgsl")
-        );
+        use crate::grad::device::{FINALIZE_SOURCE as finalize, STATS_SOURCE as stats};
         assert!(stats.starts_with("// ") && include_str!("stats.wgsl").starts_with("// "));
         assert_eq!(
             validate_every_variant("grad/stats", stats, &["CLIP_VALUE"]),

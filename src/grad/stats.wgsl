@@ -21,7 +21,8 @@
 //   3 storage, read        grad
 //   4 storage, read_write  partials: array<vec4<f32>> (one per block, all chunks)
 //   5 storage, read        control: Control           (loss scale)
-// Structs StatsParams, Block, StepInfo, Control: gpu/common.wgsl, prepended at compile time.
+// Structs StatsParams, Block, StepInfo, Control: gpu/common.wgsl; power / combine: grad/norm.wgsl;
+// both prepended at compile time.
 // Uniform layout: StatsParams, 12 x 4-byte scalars = 48 bytes (Rust: grad::StatsParams).
 // Dispatch: one workgroup (64 invocations) per block on a 2-D grid, b = wid.x + wid.y * nwg.x.
 // Guard rule: the workgroup returns when b >= arrayLength(&blocks) (uniform, before any
@@ -48,27 +49,6 @@ fn is_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-fn power(r: f32) -> f32 {
-    if params.norm_type == 1u {
-        return r;
-    }
-    return r * r;
-}
-
-// (m, s) with (m2, s2) -> the pair of the union, rescaled to the larger m.
-fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    if b.x > a.x {
-        var s = b.y;
-        if a.x > 0.0 {
-            s = b.y + a.y * power(a.x / b.x);
-        }
-        return vec2<f32>(b.x, s);
-    }
-    if b.x > 0.0 {
-        return vec2<f32>(a.x, a.y + b.y * power(b.x / a.x));
-    }
-    return a;
-}
 
 @compute @workgroup_size(64)
 fn main(
