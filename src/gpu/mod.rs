@@ -18,7 +18,7 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Workgroup size of every kernel in `shaders/` (`@workgroup_size(256)`).
+/// Workgroup size of the optimizer kernels (`optim/prelude.wgsl`, `@workgroup_size(256)`).
 pub const WORKGROUP_SIZE: u32 = 256;
 
 /// The limits the engine's kernels need, each with the reason.
