@@ -632,3 +632,242 @@ fn huge_steps_do_not_overflow() {
         }
     }
 }
+
+// ------------------------------------------- serde layout v1 (compatibility)
+
+/// One schedule of every serializable variant (and several forms of the
+/// variants with options), by name: what `tests/golden/schedules_v1.json`
+/// holds in the serde layout of the single-enum `src/schedule.rs`.
+fn v1_cases() -> Vec<(&'static str, Schedule)> {
+    let c = |r: Result<Schedule, Error>| r.unwrap();
+    vec![
+        ("constant", c(Schedule::constant(0.05))),
+        ("constant_lr", c(Schedule::constant_lr(0.1, 0.5, 4))),
+        ("linear", c(Schedule::linear(0.1, 0.25, 1.0, 8))),
+        ("step", c(Schedule::step(0.1, 3, 0.5))),
+        (
+            "multi_step",
+            c(Schedule::multi_step(0.1, vec![2, 5, 9], 0.1)),
+        ),
+        ("exponential", c(Schedule::exponential(0.1, 0.9))),
+        ("polynomial", c(Schedule::polynomial(0.1, 10, 2.0))),
+        (
+            "cosine_annealing",
+            c(Schedule::cosine_annealing(0.1, 10, 0.001)),
+        ),
+        (
+            "cosine_warm_restarts",
+            c(Schedule::cosine_warm_restarts(0.1, 4, 2, 0.001)),
+        ),
+        (
+            "cyclic_triangular_momentum",
+            c(Schedule::cyclic(
+                0.001,
+                0.01,
+                5,
+                None,
+                CyclicMode::Triangular,
+                Some((0.8, 0.9)),
+            )),
+        ),
+        (
+            "cyclic_triangular2",
+            c(Schedule::cyclic(
+                0.001,
+                0.1,
+                4,
+                Some(6),
+                CyclicMode::Triangular2,
+                None,
+            )),
+        ),
+        (
+            "cyclic_exp_range",
+            c(Schedule::cyclic(
+                0.01,
+                0.1,
+                3,
+                Some(5),
+                CyclicMode::ExpRange { gamma: 0.97 },
+                Some((0.85, 0.95)),
+            )),
+        ),
+        (
+            "one_cycle_cos",
+            c(Schedule::one_cycle(
+                0.1,
+                50,
+                0.3,
+                Anneal::Cos,
+                25.0,
+                1e4,
+                false,
+                Some((0.85, 0.95)),
+            )),
+        ),
+        (
+            "one_cycle_linear_3phase",
+            c(Schedule::one_cycle(
+                0.5,
+                40,
+                0.25,
+                Anneal::Linear,
+                10.0,
+                100.0,
+                true,
+                None,
+            )),
+        ),
+        (
+            "sequential",
+            c(Schedule::sequential(
+                vec![
+                    c(Schedule::linear(0.1, 0.5, 1.0, 5)),
+                    c(Schedule::cosine_annealing(0.1, 20, 0.0)),
+                ],
+                vec![5],
+            )),
+        ),
+        (
+            "chained",
+            c(Schedule::chained(vec![
+                c(Schedule::step(0.1, 3, 0.5)),
+                c(Schedule::exponential(0.1, 0.95)),
+            ])),
+        ),
+        (
+            "warmup_cosine",
+            c(Schedule::warmup_cosine(0.1, 5, 30, 0.001)),
+        ),
+        ("warmup_constant", c(Schedule::warmup_constant(0.1, 5))),
+    ]
+}
+
+/// The steps at which `schedules_v1.json` records each schedule's values.
+const V1_STEPS: [u64; 16] = [0, 1, 2, 3, 4, 5, 6, 9, 10, 17, 30, 39, 40, 41, 100, 1000];
+
+/// Writes `tests/golden/schedules_v1.json` (see tests/golden/README.md).
+#[test]
+#[ignore = "writes tests/golden/schedules_v1.json; run only to regenerate it"]
+fn write_schedules_v1_golden() {
+    use serde_json::json;
+    use wgpu_optim::checkpoint::TrainingState;
+    use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
+    use wgpu_optim::optim::{OptimizerSpec, ParamGroup, SgdConfig};
+    use wgpu_optim::scheduler::LrScheduler;
+    use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+
+    let schedules: Vec<Value> = v1_cases()
+        .into_iter()
+        .map(|(name, s)| {
+            let value = serde_json::to_value(&s).unwrap();
+            // The file is only useful if it reads back to the same values.
+            let back: Schedule = serde_json::from_value(value.clone()).unwrap();
+            let lrs: Vec<f64> = V1_STEPS.iter().map(|&k| s.lr(k)).collect();
+            for &k in &V1_STEPS {
+                assert_eq!(back.lr(k).to_bits(), s.lr(k).to_bits(), "{name} at {k}");
+            }
+            let momentum: Option<Vec<f64>> = s
+                .momentum(0)
+                .map(|_| V1_STEPS.iter().map(|&k| s.momentum(k).unwrap()).collect());
+            json!({
+                "name": name,
+                "schedule": value,
+                "lrs": lrs,
+                "lr_bits": lrs.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "momentum_bits": momentum.map(|m| m.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
+
+    let mut plateau = ReduceLrOnPlateau::new(PlateauConfig {
+        patience: 1,
+        factor: 0.5,
+        cooldown: 1,
+        min_lr: vec![0.0, 0.001],
+        ..PlateauConfig::default()
+    })
+    .unwrap();
+    let mut lrs = [0.1, 0.05];
+    for m in [1.0, 0.5, 0.5, 0.5, 0.75] {
+        plateau.step(m, &mut lrs).unwrap();
+    }
+    let fresh_plateau = ReduceLrOnPlateau::new(PlateauConfig::default()).unwrap();
+
+    let gpu = Gpu::new_default().unwrap();
+    let layout = ParamLayout::new(&[("w", &[4][..]), ("b", &[2][..])]).unwrap();
+    let params = ParamSet::new(&gpu, &layout).unwrap();
+    let spec = OptimizerSpec::sgd(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        ..Default::default()
+    })
+    .group(ParamGroup::names(["b"]).lr(0.05));
+    let mut opt = Optimizer::new(&gpu, &spec, &params).unwrap();
+    let mut shared =
+        LrScheduler::new(&opt, Schedule::warmup_cosine(0.1, 3, 20, 1e-5).unwrap()).unwrap();
+    for _ in 0..4 {
+        shared.advance(&mut opt).unwrap();
+    }
+    let mut per_group = LrScheduler::per_group(
+        &opt,
+        vec![
+            Schedule::cyclic(
+                0.001,
+                0.01,
+                5,
+                None,
+                CyclicMode::Triangular,
+                Some((0.8, 0.9)),
+            )
+            .unwrap(),
+            Schedule::exponential(0.05, 0.9).unwrap(),
+        ],
+    )
+    .unwrap();
+    per_group.set_step(7);
+    let scheduler_lrs =
+        |s: &LrScheduler| -> Vec<u64> { (0..2).map(|g| s.lr(g).to_bits()).collect() };
+
+    let mut stop = EarlyStopping::new(EarlyStoppingConfig {
+        patience: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    stop.update(0, 1.0);
+    stop.update(1, 2.0);
+    let mut training = TrainingState {
+        epoch: 2,
+        scheduler: Some(shared.clone()),
+        plateau: Some(plateau.clone()),
+        early_stopping: Some(stop),
+        ..Default::default()
+    };
+    training.extra.insert("note".into(), json!({"k": [1, 2]}));
+
+    let doc = json!({
+        "format": "wgpu-optim schedules serde layout v1",
+        "note": "Written by the single-enum src/schedule.rs and src/scheduler.rs (before the \
+                 src/schedule/ folder) with `write_schedules_v1_golden` in tests/schedules.rs; \
+                 see tests/golden/README.md. Do not regenerate: newer code must keep reading it.",
+        "steps": V1_STEPS,
+        "schedules": schedules,
+        "plateau": {
+            "stepped": plateau,
+            "lrs_after": lrs,
+            "fresh": fresh_plateau,
+        },
+        "lr_scheduler": {
+            "shared": shared,
+            "shared_lr_bits": scheduler_lrs(&shared),
+            "per_group": per_group,
+            "per_group_lr_bits": scheduler_lrs(&per_group),
+        },
+        "training_state": training,
+    });
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/schedules_v1.json"
+    );
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+}
