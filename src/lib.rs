@@ -53,8 +53,6 @@ pub mod params;
 pub mod pool;
 pub mod reference;
 pub mod schedule;
-#[path = "schedule/driver.rs"]
-pub mod scheduler;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::Gpu;

@@ -7,8 +7,7 @@ mod common;
 use common::{gpu, new_gpu};
 use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::optim::*;
-use wgpu_optim::schedule::{Anneal, Schedule};
-use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::schedule::{LrScheduler, OneCycleConfig, Schedule};
 use wgpu_optim::{ErrorKind, Optimizer, ParamLayout, ParamSet};
 
 fn layout() -> ParamLayout {
@@ -76,7 +75,7 @@ fn a_schedule_drives_each_group_without_rebuilds() {
     .group(ParamGroup::names(["b"]).lr(0.01));
     let mut opt = Optimizer::new(&gpu, &spec, &params).unwrap();
     let schedule = Schedule::step(0.1, 2, 0.5).unwrap();
-    let mut sched = LrScheduler::new(&opt, schedule.clone()).unwrap();
+    let mut sched = LrScheduler::new(&mut opt, schedule.clone()).unwrap();
     params.write_grad(&gpu, "w", &[1.0; 5]).unwrap();
     params.write_grad(&gpu, "b", &[1.0; 3]).unwrap();
     opt.step(&gpu, &mut params).unwrap();
@@ -116,12 +115,12 @@ fn per_group_schedules_and_resume_at_step_k() {
     let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
     let s0 = Schedule::warmup_cosine(1e-3, 10, 100, 1e-5).unwrap();
     let s1 = Schedule::exponential(1e-2, 0.9).unwrap();
-    let mut sched = LrScheduler::per_group(&opt, vec![s0.clone(), s1.clone()]).unwrap();
+    let mut sched = LrScheduler::per_group(&mut opt, vec![s0.clone(), s1.clone()]).unwrap();
     sched.set_step(42);
     sched.apply(&mut opt).unwrap();
     assert_eq!(opt.group_hp(0).unwrap().lr, s0.lr(42));
     assert_eq!(opt.group_hp(1).unwrap().lr, s1.lr(42));
-    let e = LrScheduler::per_group(&opt, vec![s0]).unwrap_err();
+    let e = LrScheduler::per_group(&mut opt, vec![s0]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LayoutMismatch);
 }
 
@@ -129,17 +128,7 @@ fn per_group_schedules_and_resume_at_step_k() {
 fn one_cycle_cycles_momentum_and_beta1() {
     let gpu = gpu();
     let params = ParamSet::new(gpu, &layout()).unwrap();
-    let oc = Schedule::one_cycle(
-        0.1,
-        20,
-        0.3,
-        Anneal::Cos,
-        25.0,
-        1e4,
-        false,
-        Some((0.85, 0.95)),
-    )
-    .unwrap();
+    let oc = Schedule::one_cycle(OneCycleConfig::new(0.1, 20)).unwrap();
     for spec in [
         OptimizerSpec::sgd(SgdConfig {
             momentum: 0.9,
@@ -148,7 +137,7 @@ fn one_cycle_cycles_momentum_and_beta1() {
         OptimizerSpec::adam(AdamConfig::default()),
     ] {
         let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        let mut sched = LrScheduler::new(&opt, oc.clone()).unwrap();
+        let mut sched = LrScheduler::new(&mut opt, oc.clone()).unwrap();
         sched.apply(&mut opt).unwrap();
         for _ in 0..5 {
             sched.advance(&mut opt).unwrap();

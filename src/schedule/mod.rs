@@ -1,4 +1,5 @@
-//! Learning-rate schedules, evaluated on the host in `f64`.
+//! Learning-rate schedules, evaluated on the host in `f64`, and the driver
+//! that applies them to an optimizer.
 //!
 //! A [`Schedule`] is a pure function of the step: [`Schedule::lr`] gives the
 //! learning rate after `step` calls of PyTorch's `scheduler.step()` (step 0 is
@@ -19,104 +20,92 @@
 //! [`Schedule::lr`] is an *absolute* learning rate. An engine that applies one
 //! schedule to several parameter groups with different learning rates can use
 //! [`Schedule::factor`] (`lr(step) / base_lr()`) as a multiplier instead.
+//! [`LrScheduler`] does that for an [`Optimizer`](crate::Optimizer) (or every
+//! replica of a [`DataParallel`](crate::pool::DataParallel)).
 //!
 //! [`ReduceLrOnPlateau`] is the metric-driven scheduler; it is a state
 //! machine, not a function of the step.
+//!
+//! # Layout
+//! Each schedule family lives in its own file with its own struct
+//! ([`Step`], [`OneCycle`], ...); [`Schedule`] is a closed enum with one
+//! variant per struct, so it stays serde-serializable (the serialized form
+//! is unchanged from the single-enum layout this crate had before:
+//! `{"step": {"base": 0.1, "step_size": 3, "gamma": 0.5}}`).
 
-use std::f64::consts::PI;
-use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-// ------------------------------------------------------------------ helpers
-
-/// Serde helpers for `f64` values that may be infinite or NaN (JSON has no
-/// literal for them): finite values are written as numbers, the others as
-/// the strings `"inf"`, `"-inf"` and `"nan"`.
-pub(crate) mod nonfinite {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Num(f64),
-        Str(String),
-    }
-
-    fn parse<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
-        match r {
-            Repr::Num(v) => Ok(v),
-            Repr::Str(s) => match s.as_str() {
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                "nan" => Ok(f64::NAN),
-                other => Err(E::custom(format!(
-                    "expected a number, \"inf\", \"-inf\" or \"nan\", got \"{other}\""
-                ))),
-            },
-        }
-    }
-
-    /// Serializes an `f64`, writing non-finite values as strings.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else if v.is_nan() {
-            s.serialize_str("nan")
-        } else if *v > 0.0 {
-            s.serialize_str("inf")
-        } else {
-            s.serialize_str("-inf")
-        }
-    }
-
-    /// Deserializes what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        parse(Repr::deserialize(d)?)
-    }
-
-    /// The same for `Option<f64>`.
-    pub mod option {
-        use super::*;
-
-        /// Serializes an `Option<f64>`, writing non-finite values as strings.
-        pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-            match v {
-                None => s.serialize_none(),
-                Some(x) => {
-                    struct W(f64);
-                    impl serde::Serialize for W {
-                        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                            super::serialize(&self.0, s)
-                        }
-                    }
-                    s.serialize_some(&W(*x))
-                }
+/// Implements `Serialize` and a validating `Deserialize` for family structs
+/// declared with `#[serde(remote = "Self")]`.
+macro_rules! validated_serde {
+    ($($t:ident),* $(,)?) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                $t::serialize(self, s)
             }
         }
-
-        /// Deserializes what [`serialize`] wrote.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-            match Option::<Repr>::deserialize(d)? {
-                None => Ok(None),
-                Some(r) => parse(r).map(Some),
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let v = $t::deserialize(d)?;
+                super::Family::validate(&v).map_err(serde::de::Error::custom)?;
+                Ok(v)
             }
         }
-    }
+    )*};
 }
 
-/// `lr`-like values: finite and `>= 0` (PyTorch: "Invalid learning rate").
+mod compose;
+mod constant;
+mod cosine;
+mod cyclic;
+mod driver;
+mod lambda;
+pub(crate) mod nonfinite;
+mod one_cycle;
+mod plateau;
+mod step;
+
+pub use compose::{Chained, Sequential};
+pub use constant::{Constant, ConstantLr, Linear};
+pub use cosine::{CosineAnnealing, CosineWarmRestarts, WarmupConstant, WarmupCosine};
+pub use cyclic::{Cyclic, CyclicConfig, CyclicMode};
+pub use driver::LrScheduler;
+pub use lambda::{FromFn, LrFn};
+pub use one_cycle::{Anneal, OneCycle, OneCycleConfig};
+pub use plateau::{Mode, PlateauConfig, ReduceLrOnPlateau, ThresholdMode};
+pub use step::{Exponential, MultiStep, Polynomial, Step};
+
+// ------------------------------------------------------------------ helpers
+
+/// The largest learning rate the device can hold: the kernels read the lr
+/// as an `f32`.
+pub(crate) const LR_MAX: f64 = f32::MAX as f64;
+
+/// Whether `v` is a learning rate the device can use: `>= 0` and finite in
+/// `f32` (NaN is not).
+fn is_lr(v: f64) -> bool {
+    (0.0..=LR_MAX).contains(&v)
+}
+
+/// `lr`-like values: `>= 0` and finite in `f32`, the precision of the
+/// device (PyTorch: "Invalid learning rate").
 fn check_lr(field: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
+    if is_lr(v) {
         Ok(())
     } else {
         Err(Error::invalid(
             field,
             v,
-            "a finite number >= 0",
+            "a number >= 0 and finite in f32 (<= 3.4028235e38)",
             format!("Invalid learning rate: {v}"),
         ))
     }
@@ -199,244 +188,96 @@ fn check_momentum(m: Option<(f64, f64)>) -> Result<()> {
     Ok(())
 }
 
-// -------------------------------------------------------------- public types
-
-/// The amplitude policy of [`Schedule::cyclic`] (PyTorch `CyclicLR`'s `mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CyclicMode {
-    /// Constant amplitude (`"triangular"`).
-    Triangular,
-    /// The amplitude halves every cycle (`"triangular2"`).
-    Triangular2,
-    /// The amplitude is scaled by `gamma^step` (`"exp_range"`).
-    ExpRange {
-        /// The per-step scale, `0 < gamma <= 1`.
-        gamma: f64,
-    },
-}
-
-/// The annealing curve of [`Schedule::one_cycle`] (PyTorch `OneCycleLR`'s
-/// `anneal_strategy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Anneal {
-    /// Half-cosine between the two ends (`"cos"`).
-    Cos,
-    /// Straight line between the two ends (`"linear"`).
-    Linear,
-}
-
-/// A user-supplied learning-rate function of the step, for
-/// [`Schedule::from_fn`].
-#[derive(Clone)]
-pub struct LrFn(pub Arc<dyn Fn(u64) -> f64 + Send + Sync>);
-
-impl fmt::Debug for LrFn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LrFn(<closure>)")
+/// What every schedule family implements; [`Schedule`] dispatches to it.
+trait Family {
+    /// The constructor's name (`"step"`, `"one_cycle"`, ...).
+    fn kind(&self) -> &'static str;
+    /// Checks every parameter; the [`Error::InvalidConfig`] names the first
+    /// bad field.
+    fn validate(&self) -> Result<()>;
+    /// The reference rate of [`Schedule::factor`].
+    fn base_lr(&self) -> f64;
+    /// The learning rate after `step` scheduler steps.
+    fn lr(&self, step: u64) -> f64;
+    /// `lr(step) / base_lr()`, 0 when `base_lr()` is 0.
+    fn factor(&self, step: u64) -> f64 {
+        let base = self.base_lr();
+        if base == 0.0 {
+            0.0
+        } else {
+            self.lr(step) / base
+        }
+    }
+    /// The cycled momentum, `None` for schedules that leave it alone.
+    fn momentum(&self, _step: u64) -> Option<f64> {
+        None
+    }
+    /// Whether the family may be a member of [`Schedule::chained`].
+    fn chainable(&self) -> bool {
+        false
     }
 }
+
+// ----------------------------------------------------------------- Schedule
 
 /// A learning-rate schedule: a pure function from the step to the learning
 /// rate (see the [module docs](self)).
 ///
 /// Build one with the constructor functions ([`Schedule::cosine_annealing`],
-/// ...), which validate their arguments. Variants can be matched to inspect
-/// their parameters but not built directly. A `Schedule` serializes with serde
-/// (deserializing validates again), except [`Schedule::FromFn`], whose
-/// serialization fails with an error.
+/// ...), which validate their arguments. Each variant holds its family's
+/// struct, whose getters give the parameters; those structs can only be made
+/// by the constructors and by serde, so every `Schedule` is valid. A
+/// `Schedule` serializes with serde (deserializing validates again), except
+/// [`Schedule::FromFn`], whose serialization fails with an error.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(remote = "Self", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Schedule {
     /// A constant learning rate.
-    #[non_exhaustive]
-    Constant {
-        /// The learning rate.
-        lr: f64,
-    },
-    /// PyTorch `ConstantLR`: `base * factor` until `total_iters`, then `base`.
-    #[non_exhaustive]
-    ConstantLr {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The factor applied before `total_iters`.
-        factor: f64,
-        /// The step at which the factor is lifted.
-        total_iters: u64,
-    },
+    Constant(Constant),
+    /// PyTorch `ConstantLR`.
+    ConstantLr(ConstantLr),
     /// PyTorch `LinearLR`.
-    #[non_exhaustive]
-    Linear {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The factor at step 0.
-        start_factor: f64,
-        /// The factor from `total_iters` on.
-        end_factor: f64,
-        /// The number of steps of the ramp.
-        total_iters: u64,
-    },
+    Linear(Linear),
     /// PyTorch `StepLR`.
-    #[non_exhaustive]
-    Step {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The period of the decay.
-        step_size: u64,
-        /// The decay factor.
-        gamma: f64,
-    },
+    Step(Step),
     /// PyTorch `MultiStepLR`.
-    #[non_exhaustive]
-    MultiStep {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The steps at which the rate is multiplied by `gamma`.
-        milestones: Vec<u64>,
-        /// The decay factor.
-        gamma: f64,
-    },
+    MultiStep(MultiStep),
     /// PyTorch `ExponentialLR`.
-    #[non_exhaustive]
-    Exponential {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The per-step factor.
-        gamma: f64,
-    },
+    Exponential(Exponential),
     /// PyTorch `PolynomialLR`.
-    #[non_exhaustive]
-    Polynomial {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The step at which the rate reaches 0.
-        total_iters: u64,
-        /// The power of the polynomial.
-        power: f64,
-    },
+    Polynomial(Polynomial),
     /// PyTorch `CosineAnnealingLR`.
-    #[non_exhaustive]
-    CosineAnnealing {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The half period.
-        t_max: u64,
-        /// The minimum learning rate.
-        eta_min: f64,
-    },
+    CosineAnnealing(CosineAnnealing),
     /// PyTorch `CosineAnnealingWarmRestarts`, stepped with integer steps.
-    #[non_exhaustive]
-    CosineWarmRestarts {
-        /// The optimizer's initial learning rate.
-        base: f64,
-        /// The length of the first cycle.
-        t_0: u64,
-        /// The growth factor of the cycle length.
-        t_mult: u64,
-        /// The minimum learning rate.
-        eta_min: f64,
-    },
+    CosineWarmRestarts(CosineWarmRestarts),
     /// PyTorch `CyclicLR`.
-    #[non_exhaustive]
-    Cyclic {
-        /// The lower bound (PyTorch writes it into the optimizer at
-        /// construction).
-        base_lr: f64,
-        /// The upper bound of the cycle.
-        max_lr: f64,
-        /// Steps in the rising half.
-        step_size_up: u64,
-        /// Steps in the falling half (`None`: same as `step_size_up`).
-        step_size_down: Option<u64>,
-        /// The amplitude policy.
-        mode: CyclicMode,
-        /// `(base_momentum, max_momentum)` when momentum cycles inversely.
-        cycle_momentum: Option<(f64, f64)>,
-    },
+    Cyclic(Cyclic),
     /// PyTorch `OneCycleLR`.
-    #[non_exhaustive]
-    OneCycle {
-        /// The peak learning rate.
-        max_lr: f64,
-        /// The number of steps in the cycle.
-        total_steps: u64,
-        /// The fraction of the cycle spent rising.
-        pct_start: f64,
-        /// The annealing curve.
-        anneal: Anneal,
-        /// The initial rate is `max_lr / div_factor`.
-        div_factor: f64,
-        /// The final rate is `initial / final_div_factor`.
-        final_div_factor: f64,
-        /// Use the three-phase variant.
-        three_phase: bool,
-        /// `(base_momentum, max_momentum)` when momentum cycles inversely.
-        cycle_momentum: Option<(f64, f64)>,
-    },
+    OneCycle(OneCycle),
     /// PyTorch `SequentialLR`.
-    #[non_exhaustive]
-    Sequential {
-        /// The schedules, one per interval.
-        schedules: Vec<Schedule>,
-        /// The steps at which the next schedule takes over (restarting at its
-        /// own step 0).
-        milestones: Vec<u64>,
-    },
+    Sequential(Sequential),
     /// PyTorch `ChainedScheduler` over multiplicative schedules.
-    #[non_exhaustive]
-    Chained {
-        /// The schedules whose factors multiply.
-        schedules: Vec<Schedule>,
-    },
+    Chained(Chained),
     /// Linear warmup from 0 to `peak_lr`, then cosine decay to `final_lr`.
-    #[non_exhaustive]
-    WarmupCosine {
-        /// The rate at the end of the warmup.
-        peak_lr: f64,
-        /// The length of the warmup.
-        warmup_steps: u64,
-        /// The step at which the rate reaches `final_lr`.
-        total_steps: u64,
-        /// The rate from `total_steps` on.
-        final_lr: f64,
-    },
+    WarmupCosine(WarmupCosine),
     /// Linear warmup from 0 to `lr`, then constant.
-    #[non_exhaustive]
-    WarmupConstant {
-        /// The rate after the warmup.
-        lr: f64,
-        /// The length of the warmup.
-        warmup_steps: u64,
-    },
+    WarmupConstant(WarmupConstant),
     /// A user function of the step (not serializable).
     #[serde(skip)]
-    #[non_exhaustive]
-    FromFn {
-        /// The function.
-        f: LrFn,
-    },
+    FromFn(FromFn),
 }
 
-impl Serialize for Schedule {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        Schedule::serialize(self, s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Schedule {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = Schedule::deserialize(d)?;
-        s.validate().map_err(serde::de::Error::custom)?;
-        Ok(s)
-    }
+/// Validates `f` and wraps it in its variant.
+fn checked<F: Family>(f: F, variant: fn(F) -> Schedule) -> Result<Schedule> {
+    f.validate()?;
+    Ok(variant(f))
 }
 
 impl Schedule {
     /// A constant learning rate `lr`.
     pub fn constant(lr: f64) -> Result<Schedule> {
-        Schedule::Constant { lr }.checked()
+        checked(Constant { lr }, Schedule::Constant)
     }
 
     /// PyTorch `ConstantLR(factor, total_iters)` over the initial rate
@@ -447,12 +288,12 @@ impl Schedule {
     /// reproduced, and for `factor == 0` (where PyTorch raises
     /// `ZeroDivisionError`) the closed form `base` is returned.
     pub fn constant_lr(base: f64, factor: f64, total_iters: u64) -> Result<Schedule> {
-        Schedule::ConstantLr {
+        let f = ConstantLr {
             base,
             factor,
             total_iters,
-        }
-        .checked()
+        };
+        checked(f, Schedule::ConstantLr)
     }
 
     /// PyTorch `LinearLR`: the factor goes linearly from `start_factor` at
@@ -466,25 +307,25 @@ impl Schedule {
         end_factor: f64,
         total_iters: u64,
     ) -> Result<Schedule> {
-        Schedule::Linear {
+        let f = Linear {
             base,
             start_factor,
             end_factor,
             total_iters,
-        }
-        .checked()
+        };
+        checked(f, Schedule::Linear)
     }
 
     /// PyTorch `StepLR`: `base * gamma^(step / step_size)`.
     ///
     /// `step_size >= 1`, `gamma > 0`.
     pub fn step(base: f64, step_size: u64, gamma: f64) -> Result<Schedule> {
-        Schedule::Step {
+        let f = Step {
             base,
             step_size,
             gamma,
-        }
-        .checked()
+        };
+        checked(f, Schedule::Step)
     }
 
     /// PyTorch `MultiStepLR`: `base * gamma^(number of milestones <= step)`.
@@ -492,17 +333,17 @@ impl Schedule {
     /// `milestones` must be strictly increasing (PyTorch counts repeated
     /// milestones twice; here they are an error); `gamma > 0`.
     pub fn multi_step(base: f64, milestones: Vec<u64>, gamma: f64) -> Result<Schedule> {
-        Schedule::MultiStep {
+        let f = MultiStep {
             base,
             milestones,
             gamma,
-        }
-        .checked()
+        };
+        checked(f, Schedule::MultiStep)
     }
 
     /// PyTorch `ExponentialLR`: `base * gamma^step`; `gamma > 0`.
     pub fn exponential(base: f64, gamma: f64) -> Result<Schedule> {
-        Schedule::Exponential { base, gamma }.checked()
+        checked(Exponential { base, gamma }, Schedule::Exponential)
     }
 
     /// PyTorch `PolynomialLR`:
@@ -510,12 +351,12 @@ impl Schedule {
     ///
     /// `total_iters >= 1`, `power >= 0`.
     pub fn polynomial(base: f64, total_iters: u64, power: f64) -> Result<Schedule> {
-        Schedule::Polynomial {
+        let f = Polynomial {
             base,
             total_iters,
             power,
-        }
-        .checked()
+        };
+        checked(f, Schedule::Polynomial)
     }
 
     /// PyTorch `CosineAnnealingLR`.
@@ -529,12 +370,12 @@ impl Schedule {
     /// `lr - eta_min` by the ratio of consecutive `1 + cos` terms (a cosine of
     /// period `2 t_max`, up to rounding). `t_max >= 1`, `eta_min >= 0`.
     pub fn cosine_annealing(base: f64, t_max: u64, eta_min: f64) -> Result<Schedule> {
-        Schedule::CosineAnnealing {
+        let f = CosineAnnealing {
             base,
             t_max,
             eta_min,
-        }
-        .checked()
+        };
+        checked(f, Schedule::CosineAnnealing)
     }
 
     /// PyTorch `CosineAnnealingWarmRestarts` stepped with `step()` (integer
@@ -548,16 +389,17 @@ impl Schedule {
         t_mult: u64,
         eta_min: f64,
     ) -> Result<Schedule> {
-        Schedule::CosineWarmRestarts {
+        let f = CosineWarmRestarts {
             base,
             t_0,
             t_mult,
             eta_min,
-        }
-        .checked()
+        };
+        checked(f, Schedule::CosineWarmRestarts)
     }
 
-    /// PyTorch `CyclicLR`. Step 0 is `base_lr` (PyTorch overwrites the
+    /// PyTorch `CyclicLR` (see [`CyclicConfig`] for the arguments and
+    /// PyTorch's defaults). Step 0 is `base_lr` (PyTorch overwrites the
     /// optimizer's lr with `base_lr` at construction); with
     /// `cycle_momentum = Some((base_momentum, max_momentum))`,
     /// [`Schedule::momentum`] cycles inversely between them.
@@ -566,59 +408,29 @@ impl Schedule {
     /// when given, `0 < gamma <= 1` for [`CyclicMode::ExpRange`],
     /// `0 <= base_momentum <= max_momentum < 1`. PyTorch's custom `scale_fn`
     /// is not offered (use [`Schedule::from_fn`]).
-    pub fn cyclic(
-        base_lr: f64,
-        max_lr: f64,
-        step_size_up: u64,
-        step_size_down: Option<u64>,
-        mode: CyclicMode,
-        cycle_momentum: Option<(f64, f64)>,
-    ) -> Result<Schedule> {
-        Schedule::Cyclic {
-            base_lr,
-            max_lr,
-            step_size_up,
-            step_size_down,
-            mode,
-            cycle_momentum,
-        }
-        .checked()
+    pub fn cyclic(config: CyclicConfig) -> Result<Schedule> {
+        checked(Cyclic(config), Schedule::Cyclic)
     }
 
-    /// PyTorch `OneCycleLR` (with `total_steps` given directly).
+    /// PyTorch `OneCycleLR` with `total_steps` given directly (see
+    /// [`OneCycleConfig`] for the arguments and PyTorch's defaults).
     ///
     /// PyTorch accepts `step()` calls up to `total_steps` (that is, steps
     /// `0..=total_steps`, the last one extrapolating the final phase) and
     /// raises `ValueError` after. Here steps past `total_steps` return the
-    /// value at `total_steps` (the last one PyTorch produces), for the rate and
-    /// the momentum alike.
+    /// value at `total_steps`, for the rate and the momentum alike. At
+    /// `total_steps` the extrapolation is PyTorch's, held at the end value of
+    /// the final phase: a cosine turns back up and is kept as PyTorch has it,
+    /// a line would overshoot its end (below the final rate, to a negative lr
+    /// in PyTorch) and stops at it.
     ///
     /// `max_lr >= 0`, `total_steps >= 1`, `0 < pct_start < 1`,
-    /// `div_factor > 0`, `final_div_factor > 0`,
-    /// `0 <= base_momentum <= max_momentum < 1`; `pct_start * total_steps`
-    /// must not make a phase of zero length (PyTorch divides by zero there).
-    #[allow(clippy::too_many_arguments)]
-    pub fn one_cycle(
-        max_lr: f64,
-        total_steps: u64,
-        pct_start: f64,
-        anneal: Anneal,
-        div_factor: f64,
-        final_div_factor: f64,
-        three_phase: bool,
-        cycle_momentum: Option<(f64, f64)>,
-    ) -> Result<Schedule> {
-        Schedule::OneCycle {
-            max_lr,
-            total_steps,
-            pct_start,
-            anneal,
-            div_factor,
-            final_div_factor,
-            three_phase,
-            cycle_momentum,
-        }
-        .checked()
+    /// `div_factor > 0`, `final_div_factor > 0` with both end rates finite in
+    /// `f32`, `0 <= base_momentum <= max_momentum < 1`;
+    /// `pct_start * total_steps` must not make a phase of zero length
+    /// (PyTorch divides by zero there).
+    pub fn one_cycle(config: OneCycleConfig) -> Result<Schedule> {
+        checked(OneCycle(config), Schedule::OneCycle)
     }
 
     /// PyTorch `SequentialLR`: `schedules[i]` runs from `milestones[i - 1]`
@@ -629,11 +441,11 @@ impl Schedule {
     /// `schedules` must not be empty, `milestones` must have one entry fewer,
     /// be strictly increasing and start at 1 or later.
     pub fn sequential(schedules: Vec<Schedule>, milestones: Vec<u64>) -> Result<Schedule> {
-        Schedule::Sequential {
+        let f = Sequential {
             schedules,
             milestones,
-        }
-        .checked()
+        };
+        checked(f, Schedule::Sequential)
     }
 
     /// PyTorch `ChainedScheduler` over multiplicative schedules:
@@ -653,7 +465,7 @@ impl Schedule {
     /// chained lr, which is not a factor; this function keeps multiplying the
     /// member's own factor instead. Within `t_max` the values agree.
     pub fn chained(schedules: Vec<Schedule>) -> Result<Schedule> {
-        Schedule::Chained { schedules }.checked()
+        checked(Chained { schedules }, Schedule::Chained)
     }
 
     /// Linear warmup from 0 at step 0 to `peak_lr` at `warmup_steps`, then a
@@ -671,338 +483,68 @@ impl Schedule {
         total_steps: u64,
         final_lr: f64,
     ) -> Result<Schedule> {
-        Schedule::WarmupCosine {
+        let f = WarmupCosine {
             peak_lr,
             warmup_steps,
             total_steps,
             final_lr,
-        }
-        .checked()
+        };
+        checked(f, Schedule::WarmupCosine)
     }
 
     /// Linear warmup from 0 at step 0 to `lr` at `warmup_steps`, then `lr`
     /// (Hugging Face's `get_constant_schedule_with_warmup`).
     pub fn warmup_constant(lr: f64, warmup_steps: u64) -> Result<Schedule> {
-        Schedule::WarmupConstant { lr, warmup_steps }.checked()
+        checked(
+            WarmupConstant { lr, warmup_steps },
+            Schedule::WarmupConstant,
+        )
     }
 
     /// A schedule given by a function of the step (PyTorch `LambdaLR` with the
     /// base folded in: `f` returns the absolute learning rate).
     ///
-    /// Nothing is validated; [`Schedule::base_lr`] is `f(0)`. Such a schedule
-    /// cannot be serialized: serializing it (or a sequence containing it)
-    /// returns a serde error.
+    /// Nothing is validated here; [`Schedule::base_lr`] is `f(0)`, and
+    /// [`Schedule::try_lr`] (which [`LrScheduler`] uses) refuses the values
+    /// that are not learning rates. Such a schedule cannot be serialized:
+    /// serializing it (or a sequence containing it) returns a serde error.
     pub fn from_fn(f: Arc<dyn Fn(u64) -> f64 + Send + Sync>) -> Schedule {
-        Schedule::FromFn { f: LrFn(f) }
+        Schedule::FromFn(FromFn { f: LrFn(f) })
     }
 
-    fn checked(self) -> Result<Schedule> {
-        self.validate()?;
-        Ok(self)
+    /// The family's implementation: the one `match` every method goes
+    /// through.
+    fn family(&self) -> &dyn Family {
+        match self {
+            Schedule::Constant(f) => f,
+            Schedule::ConstantLr(f) => f,
+            Schedule::Linear(f) => f,
+            Schedule::Step(f) => f,
+            Schedule::MultiStep(f) => f,
+            Schedule::Exponential(f) => f,
+            Schedule::Polynomial(f) => f,
+            Schedule::CosineAnnealing(f) => f,
+            Schedule::CosineWarmRestarts(f) => f,
+            Schedule::Cyclic(f) => f,
+            Schedule::OneCycle(f) => f,
+            Schedule::Sequential(f) => f,
+            Schedule::Chained(f) => f,
+            Schedule::WarmupCosine(f) => f,
+            Schedule::WarmupConstant(f) => f,
+            Schedule::FromFn(f) => f,
+        }
+    }
+
+    /// The constructor's name: `"constant"`, `"step"`, `"one_cycle"`,
+    /// `"from_fn"`, ... (also the serde tag).
+    pub fn kind(&self) -> &'static str {
+        self.family().kind()
     }
 
     /// Checks every parameter, as the constructors do; returns the
     /// [`Error::InvalidConfig`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
-        match self {
-            Schedule::Constant { lr } => check_lr("lr", *lr),
-            Schedule::ConstantLr {
-                base,
-                factor,
-                total_iters,
-            } => {
-                check_lr("lr", *base)?;
-                check_range(
-                    "factor",
-                    *factor,
-                    (0.0..=1.0).contains(factor),
-                    "0 <= factor <= 1",
-                )?;
-                check_positive_steps("total_iters", *total_iters)
-            }
-            Schedule::Linear {
-                base,
-                start_factor,
-                end_factor,
-                total_iters,
-            } => {
-                check_lr("lr", *base)?;
-                check_range(
-                    "start_factor",
-                    *start_factor,
-                    *start_factor > 0.0 && *start_factor <= 1.0,
-                    "0 < start_factor <= 1",
-                )?;
-                check_range(
-                    "end_factor",
-                    *end_factor,
-                    (0.0..=1.0).contains(end_factor),
-                    "0 <= end_factor <= 1",
-                )?;
-                check_positive_steps("total_iters", *total_iters)
-            }
-            Schedule::Step {
-                base,
-                step_size,
-                gamma,
-            } => {
-                check_lr("lr", *base)?;
-                check_positive_steps("step_size", *step_size)?;
-                check_range("gamma", *gamma, *gamma > 0.0, "gamma > 0")
-            }
-            Schedule::MultiStep {
-                base,
-                milestones,
-                gamma,
-            } => {
-                check_lr("lr", *base)?;
-                check_increasing("milestones", milestones, 0)?;
-                check_range("gamma", *gamma, *gamma > 0.0, "gamma > 0")
-            }
-            Schedule::Exponential { base, gamma } => {
-                check_lr("lr", *base)?;
-                check_range("gamma", *gamma, *gamma > 0.0, "gamma > 0")
-            }
-            Schedule::Polynomial {
-                base,
-                total_iters,
-                power,
-            } => {
-                check_lr("lr", *base)?;
-                check_positive_steps("total_iters", *total_iters)?;
-                check_range("power", *power, *power >= 0.0, "power >= 0")
-            }
-            Schedule::CosineAnnealing {
-                base,
-                t_max,
-                eta_min,
-            } => {
-                check_lr("lr", *base)?;
-                check_positive_steps("T_max", *t_max)?;
-                check_range("eta_min", *eta_min, *eta_min >= 0.0, "eta_min >= 0")
-            }
-            Schedule::CosineWarmRestarts {
-                base,
-                t_0,
-                t_mult,
-                eta_min,
-            } => {
-                check_lr("lr", *base)?;
-                check_positive_steps("T_0", *t_0)?;
-                check_positive_steps("T_mult", *t_mult)?;
-                check_range("eta_min", *eta_min, *eta_min >= 0.0, "eta_min >= 0")
-            }
-            Schedule::Cyclic {
-                base_lr,
-                max_lr,
-                step_size_up,
-                step_size_down,
-                mode,
-                cycle_momentum,
-            } => {
-                check_lr("base_lr", *base_lr)?;
-                check_lr("max_lr", *max_lr)?;
-                if max_lr < base_lr {
-                    return Err(Error::invalid(
-                        "max_lr",
-                        max_lr,
-                        format!("max_lr >= base_lr ({base_lr})"),
-                        "max_lr must not be below base_lr",
-                    ));
-                }
-                check_positive_steps("step_size_up", *step_size_up)?;
-                if let Some(d) = step_size_down {
-                    check_positive_steps("step_size_down", *d)?;
-                }
-                if let CyclicMode::ExpRange { gamma } = mode {
-                    check_range(
-                        "gamma",
-                        *gamma,
-                        *gamma > 0.0 && *gamma <= 1.0,
-                        "0 < gamma <= 1",
-                    )?;
-                }
-                check_momentum(*cycle_momentum)
-            }
-            Schedule::OneCycle {
-                max_lr,
-                total_steps,
-                pct_start,
-                div_factor,
-                final_div_factor,
-                three_phase,
-                cycle_momentum,
-                ..
-            } => {
-                check_lr("max_lr", *max_lr)?;
-                check_positive_steps("total_steps", *total_steps)?;
-                check_range(
-                    "pct_start",
-                    *pct_start,
-                    *pct_start > 0.0 && *pct_start < 1.0,
-                    "0 < pct_start < 1",
-                )?;
-                check_range(
-                    "div_factor",
-                    *div_factor,
-                    *div_factor > 0.0,
-                    "div_factor > 0",
-                )?;
-                check_range(
-                    "final_div_factor",
-                    *final_div_factor,
-                    *final_div_factor > 0.0,
-                    "final_div_factor > 0",
-                )?;
-                check_momentum(*cycle_momentum)?;
-                let ends = one_cycle_ends(*total_steps, *pct_start, *three_phase);
-                let mut start = 0.0;
-                for end in ends.iter().take(if *three_phase { 3 } else { 2 }) {
-                    if *end - start == 0.0 {
-                        return Err(Error::invalid(
-                            "pct_start",
-                            pct_start,
-                            "a pct_start for which no phase has zero length",
-                            format!(
-                                "pct_start = {pct_start} with total_steps = {total_steps} gives a \
-                                 phase of zero length (PyTorch raises ZeroDivisionError)"
-                            ),
-                        ));
-                    }
-                    start = *end;
-                }
-                Ok(())
-            }
-            Schedule::Sequential {
-                schedules,
-                milestones,
-            } => {
-                if schedules.is_empty() {
-                    return Err(Error::invalid(
-                        "schedulers",
-                        0,
-                        "at least one schedule",
-                        "SequentialLR expects at least one scheduler, but got no scheduler.",
-                    ));
-                }
-                if milestones.len() + 1 != schedules.len() {
-                    return Err(Error::invalid(
-                        "milestones",
-                        format!("{milestones:?}"),
-                        format!(
-                            "{} milestones (one fewer than schedules)",
-                            schedules.len() - 1
-                        ),
-                        format!(
-                            "Sequential Schedulers expects number of schedulers provided to be one \
-                             more than the number of milestone points, but got number of \
-                             schedulers {} and the number of milestones to be equal to {}",
-                            schedules.len(),
-                            milestones.len()
-                        ),
-                    ));
-                }
-                check_increasing("milestones", milestones, 1)?;
-                schedules.iter().try_for_each(Schedule::validate)
-            }
-            Schedule::Chained { schedules } => {
-                if schedules.is_empty() {
-                    return Err(Error::invalid(
-                        "schedulers",
-                        0,
-                        "at least one schedule",
-                        "ChainedScheduler expects at least one scheduler to be chained, but got \
-                         no scheduler.",
-                    ));
-                }
-                let base = schedules[0].base_lr();
-                for (i, s) in schedules.iter().enumerate() {
-                    s.validate()?;
-                    let ok = match s {
-                        Schedule::Constant { .. }
-                        | Schedule::ConstantLr { .. }
-                        | Schedule::Linear { .. }
-                        | Schedule::Step { .. }
-                        | Schedule::MultiStep { .. }
-                        | Schedule::Exponential { .. }
-                        | Schedule::Polynomial { .. }
-                        | Schedule::Chained { .. } => true,
-                        Schedule::CosineAnnealing { eta_min, .. } => *eta_min == 0.0,
-                        _ => false,
-                    };
-                    if !ok {
-                        return Err(Error::invalid(
-                            "schedulers",
-                            format!("[{i}] = {}", s.kind_name()),
-                            "constant, constant_lr, linear, step, multi_step, exponential, \
-                             polynomial, cosine_annealing with eta_min = 0, chained",
-                            format!(
-                                "ChainedScheduler member {i} ({}) is not a multiplicative schedule",
-                                s.kind_name()
-                            ),
-                        ));
-                    }
-                    if s.base_lr() != base {
-                        return Err(Error::invalid(
-                            "schedulers",
-                            format!("[{i}] base lr = {}", s.base_lr()),
-                            format!("the same base lr as member 0 ({base})"),
-                            "ChainedScheduler members must share the optimizer's initial lr",
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            Schedule::WarmupCosine {
-                peak_lr,
-                warmup_steps,
-                total_steps,
-                final_lr,
-            } => {
-                check_lr("peak_lr", *peak_lr)?;
-                check_lr("final_lr", *final_lr)?;
-                if final_lr > peak_lr {
-                    return Err(Error::invalid(
-                        "final_lr",
-                        final_lr,
-                        format!("final_lr <= peak_lr ({peak_lr})"),
-                        "final_lr must not exceed peak_lr",
-                    ));
-                }
-                if total_steps <= warmup_steps {
-                    return Err(Error::invalid(
-                        "total_steps",
-                        total_steps,
-                        format!("total_steps > warmup_steps ({warmup_steps})"),
-                        "total_steps must exceed warmup_steps",
-                    ));
-                }
-                Ok(())
-            }
-            Schedule::WarmupConstant { lr, .. } => check_lr("lr", *lr),
-            Schedule::FromFn { .. } => Ok(()),
-        }
-    }
-
-    fn kind_name(&self) -> &'static str {
-        match self {
-            Schedule::Constant { .. } => "constant",
-            Schedule::ConstantLr { .. } => "constant_lr",
-            Schedule::Linear { .. } => "linear",
-            Schedule::Step { .. } => "step",
-            Schedule::MultiStep { .. } => "multi_step",
-            Schedule::Exponential { .. } => "exponential",
-            Schedule::Polynomial { .. } => "polynomial",
-            Schedule::CosineAnnealing { .. } => "cosine_annealing",
-            Schedule::CosineWarmRestarts { .. } => "cosine_warm_restarts",
-            Schedule::Cyclic { .. } => "cyclic",
-            Schedule::OneCycle { .. } => "one_cycle",
-            Schedule::Sequential { .. } => "sequential",
-            Schedule::Chained { .. } => "chained",
-            Schedule::WarmupCosine { .. } => "warmup_cosine",
-            Schedule::WarmupConstant { .. } => "warmup_constant",
-            Schedule::FromFn { .. } => "from_fn",
-        }
+        self.family().validate()
     }
 
     /// The reference rate that [`Schedule::factor`] divides by: the
@@ -1015,157 +557,20 @@ impl Schedule {
     /// `sequential` and `chained`, and `f(0)` for
     /// [`from_fn`](Schedule::from_fn).
     pub fn base_lr(&self) -> f64 {
-        match self {
-            Schedule::Constant { lr } | Schedule::WarmupConstant { lr, .. } => *lr,
-            Schedule::ConstantLr { base, .. }
-            | Schedule::Linear { base, .. }
-            | Schedule::Step { base, .. }
-            | Schedule::MultiStep { base, .. }
-            | Schedule::Exponential { base, .. }
-            | Schedule::Polynomial { base, .. }
-            | Schedule::CosineAnnealing { base, .. }
-            | Schedule::CosineWarmRestarts { base, .. } => *base,
-            Schedule::Cyclic { base_lr, .. } => *base_lr,
-            Schedule::OneCycle { max_lr, .. } => *max_lr,
-            Schedule::Sequential { schedules, .. } | Schedule::Chained { schedules } => {
-                schedules[0].base_lr()
-            }
-            Schedule::WarmupCosine { peak_lr, .. } => *peak_lr,
-            Schedule::FromFn { f } => (f.0)(0),
-        }
+        self.family().base_lr()
     }
 
     /// `lr(step) / base_lr()`: the schedule as a multiplier, for applying one
     /// schedule to parameter groups with different learning rates. Returns
     /// 0 when `base_lr()` is 0.
     pub fn factor(&self, step: u64) -> f64 {
-        let base = self.base_lr();
-        if base == 0.0 {
-            0.0
-        } else {
-            self.lr(step) / base
-        }
+        self.family().factor(step)
     }
 
     /// The learning rate after `step` calls of `scheduler.step()` (step 0 is
     /// the rate right after construction).
     pub fn lr(&self, step: u64) -> f64 {
-        let e = step;
-        match self {
-            Schedule::Constant { lr } => *lr,
-            Schedule::ConstantLr {
-                base,
-                factor,
-                total_iters,
-            } => {
-                // Recursive form: base*factor at step 0, then (at total_iters)
-                // lr * (1 / factor).
-                if e < *total_iters {
-                    base * factor
-                } else if *factor == 0.0 {
-                    *base
-                } else {
-                    base * factor * (1.0 / factor)
-                }
-            }
-            Schedule::Linear {
-                base,
-                start_factor,
-                end_factor,
-                total_iters,
-            } => {
-                let t = *total_iters as f64;
-                base * (start_factor
-                    + (end_factor - start_factor) * (e.min(*total_iters) as f64) / t)
-            }
-            Schedule::Step {
-                base,
-                step_size,
-                gamma,
-            } => base * gamma.powf((e / step_size) as f64),
-            Schedule::MultiStep {
-                base,
-                milestones,
-                gamma,
-            } => {
-                let n = milestones.partition_point(|&m| m <= e);
-                base * gamma.powf(n as f64)
-            }
-            Schedule::Exponential { base, gamma } => base * gamma.powf(e as f64),
-            Schedule::Polynomial {
-                base,
-                total_iters,
-                power,
-            } => {
-                let t = *total_iters as f64;
-                base * (1.0 - (e.min(*total_iters) as f64) / t).powf(*power)
-            }
-            Schedule::CosineAnnealing {
-                base,
-                t_max,
-                eta_min,
-            } => cosine_annealing_lr(*base, *t_max, *eta_min, e),
-            Schedule::CosineWarmRestarts {
-                base,
-                t_0,
-                t_mult,
-                eta_min,
-            } => {
-                let (t_cur, t_i) = warm_restart_position(*t_0, *t_mult, e);
-                eta_min + (base - eta_min) * (1.0 + (PI * t_cur as f64 / t_i as f64).cos()) / 2.0
-            }
-            Schedule::Cyclic {
-                base_lr,
-                max_lr,
-                step_size_up,
-                step_size_down,
-                mode,
-                ..
-            } => {
-                let (sf, scale) = cyclic_position(*step_size_up, *step_size_down, *mode, e);
-                let base_height = (max_lr - base_lr) * sf;
-                base_lr + base_height * scale
-            }
-            Schedule::OneCycle { .. } => self.one_cycle_at(e).0,
-            Schedule::Sequential {
-                schedules,
-                milestones,
-            } => {
-                let (i, local) = sequential_position(milestones, e);
-                schedules[i].lr(local)
-            }
-            Schedule::Chained { schedules } => {
-                let base = schedules[0].base_lr();
-                let mut lr = base;
-                for s in schedules {
-                    lr *= s.factor(e);
-                }
-                lr
-            }
-            Schedule::WarmupCosine {
-                peak_lr,
-                warmup_steps,
-                total_steps,
-                final_lr,
-            } => {
-                if e < *warmup_steps {
-                    peak_lr * (e as f64 / *warmup_steps as f64)
-                } else if e >= *total_steps {
-                    *final_lr
-                } else {
-                    let p = (e - warmup_steps) as f64 / (total_steps - warmup_steps) as f64;
-                    final_lr + (peak_lr - final_lr) * ((1.0 + (PI * p).cos()) / 2.0)
-                }
-            }
-            Schedule::WarmupConstant { lr, warmup_steps } => {
-                if e < *warmup_steps {
-                    lr * (e as f64 / *warmup_steps as f64)
-                } else {
-                    *lr
-                }
-            }
-            Schedule::FromFn { f } => (f.0)(e),
-        }
+        self.family().lr(step)
     }
 
     /// The momentum (SGD `momentum` / Adam `beta1`) at `step` for
@@ -1173,422 +578,52 @@ impl Schedule {
     /// built with `cycle_momentum`, and for a `sequential` schedule whose
     /// active member is one; `None` otherwise (leave the momentum alone).
     pub fn momentum(&self, step: u64) -> Option<f64> {
-        match self {
-            Schedule::Cyclic {
-                step_size_up,
-                step_size_down,
-                mode,
-                cycle_momentum: Some((base_m, max_m)),
-                ..
-            } => {
-                let (sf, scale) = cyclic_position(*step_size_up, *step_size_down, *mode, step);
-                let base_height = (max_m - base_m) * sf;
-                Some(max_m - base_height * scale)
-            }
-            Schedule::OneCycle {
-                cycle_momentum: Some(_),
-                ..
-            } => self.one_cycle_at(step).1,
-            Schedule::Sequential {
-                schedules,
-                milestones,
-            } => {
-                let (i, local) = sequential_position(milestones, step);
-                schedules[i].momentum(local)
-            }
-            _ => None,
-        }
+        self.family().momentum(step)
     }
 
-    /// `(lr, momentum)` of a `OneCycle` variant at step `e`, mirroring
-    /// `OneCycleLR.get_lr` (steps past `total_steps` are clamped).
-    fn one_cycle_at(&self, e: u64) -> (f64, Option<f64>) {
-        let Schedule::OneCycle {
-            max_lr,
-            total_steps,
-            pct_start,
-            anneal,
-            div_factor,
-            final_div_factor,
-            three_phase,
-            cycle_momentum,
-        } = self
-        else {
-            unreachable!("one_cycle_at on another schedule")
-        };
-        let initial = max_lr / div_factor;
-        let min_lr = initial / final_div_factor;
-        let (base_m, max_m) = cycle_momentum.unwrap_or((0.0, 0.0));
-        let ends = one_cycle_ends(*total_steps, *pct_start, *three_phase);
-        // (end_step, start_lr, end_lr, start_momentum, end_momentum)
-        let phases: Vec<(f64, f64, f64, f64, f64)> = if *three_phase {
-            vec![
-                (ends[0], initial, *max_lr, max_m, base_m),
-                (ends[1], *max_lr, initial, base_m, max_m),
-                (ends[2], initial, min_lr, max_m, max_m),
-            ]
-        } else {
-            vec![
-                (ends[0], initial, *max_lr, max_m, base_m),
-                (ends[1], *max_lr, min_lr, base_m, max_m),
-            ]
-        };
-        let step = e.min(*total_steps) as f64;
-        let anneal_fn = |start: f64, end: f64, pct: f64| match anneal {
-            Anneal::Cos => {
-                let cos_out = (PI * pct).cos() + 1.0;
-                end + (start - end) / 2.0 * cos_out
-            }
-            Anneal::Linear => (end - start) * pct + start,
-        };
-        let mut start_step = 0.0;
-        let last = phases.len() - 1;
-        for (i, &(end_step, s_lr, e_lr, s_m, e_m)) in phases.iter().enumerate() {
-            if step <= end_step || i == last {
-                let pct = (step - start_step) / (end_step - start_step);
-                let lr = anneal_fn(s_lr, e_lr, pct);
-                let m = cycle_momentum.map(|_| anneal_fn(s_m, e_m, pct));
-                return (lr, m);
-            }
-            start_step = end_step;
+    /// [`lr`](Self::lr), checked: a value that is not a learning rate the
+    /// device can use (NaN, negative, or not finite in `f32`, i.e. above
+    /// `f32::MAX`) is an [`Error::InvalidConfig`] naming the schedule and the
+    /// step. The constructors keep most schedules in range; what remains are
+    /// [`from_fn`](Schedule::from_fn) closures and growing schedules
+    /// (`exponential` with `gamma > 1`) after many steps.
+    pub fn try_lr(&self, step: u64) -> Result<f64> {
+        let v = self.lr(step);
+        check_scheduled_lr(self.kind(), step, v, "")?;
+        Ok(v)
+    }
+
+    /// [`momentum`](Self::momentum), checked: a value outside `[0, 1)` is an
+    /// [`Error::InvalidConfig`] naming the schedule and the step.
+    pub fn try_momentum(&self, step: u64) -> Result<Option<f64>> {
+        match self.momentum(step) {
+            Some(m) if !(0.0..1.0).contains(&m) => Err(Error::invalid(
+                "momentum",
+                m,
+                "0 <= momentum < 1",
+                format!(
+                    "the {} schedule produced the invalid momentum {m} at step {step}",
+                    self.kind()
+                ),
+            )),
+            m => Ok(m),
         }
-        unreachable!("the last phase always matches")
     }
 }
 
-/// PyTorch's phase end steps for `OneCycleLR` (`[end1, end2, end3]`; `end3`
-/// unused for two phases).
-fn one_cycle_ends(total_steps: u64, pct_start: f64, three_phase: bool) -> [f64; 3] {
-    let t = total_steps as f64;
-    if three_phase {
-        [pct_start * t - 1.0, 2.0 * pct_start * t - 2.0, t - 1.0]
+/// Refuses a scheduled learning rate `v` that the device cannot use, naming
+/// the schedule `kind`, the `step` and, in `whose`, what gets it.
+fn check_scheduled_lr(kind: &str, step: u64, v: f64, whose: &str) -> Result<()> {
+    if is_lr(v) {
+        Ok(())
     } else {
-        [pct_start * t - 1.0, t - 1.0, t - 1.0]
-    }
-}
-
-/// `(scale_factor, scale_fn value)` of `CyclicLR.get_lr` at step `e`.
-fn cyclic_position(up: u64, down: Option<u64>, mode: CyclicMode, e: u64) -> (f64, f64) {
-    let up = up as f64;
-    let down = down.map_or(up, |d| d as f64);
-    let total_size = up + down;
-    let step_ratio = up / total_size;
-    let le = e as f64;
-    let cycle = (1.0 + le / total_size).floor();
-    let x = 1.0 + le / total_size - cycle;
-    let scale_factor = if x <= step_ratio {
-        x / step_ratio
-    } else {
-        (x - 1.0) / (step_ratio - 1.0)
-    };
-    let scale = match mode {
-        CyclicMode::Triangular => 1.0,
-        CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),
-        CyclicMode::ExpRange { gamma } => gamma.powf(le),
-    };
-    (scale_factor, scale)
-}
-
-/// `(T_cur, T_i)` of `CosineAnnealingWarmRestarts` after `e` integer steps.
-fn warm_restart_position(t_0: u64, t_mult: u64, e: u64) -> (u64, u64) {
-    if t_mult == 1 {
-        return (e % t_0, t_0);
-    }
-    let (mut t_cur, mut t_i) = (e, t_0);
-    while t_cur >= t_i {
-        t_cur -= t_i;
-        t_i = t_i.saturating_mul(t_mult);
-    }
-    (t_cur, t_i)
-}
-
-/// `(index of the active schedule, its local step)` of `SequentialLR`.
-fn sequential_position(milestones: &[u64], e: u64) -> (usize, u64) {
-    let i = milestones.partition_point(|&m| m <= e);
-    let start = if i == 0 { 0 } else { milestones[i - 1] };
-    (i, e - start)
-}
-
-/// `CosineAnnealingLR` as produced by PyTorch's recursive `get_lr`.
-///
-/// Up to `t_max` the recursion telescopes to the closed form. At each step
-/// `s = t_max + 1 + 2 k t_max` PyTorch adds
-/// `(base - eta_min) * (1 - cos(pi / t_max)) / 2` to the previous value,
-/// which is exactly `eta_min` (the `1 + cos` term is 0 at odd multiples of
-/// `t_max`); between restarts it multiplies `lr - eta_min` by
-/// `(1 + cos(pi e / T)) / (1 + cos(pi (e - 1) / T))`, which telescopes to the
-/// ratio against step `s`.
-fn cosine_annealing_lr(base: f64, t_max: u64, eta_min: f64, e: u64) -> f64 {
-    let t = t_max as f64;
-    let num = |k: u64| 1.0 + (PI * k as f64 / t).cos();
-    if e <= t_max {
-        return eta_min + (base - eta_min) * num(e) / 2.0;
-    }
-    let period = t_max.saturating_mul(2);
-    let s = t_max + 1 + period * ((e - t_max - 1) / period);
-    let lr_s = eta_min + (base - eta_min) * (1.0 - (PI / t).cos()) / 2.0;
-    let num_s = num(s);
-    if e == s {
-        lr_s
-    } else if num_s == 0.0 {
-        // Only for t_max beyond 2^53, where `s` and `t_max` round to the same
-        // f64 (PyTorch raises ZeroDivisionError there): use the closed form.
-        eta_min + (base - eta_min) * num(e) / 2.0
-    } else {
-        eta_min + (lr_s - eta_min) * (num(e) / num_s)
-    }
-}
-
-// ------------------------------------------------------ ReduceLROnPlateau
-
-/// Whether a monitored quantity should go down or up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Lower is better (a loss).
-    Min,
-    /// Higher is better (an accuracy).
-    Max,
-}
-
-/// How [`ReduceLrOnPlateau`] measures a significant improvement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdMode {
-    /// Relative: better than `best * (1 ∓ threshold)`.
-    Rel,
-    /// Absolute: better than `best ∓ threshold`.
-    Abs,
-}
-
-/// The settings of [`ReduceLrOnPlateau`]; `Default` gives PyTorch's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlateauConfig {
-    /// Minimize (`Min`) or maximize (`Max`) the metric. Default `Min`.
-    pub mode: Mode,
-    /// The factor applied on a plateau, `0 <= factor < 1`. Default 0.1.
-    pub factor: f64,
-    /// Bad epochs tolerated before a reduction. Default 10.
-    pub patience: u64,
-    /// The significance threshold, `>= 0` (and `< 1` in `Rel` mode).
-    /// Default 1e-4.
-    pub threshold: f64,
-    /// Relative or absolute threshold. Default `Rel`.
-    pub threshold_mode: ThresholdMode,
-    /// Epochs to wait after a reduction before counting bad epochs again.
-    /// Default 0.
-    pub cooldown: u64,
-    /// Lower bounds, one per parameter group, or a single one for all.
-    /// Default `[0.0]`.
-    pub min_lr: Vec<f64>,
-    /// Reductions smaller than this are skipped, `>= 0`. Default 1e-8.
-    pub eps: f64,
-}
-
-impl Default for PlateauConfig {
-    fn default() -> Self {
-        PlateauConfig {
-            mode: Mode::Min,
-            factor: 0.1,
-            patience: 10,
-            threshold: 1e-4,
-            threshold_mode: ThresholdMode::Rel,
-            cooldown: 0,
-            min_lr: vec![0.0],
-            eps: 1e-8,
-        }
-    }
-}
-
-impl PlateauConfig {
-    /// Checks every field; returns the [`Error::InvalidConfig`] naming the
-    /// first bad one.
-    pub fn validate(&self) -> Result<()> {
-        if self.factor.is_nan() || self.factor >= 1.0 {
-            return Err(Error::invalid(
-                "factor",
-                self.factor,
-                "0 <= factor < 1",
-                "Factor should be < 1.0.",
-            ));
-        }
-        check_range("factor", self.factor, self.factor >= 0.0, "0 <= factor < 1")?;
-        let (ok, allowed) = match self.threshold_mode {
-            ThresholdMode::Rel => (
-                self.threshold >= 0.0 && self.threshold < 1.0,
-                "0 <= threshold < 1 (threshold_mode rel)",
+        Err(Error::invalid(
+            "lr",
+            v,
+            "a number >= 0 and finite in f32 (<= 3.4028235e38)",
+            format!(
+                "the {kind} schedule produced the invalid learning rate {v}{whose} at step {step}"
             ),
-            ThresholdMode::Abs => (self.threshold >= 0.0, "threshold >= 0"),
-        };
-        check_range("threshold", self.threshold, ok, allowed)?;
-        if self.min_lr.is_empty() {
-            return Err(Error::invalid(
-                "min_lr",
-                "[]",
-                "one value, or one per parameter group",
-                "min_lr must not be empty",
-            ));
-        }
-        for &m in &self.min_lr {
-            check_range("min_lr", m, m >= 0.0, "min_lr >= 0")?;
-        }
-        check_range("eps", self.eps, self.eps >= 0.0, "eps >= 0")
-    }
-}
-
-/// PyTorch `ReduceLROnPlateau`: reduces the learning rates by `factor` when a
-/// metric stops improving.
-///
-/// Semantics follow PyTorch exactly: the first metric is always an
-/// improvement over the initial `best` (`+inf` for `Min`, `-inf` for `Max`);
-/// a metric is better if `< best * (1 - threshold)` (`Min`, `Rel`),
-/// `< best - threshold` (`Min`, `Abs`), `> best * (1 + threshold)` (`Max`,
-/// `Rel`) or `> best + threshold` (`Max`, `Abs`); otherwise it is a bad
-/// epoch. During cooldown bad epochs are not counted. When the count exceeds
-/// `patience`, each lr becomes `max(lr * factor, min_lr)` unless that lowers
-/// it by `eps` or less, and cooldown starts.
-///
-/// A NaN metric is never an improvement: every comparison with NaN is false,
-/// so, as in PyTorch, it counts as a bad epoch (and can trigger a reduction).
-/// `+inf` (`Min`) or `-inf` (`Max`) never improve either, since they do not
-/// beat the initial `best`.
-///
-/// The whole state is serde-serializable (non-finite `best` values are
-/// written as strings, so JSON checkpoints work); deserializing validates the
-/// config.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
-pub struct ReduceLrOnPlateau {
-    config: PlateauConfig,
-    #[serde(with = "nonfinite")]
-    best: f64,
-    num_bad_epochs: u64,
-    cooldown_counter: u64,
-    last_epoch: u64,
-}
-
-impl Serialize for ReduceLrOnPlateau {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        ReduceLrOnPlateau::serialize(self, s)
-    }
-}
-
-impl<'de> Deserialize<'de> for ReduceLrOnPlateau {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = ReduceLrOnPlateau::deserialize(d)?;
-        s.config.validate().map_err(serde::de::Error::custom)?;
-        Ok(s)
-    }
-}
-
-impl ReduceLrOnPlateau {
-    /// A new scheduler; fails with [`Error::InvalidConfig`] on a bad setting.
-    pub fn new(config: PlateauConfig) -> Result<Self> {
-        config.validate()?;
-        let best = Self::mode_worse(config.mode);
-        Ok(ReduceLrOnPlateau {
-            config,
-            best,
-            num_bad_epochs: 0,
-            cooldown_counter: 0,
-            last_epoch: 0,
-        })
-    }
-
-    fn mode_worse(mode: Mode) -> f64 {
-        match mode {
-            Mode::Min => f64::INFINITY,
-            Mode::Max => f64::NEG_INFINITY,
-        }
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &PlateauConfig {
-        &self.config
-    }
-
-    /// The best metric so far (`+inf` / `-inf` before the first improvement).
-    pub fn best(&self) -> f64 {
-        self.best
-    }
-
-    /// Consecutive bad epochs counted so far.
-    pub fn num_bad_epochs(&self) -> u64 {
-        self.num_bad_epochs
-    }
-
-    /// Epochs of cooldown left.
-    pub fn cooldown_counter(&self) -> u64 {
-        self.cooldown_counter
-    }
-
-    /// Whether the scheduler is in cooldown.
-    pub fn in_cooldown(&self) -> bool {
-        self.cooldown_counter > 0
-    }
-
-    /// The number of [`step`](Self::step) calls so far (PyTorch's
-    /// `last_epoch`).
-    pub fn last_epoch(&self) -> u64 {
-        self.last_epoch
-    }
-
-    /// Resets `best`, the bad-epoch count and the cooldown (PyTorch's
-    /// `_reset`).
-    pub fn reset(&mut self) {
-        self.best = Self::mode_worse(self.config.mode);
-        self.num_bad_epochs = 0;
-        self.cooldown_counter = 0;
-    }
-
-    fn is_better(&self, a: f64, best: f64) -> bool {
-        let t = self.config.threshold;
-        match (self.config.mode, self.config.threshold_mode) {
-            (Mode::Min, ThresholdMode::Rel) => a < best * (1.0 - t),
-            (Mode::Min, ThresholdMode::Abs) => a < best - t,
-            (Mode::Max, ThresholdMode::Rel) => a > best * (t + 1.0),
-            (Mode::Max, ThresholdMode::Abs) => a > best + t,
-        }
-    }
-
-    /// Feeds one epoch's metric and lowers `lrs` (one per parameter group) in
-    /// place when the plateau rule fires. Returns whether a reduction
-    /// happened (some lr may still be unchanged because of `min_lr`/`eps`).
-    ///
-    /// Fails with [`Error::LayoutMismatch`] (before changing anything) when
-    /// `min_lr` has several entries and `lrs` has another length.
-    pub fn step(&mut self, metric: f64, lrs: &mut [f64]) -> Result<bool> {
-        let n = self.config.min_lr.len();
-        if n != 1 && n != lrs.len() {
-            return Err(Error::mismatch(format!(
-                "ReduceLrOnPlateau has {n} min_lrs but {} learning rates were passed",
-                lrs.len()
-            )));
-        }
-        self.last_epoch += 1;
-        if self.is_better(metric, self.best) {
-            self.best = metric;
-            self.num_bad_epochs = 0;
-        } else {
-            self.num_bad_epochs += 1;
-        }
-        if self.in_cooldown() {
-            self.cooldown_counter -= 1;
-            self.num_bad_epochs = 0;
-        }
-        if self.num_bad_epochs > self.config.patience {
-            for (i, lr) in lrs.iter_mut().enumerate() {
-                let min_lr = self.config.min_lr[if n == 1 { 0 } else { i }];
-                let old = *lr;
-                let new = (old * self.config.factor).max(min_lr);
-                if old - new > self.config.eps {
-                    *lr = new;
-                }
-            }
-            self.cooldown_counter = self.config.cooldown;
-            self.num_bad_epochs = 0;
-            return Ok(true);
-        }
-        Ok(false)
+        ))
     }
 }
