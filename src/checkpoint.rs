@@ -44,8 +44,7 @@ use crate::gpu::Gpu;
 use crate::grad::GradientState;
 use crate::optim::Optimizer;
 use crate::params::ParamSet;
-use crate::schedule::ReduceLrOnPlateau;
-use crate::scheduler::LrScheduler;
+use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
 
 /// `format` of a full checkpoint.
 pub const FORMAT: &str = "wgpu-optim-checkpoint";
@@ -69,12 +68,6 @@ pub struct TrainingState {
     pub early_stopping: Option<EarlyStopping>,
     /// Anything else a component wants to keep, by component name.
     pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-impl PartialEq for LrScheduler {
-    fn eq(&self, other: &Self) -> bool {
-        serde_json::to_string(self).ok() == serde_json::to_string(other).ok()
-    }
 }
 
 /// One param group's hyperparameters as saved.

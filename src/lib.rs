@@ -53,7 +53,6 @@ pub mod optim;
 pub mod params;
 pub mod pool;
 pub mod schedule;
-pub mod scheduler;
 pub mod trainer;
 
 pub use error::{Error, ErrorKind, Result};

@@ -34,8 +34,7 @@ use crate::grad::StepStats;
 use crate::layout::ParamLayout;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::params::ParamSet;
-use crate::schedule::Schedule;
-use crate::scheduler::LrScheduler;
+use crate::schedule::{LrScheduler, Schedule};
 
 /// A device, its parameters, an optimizer over them and an optional
 /// schedule, stepped together.
@@ -70,9 +69,7 @@ impl Trainer {
     /// # Errors
     /// As [`LrScheduler::new`].
     pub fn with_schedule(mut self, schedule: Schedule) -> Result<Trainer> {
-        let s = LrScheduler::new(&self.opt, schedule)?;
-        s.apply(&mut self.opt)?;
-        self.schedule = Some(s);
+        self.schedule = Some(LrScheduler::new(&mut self.opt, schedule)?);
         Ok(self)
     }
 

@@ -10,8 +10,7 @@ use wgpu_optim::checkpoint::{self, TrainingState};
 use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::grad::{GradScalerConfig, LossScale};
 use wgpu_optim::optim::*;
-use wgpu_optim::schedule::Schedule;
-use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::schedule::{LrScheduler, Schedule};
 use wgpu_optim::{ErrorKind, Gpu, Optimizer, ParamLayout, ParamSet};
 
 fn layout() -> ParamLayout {
@@ -48,9 +47,10 @@ fn start(gpu: &Gpu, spec: &OptimizerSpec) -> Run {
     let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
     params.write_all(gpu, &grads(&mut Rng(1), &l)).unwrap();
     let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
+    let peak = opt.group_hp(0).unwrap().lr;
     let sched = LrScheduler::new(
-        &opt,
-        Schedule::warmup_cosine(opt.group_hp(0).unwrap().lr, 3, 20, 1e-5).unwrap(),
+        &mut opt,
+        Schedule::warmup_cosine(peak, 3, 20, 1e-5).unwrap(),
     )
     .unwrap();
     sched.apply(&mut opt).unwrap();
@@ -378,7 +378,7 @@ fn a_failed_write_leaves_the_previous_file_intact() {
     // A closure schedule cannot be serialized: the save fails before rename.
     let bad = TrainingState {
         scheduler: Some(
-            LrScheduler::new(&r.opt, Schedule::from_fn(std::sync::Arc::new(|_| 0.1))).unwrap(),
+            LrScheduler::new(&mut r.opt, Schedule::from_fn(std::sync::Arc::new(|_| 0.1))).unwrap(),
         ),
         ..Default::default()
     };

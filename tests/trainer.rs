@@ -5,8 +5,7 @@ mod common;
 
 use common::{Rng, new_gpu};
 use wgpu_optim::optim::{AdamWConfig, OptimizerSpec};
-use wgpu_optim::schedule::Schedule;
-use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::schedule::{LrScheduler, Schedule};
 use wgpu_optim::{Optimizer, ParamLayout, ParamSet, Trainer};
 
 #[test]
@@ -52,8 +51,7 @@ fn trainer_steps_are_bitwise_the_low_level_steps_with_the_schedule() {
     let mut params = ParamSet::new(&gpu, &layout).unwrap();
     params.write_all(&gpu, &p0).unwrap();
     let mut opt = Optimizer::new(&gpu, &spec, &params).unwrap();
-    let mut sched = LrScheduler::new(&opt, schedule).unwrap();
-    sched.apply(&mut opt).unwrap();
+    let mut sched = LrScheduler::new(&mut opt, schedule).unwrap();
     for g in &grads {
         params.write_grads_all(&gpu, g).unwrap();
         opt.step(&gpu, &mut params).unwrap();

@@ -15,8 +15,7 @@ use wgpu_optim::collective::ReduceOp;
 use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::optim::*;
 use wgpu_optim::pool::{DataParallel, DevicePool};
-use wgpu_optim::schedule::Schedule;
-use wgpu_optim::scheduler::LrScheduler;
+use wgpu_optim::schedule::{LrScheduler, Schedule};
 use wgpu_optim::{Gpu, ParamLayout, ParamSet};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -579,8 +578,8 @@ pub fn train(
     let total = (cfg.epochs * steps_per_epoch).max(2);
     let peak = dp.replica(0).opt.group_hp(0)?.lr;
     let warmup = (cfg.warmup_epochs * steps_per_epoch).min(total - 1);
-    let mut sched = LrScheduler::new(
-        &dp.replica(0).opt,
+    let mut sched = LrScheduler::new_data_parallel(
+        &mut dp,
         Schedule::warmup_cosine(peak, warmup, total, peak / 100.0)?,
     )?;
     let mut stop = EarlyStopping::new(EarlyStoppingConfig {
@@ -618,9 +617,7 @@ pub fn train(
             best.push(BestWeights::new(&r.gpu, &r.params)?);
         }
     }
-    for r in dp.replicas_mut() {
-        sched.apply(&mut r.opt)?;
-    }
+    sched.apply_data_parallel(&mut dp)?;
     let mut history = Vec::new();
     let mut stop_reason = format!("ran all {} epochs", cfg.epochs);
     let save = |dp: &mut DataParallel,
@@ -659,10 +656,7 @@ pub fn train(
                 m.run(&r.gpu, s, len, b, true);
             }
             dp.step()?;
-            sched.advance(&mut dp.replica_mut(0).opt)?;
-            for r in dp.replicas_mut().iter_mut().skip(1) {
-                sched.apply(&mut r.opt)?;
-            }
+            sched.advance_data_parallel(&mut dp)?;
             start += b;
         }
         let (mut loss, mut acc) = (0.0, 0.0);

@@ -515,6 +515,13 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The base group's momentum as cycling schedules see it (`momentum` of
+    /// SGD and RMSprop, `beta1` of Adam, AdamW and Adamax), if it keeps one.
+    pub fn momentum(&self) -> Option<f64> {
+        let g = &self.groups[0];
+        g.algo().momentum_name().and_then(|n| g.get(n))
+    }
+
     /// Sets the momentum of every group for the next steps: `momentum` of
     /// SGD and RMSprop, `beta1` of Adam and AdamW (what PyTorch's cycling
     /// schedulers set).
