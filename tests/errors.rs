@@ -388,3 +388,57 @@ fn too_many_groups_is_a_limit_error() {
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
     assert!(e.to_string().contains("301 needed"), "{e}");
 }
+
+/// Every numeric hyperparameter of the case's optimizer, overridden in a
+/// param group to NaN, to -1 or to 1e39 (finite in f64, not in f32), is
+/// refused with an error naming that group's field; an unknown name too.
+fn every_hyperparameter_refuses_nan_negative_and_beyond_f32(name: &str, spec: &OptimizerSpec) {
+    let gpu = gpu();
+    // The layout the table's cases are written for; `mat` is in no case's group.
+    let layout = ParamLayout::new(&[
+        ("empty", &[0][..]),
+        ("one", &[1][..]),
+        ("odd", &[3][..]),
+        ("big", &[9][..]),
+        ("mat", &[2, 2][..]),
+        ("bias", &[2][..]),
+    ])
+    .unwrap();
+    let params = ParamSet::new(gpu, &layout).unwrap();
+    let index = spec.resolve(&layout).unwrap().groups.len();
+    let algo = spec.algorithm();
+    for &hp in algo.hyperparameter_names() {
+        for bad in [f64::NAN, -1.0, 1e39] {
+            let s = spec.clone().group(ParamGroup::names(["mat"]).set(hp, bad));
+            let e = Optimizer::new(gpu, &s, &params).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                ErrorKind::InvalidConfig,
+                "{name}: {hp} = {bad}: {e}"
+            );
+            match &e {
+                Error::InvalidConfig { field, .. } => {
+                    assert_eq!(
+                        field,
+                        &format!("groups[{index}].{hp}"),
+                        "{name}: {hp} = {bad}"
+                    )
+                }
+                other => panic!("{other}"),
+            }
+        }
+    }
+    let s = spec
+        .clone()
+        .group(ParamGroup::names(["mat"]).set("no_such_thing", 0.1));
+    let text = Optimizer::new(gpu, &s, &params).unwrap_err().to_string();
+    assert!(
+        text.contains("no hyperparameter `no_such_thing`"),
+        "{name}: {text}"
+    );
+}
+
+/// One test per case of the shared table.
+mod every_hyperparameter_is_validated {
+    crate::optimizer_cases!(super::every_hyperparameter_refuses_nan_negative_and_beyond_f32);
+}
