@@ -548,12 +548,11 @@ fn plateau_matches_pytorch() {
         for (k, &m) in metrics.iter().enumerate() {
             p.step(m, &mut lrs).unwrap();
             // Each reduction is the same multiplication `lr * factor` (then
-            // max with min_lr) as in PyTorch, so the values agree to the bit;
-            // 4 ulps (1e-15 relative) only absorb serde_json's default float
-            // parser, which may read the golden decimal 1 ulp off.
+            // max with min_lr) as in PyTorch, so the values agree to the bit
+            // (serde_json's `float_roundtrip` reads the golden decimals exactly).
             for (got, want) in lrs.iter().zip(fvec(&want[k])) {
                 assert!(
-                    (got - want).abs() <= 1e-15 * want.abs(),
+                    got.to_bits() == want.to_bits(),
                     "{name} epoch {k} (metric {m}): got {got:e}, torch {want:e}"
                 );
             }
