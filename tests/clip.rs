@@ -675,3 +675,56 @@ fn static_loss_scale_divides_gradients_without_a_device_pass() {
     opt.step(gpu, &mut params).unwrap();
     assert_eq!(params.read(gpu, "w").unwrap(), vec![-1.0, -2.0, 0.5, 0.0]);
 }
+
+/// Issue 15: with `clip_by_value`, an Inf or NaN gradient was clamped to
+/// +-clip_value before the finiteness test and the step was applied. The
+/// test now looks at the unscaled gradient before any clamp.
+#[test]
+fn clip_by_value_does_not_hide_a_nonfinite_gradient_from_the_guard() {
+    let gpu = gpu();
+    let layout = ParamLayout::new(&[("w", &[300][..])]).unwrap();
+    for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+        let spec = OptimizerSpec::sgd(SgdConfig {
+            lr: 0.1,
+            ..Default::default()
+        })
+        .clip_by_value(0.5)
+        .nonfinite(NonFinite::Skip);
+        let mut params = ParamSet::new(gpu, &layout).unwrap();
+        let p0: Vec<f32> = (0..300).map(|i| i as f32 / 300.0).collect();
+        params.write(gpu, "w", &p0).unwrap();
+        let mut g = vec![0.25f32; 300];
+        g[123] = bad;
+        params.write_grad(gpu, "w", &g).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = vec![p0.iter().map(|&x| x as f64).collect::<Vec<f64>>()];
+        reference.step(&mut want, &[g.iter().map(|&x| x as f64).collect()]);
+        opt.step(gpu, &mut params).unwrap();
+        assert_eq!(params.read(gpu, "w").unwrap(), p0, "{bad}: the step is skipped");
+        let s = opt.stats(gpu).unwrap();
+        assert!(s.found_inf && s.skipped_steps == 1, "{bad}: {s:?}");
+        assert_eq!(reference.skipped, 1, "{bad}: the reference skips too");
+    }
+}
+
+/// Issue 15: a static loss scale of 1e-39 is finite in f64, but its inverse
+/// (the factor the device multiplies by) is not finite in f32.
+#[test]
+fn loss_scales_whose_inverse_is_not_finite_in_f32_are_refused() {
+    for s in [1e-39, 1e39, 0.0, -1.0, f64::NAN] {
+        let g = GradientConfig {
+            loss_scale: Some(LossScale::Static(s)),
+            ..Default::default()
+        };
+        let e = g.validate().unwrap_err();
+        assert!(e.to_string().contains("loss_scale"), "{s}: {e}");
+    }
+    for v in [1e39, f64::INFINITY] {
+        let g = GradientConfig {
+            clip_value: Some(v),
+            ..Default::default()
+        };
+        assert!(g.validate().is_err(), "clip_value {v}");
+    }
+}

@@ -141,7 +141,7 @@ impl GradientConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         if let Some(v) = self.clip_value
-            && !(v > 0.0 && v.is_finite())
+            && !(v > 0.0 && v <= f32::MAX as f64)
         {
             return Err(Error::invalid(
                 "clip_value",
@@ -151,7 +151,7 @@ impl GradientConfig {
             ));
         }
         if let Some((m, _)) = self.clip_norm
-            && !(m > 0.0 && m.is_finite())
+            && !(m > 0.0 && m <= f32::MAX as f64)
         {
             return Err(Error::invalid(
                 "max_norm",
@@ -161,11 +161,18 @@ impl GradientConfig {
             ));
         }
         match self.loss_scale {
-            Some(LossScale::Static(s)) if !(s > 0.0 && s.is_finite()) => {
+            // Both the scale and its inverse (the factor the device applies)
+            // must be finite and non-zero in f32.
+            Some(LossScale::Static(s))
+                if !(s > 0.0
+                    && s <= f32::MAX as f64
+                    && 1.0 / s <= f32::MAX as f64
+                    && (1.0 / s) as f32 > 0.0) =>
+            {
                 return Err(Error::invalid(
                     "loss_scale",
                     s,
-                    "a finite number > 0",
+                    "a number > 0 whose inverse is finite and non-zero in f32 (about 3e-39 .. 3e38)",
                     format!("Invalid loss scale: {s}"),
                 ));
             }

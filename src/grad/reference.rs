@@ -28,11 +28,12 @@ pub(crate) fn preprocess(
             t.iter()
                 .map(|&x| {
                     let mut v = x * pre;
-                    if let Some(c) = g.clip_value {
-                        v = v.clamp(-c, c);
-                    }
+                    // Finiteness before any clamp (GradScaler's order).
                     if !v.is_finite() {
                         found = true;
+                    }
+                    if let Some(c) = g.clip_value {
+                        v = v.clamp(-c, c);
                     }
                     v
                 })

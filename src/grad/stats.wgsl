@@ -4,6 +4,7 @@
 // Mirrors the first half of torch.nn.utils.clip_grad_norm_ (and the found_inf check of
 // torch.amp.GradScaler.unscale_): each element's gradient is first unscaled,
 //   u = grad * step.grad_scale / control.scale       (host factor, dynamic loss scale)
+//   nonfinite |= u is NaN or +-Inf                    (tested before any clamp)
 //   u = clamp(u, -clip_value, clip_value)             when CLIP_VALUE (clip_grad_value_)
 // then each workgroup reduces its block (<= 1024 elements) to
 //   m = max |u| over finite u,   s = sum (|u| / m)^p  (p = 1 or 2; BLAS nrm2-style scaling,
@@ -70,12 +71,14 @@ fn main(
         var x = 0.0;
         if j < blk.len {
             x = grad[blk.start + j] * pre;
-            if CLIP_VALUE {
-                x = clamp(x, -params.clip_value, params.clip_value);
-            }
+            // Finiteness of the unscaled gradient, before any clamp
+            // (GradScaler's order): a clamp would turn +-Inf into +-clip_value.
             if !is_finite(x) {
                 nonfinite = 1u;
                 x = 0.0;
+            }
+            if CLIP_VALUE {
+                x = clamp(x, -params.clip_value, params.clip_value);
             }
         }
         u[k] = abs(x);
