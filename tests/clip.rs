@@ -701,7 +701,11 @@ fn clip_by_value_does_not_hide_a_nonfinite_gradient_from_the_guard() {
         let mut want = vec![p0.iter().map(|&x| x as f64).collect::<Vec<f64>>()];
         reference.step(&mut want, &[g.iter().map(|&x| x as f64).collect()]);
         opt.step(gpu, &mut params).unwrap();
-        assert_eq!(params.read(gpu, "w").unwrap(), p0, "{bad}: the step is skipped");
+        assert_eq!(
+            params.read(gpu, "w").unwrap(),
+            p0,
+            "{bad}: the step is skipped"
+        );
         let s = opt.stats(gpu).unwrap();
         assert!(s.found_inf && s.skipped_steps == 1, "{bad}: {s:?}");
         assert_eq!(reference.skipped, 1, "{bad}: the reference skips too");
@@ -727,4 +731,60 @@ fn loss_scales_whose_inverse_is_not_finite_in_f32_are_refused() {
         };
         assert!(g.validate().is_err(), "clip_value {v}");
     }
+}
+
+/// Issue 15: past 2^32 steps, the device's step after a skipped step was
+/// computed from `t as u32`, so Adam's bias corrections restarted near t = 0.
+/// The step count now reaches the device as 64 bits.
+#[test]
+fn a_skipped_step_past_two_to_the_32_keeps_the_right_step_count() {
+    let gpu = gpu();
+    let layout = ParamLayout::new(&[("w", &[40][..])]).unwrap();
+    for spec in [
+        OptimizerSpec::adam(AdamConfig {
+            lr: 0.01,
+            ..Default::default()
+        }),
+        OptimizerSpec::adagrad(AdagradConfig {
+            lr: 0.1,
+            lr_decay: 1e-9,
+            ..Default::default()
+        }),
+    ] {
+        let spec = spec.nonfinite(NonFinite::Skip);
+        let start = (1u64 << 32) + 5;
+        let mut params = ParamSet::new(gpu, &layout).unwrap();
+        let mut rng = Rng(4);
+        let p0 = rng.vec(40, 1.0);
+        params.write(gpu, "w", &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        opt.set_step_count(start);
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        reference.step = start;
+        reference.host_step = start;
+        let mut want = vec![p0.iter().map(|&x| x as f64).collect::<Vec<f64>>()];
+        for k in 0..3 {
+            let mut g = rng.vec(40, 0.5);
+            if k == 0 {
+                g[7] = f32::NAN;
+            }
+            params.write_grad(gpu, "w", &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &[g.iter().map(|&x| x as f64).collect()]);
+        }
+        assert_eq!(reference.skipped, 1);
+        let got = params.read(gpu, "w").unwrap();
+        let r = worst_ratio(&got, &want[0], GPU_RTOL);
+        assert!(
+            r <= 1.0,
+            "{:?}: error/tolerance {r}",
+            spec.algorithm().name()
+        );
+    }
+    // And the count cannot wrap.
+    let mut params = ParamSet::new(gpu, &layout).unwrap();
+    let mut opt = Optimizer::new(gpu, &OptimizerSpec::sgd(SgdConfig::default()), &params).unwrap();
+    opt.set_step_count(u64::MAX);
+    assert!(opt.step(gpu, &mut params).is_err());
+    assert_eq!(opt.step_count(), u64::MAX);
 }

@@ -9,7 +9,7 @@
 // StepInfo   (Rust: optim::runtime::StepInfo, 16 bytes) written by the host every step, the
 //            first 16 bytes of the optimizer's uniform buffer: the host-side gradient factor
 //            (averaging, data-parallel mean, static loss scale: the one route of the gradient
-//            scale into every kernel) and the host step count t (1-based).
+//            scale into every kernel) and the host step count t (1-based, 64 bits as t | t_hi << 32).
 // StatsParams (below) and GroupOut / Control (Rust: grad::GroupOut / grad::ControlHeader) the gradient pipeline's
 //            device-side control block: skipped steps, loss scale, per group the factors the
 //            update applies.
@@ -24,8 +24,29 @@ struct Block {
 struct StepInfo {
     grad_scale: f32,
     t: u32,
+    t_hi: u32,
     _pad0: u32,
-    _pad1: u32,
+}
+
+// A step count of up to 64 bits, as (low, high) u32 halves.
+struct DeviceStep {
+    lo: u32,
+    hi: u32,
+}
+
+// The device's step count: the host's t (64 bits) minus the steps skipped on the device.
+fn device_step(info: StepInfo, skipped: u32) -> DeviceStep {
+    let borrow = select(0u, 1u, info.t < skipped);
+    return DeviceStep(info.t - skipped, info.t_hi - borrow);
+}
+
+// The step count in f32 (exact below 2^24, then rounded once, as f32(t) would be).
+fn step_f32(s: DeviceStep) -> f32 {
+    return f32(s.hi) * 4294967296.0 + f32(s.lo);
+}
+
+fn step_is_one(s: DeviceStep) -> bool {
+    return s.hi == 0u && s.lo == 1u;
 }
 
 struct GroupOut {

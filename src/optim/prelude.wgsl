@@ -22,7 +22,7 @@
 //
 // What an update.wgsl provides:
 //   struct Row { ... }                          its param group row (a multiple of 16 bytes)
-//   fn after_skipped_steps(h: Row, t: u32) -> Row
+//   fn after_skipped_steps(h: Row, t: DeviceStep) -> Row   (t: gpu/common.wgsl, 64-bit)
 //   fn update(i: u32, g: f32, h: Row)           reads / writes param[i] and its states[i]
 //   its state bindings, from @binding(6) on, and its own override constants.
 //
@@ -103,7 +103,7 @@ fn main(
     let blk = blocks[b];
     var h = groups[blk.group];
     if SKIP_NONFINITE && control.skipped != 0u {
-        h = after_skipped_steps(h, step.t - control.skipped);
+        h = after_skipped_steps(h, device_step(step, control.skipped));
     }
     let f = grad_factors(blk.group);
     for (var k = 0u; k < PER_THREAD; k++) {

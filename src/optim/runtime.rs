@@ -41,10 +41,11 @@ const ROWS_OFFSET: u64 = 256;
 pub(crate) struct StepInfo {
     /// Host gradient factor: `set_grad_scale` x 1 / static loss scale.
     pub(crate) grad_scale: f32,
-    /// Host step count t (1-based; the low 32 bits).
+    /// Host step count t (1-based), low 32 bits.
     pub(crate) t: u32,
+    /// Host step count t, high 32 bits.
+    pub(crate) t_hi: u32,
     pub(crate) _pad0: u32,
-    pub(crate) _pad1: u32,
 }
 
 struct ChunkDispatch {
@@ -281,8 +282,8 @@ impl Optimizer {
         let info = StepInfo {
             grad_scale: (self.grad_scale * self.spec.gradients.static_factor()) as f32,
             t: t as u32,
+            t_hi: (t >> 32) as u32,
             _pad0: 0,
-            _pad1: 0,
         };
         let mut bytes = bytemuck::bytes_of(&info).to_vec();
         bytes.resize(ROWS_OFFSET as usize, 0);
@@ -309,7 +310,14 @@ impl Optimizer {
         if error_mode && let Some(gp) = self.grad.as_mut() {
             gp.poll_observe(gpu, n_groups)?;
         }
-        let t = self.step + 1;
+        let t = self.step.checked_add(1).ok_or_else(|| {
+            Error::invalid(
+                "step",
+                self.step,
+                "a step count below u64::MAX",
+                "the step count cannot grow past u64::MAX",
+            )
+        })?;
         let bytes = self.uniform_bytes(t);
         let request_read = error_mode && self.grad.as_ref().is_some_and(|g| g.read_idle());
         let submission = gpu.scoped(self.spec.algorithm.name(), || {
@@ -702,8 +710,8 @@ mod tests {
             rust_struct!(super::StepInfo {
                 grad_scale,
                 t,
-                _pad0,
-                _pad1
+                t_hi,
+                _pad0
             }),
         );
     }

@@ -27,7 +27,7 @@ struct Row {
 @group(0) @binding(6) var<storage, read_write> square_avg: array<f32>;
 @group(0) @binding(7) var<storage, read_write> acc_delta: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 

@@ -25,9 +25,9 @@ struct Row {
 
 @group(0) @binding(6) var<storage, read_write> sum: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
-    r.clr = h.lr / (1.0 + f32(t - 1u) * h.lr_decay);
+    r.clr = h.lr / (1.0 + (step_f32(t) - 1.0) * h.lr_decay);
     return r;
 }
 

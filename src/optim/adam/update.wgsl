@@ -42,9 +42,9 @@ struct Row {
 @group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<f32>;
 @group(0) @binding(8) var<storage, read_write> max_exp_avg_sq: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
-    let tf = f32(t);
+    let tf = step_f32(t);
     r.step_size = h.lr / (1.0 - pow(h.beta1, tf));
     r.bias_correction2_sqrt = sqrt(1.0 - pow(h.beta2, tf));
     return r;

@@ -27,9 +27,9 @@ struct Row {
 @group(0) @binding(6) var<storage, read_write> exp_avg: array<f32>;
 @group(0) @binding(7) var<storage, read_write> exp_inf: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
-    r.clr = h.lr / (1.0 - pow(h.beta1, f32(t)));
+    r.clr = h.lr / (1.0 - pow(h.beta1, step_f32(t)));
     return r;
 }
 

@@ -33,7 +33,7 @@ struct Row {
 @group(0) @binding(7) var<storage, read_write> momentum_buffer: array<f32>;
 @group(0) @binding(8) var<storage, read_write> grad_avg: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 

@@ -28,9 +28,9 @@ struct Row {
 
 @group(0) @binding(6) var<storage, read_write> momentum_buffer: array<f32>;
 
-fn after_skipped_steps(h: Row, t: u32) -> Row {
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
-    r.first_step = select(0u, 1u, t == 1u);
+    r.first_step = select(0u, 1u, step_is_one(t));
     return r;
 }
 
