@@ -37,27 +37,42 @@ pub struct ParamLayout {
     total: u64,
 }
 
+/// Most elements one tensor, or a whole layout, may hold (2^60): 4 bytes
+/// each in every role must fit in u64 with room for offsets.
+pub const MAX_ELEMS: u64 = 1 << 60;
+
 impl ParamLayout {
     /// Builds a layout from `(name, shape)` pairs, in order.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a duplicated name or an element count
-    /// that overflows.
+    /// [`Error::InvalidConfig`] naming the tensor for a duplicated name, an
+    /// empty name or one that safetensors reserves (`__metadata__`), or an
+    /// element count (of the tensor or of the whole layout) at or above
+    /// [`MAX_ELEMS`] (2^60: its bytes in every role must fit in u64).
     pub fn new<S: AsRef<str>>(tensors: &[(S, &[usize])]) -> Result<ParamLayout> {
         let mut out = Vec::with_capacity(tensors.len());
         let mut index = HashMap::new();
         let mut at: u64 = 0;
         for (name, shape) in tensors {
             let name = name.as_ref().to_string();
+            if name.is_empty() || name == "__metadata__" {
+                return Err(Error::invalid(
+                    "name",
+                    format!("{name:?}"),
+                    "a non-empty name other than `__metadata__` (reserved by safetensors)",
+                    format!("tensor name {name:?} cannot be used"),
+                ));
+            }
             let numel = shape
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                .filter(|&n| n < MAX_ELEMS)
                 .ok_or_else(|| {
                     Error::invalid(
                         format!("shape of `{name}`"),
                         format!("{shape:?}"),
-                        "a shape whose element count fits in u64",
-                        "tensor too large",
+                        "a shape of fewer than 2^60 elements",
+                        format!("tensor `{name}` is too large"),
                     )
                 })?;
             if index.insert(name.clone(), out.len()).is_some() {
@@ -68,17 +83,25 @@ impl ParamLayout {
                     format!("tensor name `{name}` appears more than once"),
                 ));
             }
+            let next = numel
+                .checked_next_multiple_of(TENSOR_ALIGN_ELEMS)
+                .and_then(|n| at.checked_add(n))
+                .filter(|&n| n < MAX_ELEMS)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "layout",
+                        format!("`{name}` at element {at}"),
+                        "a layout of fewer than 2^60 elements in all",
+                        format!("the layout overflows at tensor `{name}`"),
+                    )
+                })?;
             out.push(TensorInfo {
                 name,
                 shape: shape.to_vec(),
                 numel,
                 offset: at,
             });
-            at = at
-                .checked_add(numel.next_multiple_of(TENSOR_ALIGN_ELEMS))
-                .ok_or_else(|| {
-                    Error::invalid("layout", "overflow", "< 2^64 elements", "too large")
-                })?;
+            at = next;
         }
         Ok(ParamLayout {
             tensors: out,
@@ -250,6 +273,33 @@ mod tests {
     fn duplicate_names_are_rejected() {
         let e = ParamLayout::new(&[("a", &[3][..]), ("a", &[1][..])]).unwrap_err();
         assert!(e.to_string().contains("more than once"), "{e}");
+    }
+
+    /// Issue 15: `[usize::MAX]` used to wrap to length 0 and a later tensor
+    /// then overlapped it.
+    #[test]
+    fn huge_shapes_are_an_error_naming_the_tensor_not_a_wrap() {
+        for shape in [
+            vec![usize::MAX],
+            vec![1 << 31, 1 << 31],
+            vec![(1 << 60) - 1],
+        ] {
+            let e = ParamLayout::new(&[("ok", &[3][..]), ("huge", &shape[..])]).unwrap_err();
+            assert!(e.to_string().contains("`huge`"), "{shape:?}: {e}");
+        }
+        let half = [1usize << 59];
+        let e = ParamLayout::new(&[("a", &half[..]), ("b", &half[..])]).unwrap_err();
+        assert!(e.to_string().contains("`b`"), "{e}");
+    }
+
+    /// Issue 15: a tensor named `__metadata__` made `export_params` write a
+    /// file safetensors cannot read.
+    #[test]
+    fn reserved_and_empty_names_are_refused() {
+        for name in ["__metadata__", ""] {
+            let e = ParamLayout::new(&[(name, &[3][..])]).unwrap_err();
+            assert!(e.to_string().contains("cannot be used"), "{name:?}: {e}");
+        }
     }
 
     #[test]
