@@ -398,6 +398,15 @@ impl DataParallel {
     /// [`Error::Collective`] from the all-reduce (nothing stepped), or a
     /// device error from a step.
     pub fn step(&mut self) -> Result<()> {
+        // All or nothing: every replica's optimizer must accept its device
+        // and ParamSet (a ParamSet swapped in through `replicas_mut` is
+        // refused) before anything is reduced or stepped.
+        for (i, r) in self.replicas.iter().enumerate() {
+            r.gpu.check_health()?;
+            r.opt
+                .check_params(&r.gpu, &r.params)
+                .map_err(|e| Error::mismatch(format!("replica {i}: {e}; no replica stepped")))?;
+        }
         self.all_reduce_grads()?;
         self.apply_scale()?;
         for r in &mut self.replicas {

@@ -431,3 +431,35 @@ fn bad_pool_and_bucket_options_are_refused() {
         ErrorKind::InvalidConfig
     );
 }
+
+/// Issue 15: after a replica's ParamSet was swapped through `replicas_mut`,
+/// `step` stepped replica 0 and then failed on replica 1. Every replica is
+/// now checked before anything is reduced or stepped.
+#[test]
+fn a_swapped_param_set_on_one_replica_is_refused_before_any_replica_steps() {
+    let mut dp = pool(2)
+        .replicate(
+            &layout(),
+            &OptimizerSpec::sgd(SgdConfig {
+                lr: 0.1,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    let mut rng = Rng(8);
+    random_grads(&mut dp, &mut rng);
+    let before = read_all(&dp);
+    {
+        let r = &mut dp.replicas_mut()[1];
+        let fresh = wgpu_optim::ParamSet::new(&r.gpu, &layout()).unwrap();
+        r.params = fresh;
+    }
+    let e = dp.step().unwrap_err();
+    assert!(e.to_string().contains("replica 1"), "{e}");
+    assert_eq!(
+        bits(&read_all(&dp)[0]),
+        bits(&before[0]),
+        "replica 0 did not step"
+    );
+    assert!(dp.replicas().iter().all(|r| r.opt.step_count() == 0));
+}
