@@ -110,7 +110,7 @@ pub enum Error {
         message: String,
     },
     /// The device was lost.
-    #[error("the GPU device was lost: {reason}")]
+    #[error("device lost: the GPU device was lost ({reason})")]
     DeviceLost {
         /// wgpu's reason.
         reason: String,

@@ -146,6 +146,7 @@ impl ParamSet {
 
     fn checked(&self, gpu: &Gpu, name: &str, len: usize) -> Result<usize> {
         gpu.check_same("this ParamSet", self.gpu_id)?;
+        gpu.check_health()?;
         let k = self.layout.index_of(name)?;
         let t = &self.layout.tensors()[k];
         if t.numel != len as u64 {

@@ -401,12 +401,22 @@ impl DataParallel {
         // All or nothing: every replica's optimizer must accept its device
         // and ParamSet (a ParamSet swapped in through `replicas_mut` is
         // refused) before anything is reduced or stepped.
+        // Over MPI every rank joins this agreement (one small collective), so
+        // a rank that refuses does not leave its peers waiting.
+        let mut pre = Ok(());
         for (i, r) in self.replicas.iter().enumerate() {
-            r.gpu.check_health()?;
-            r.opt
-                .check_params(&r.gpu, &r.params)
-                .map_err(|e| Error::mismatch(format!("replica {i}: {e}; no replica stepped")))?;
+            if let Err(e) = r.gpu.check_health() {
+                pre = Err(crate::collective::staging::participant_error(i, e));
+                break;
+            }
+            if let Err(e) = r.opt.check_params(&r.gpu, &r.params) {
+                pre = Err(Error::mismatch(format!(
+                    "replica {i}: {e}; no replica stepped"
+                )));
+                break;
+            }
         }
+        self.comm.agree(pre)?;
         self.all_reduce_grads()?;
         self.apply_scale()?;
         for r in &mut self.replicas {

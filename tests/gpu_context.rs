@@ -73,3 +73,29 @@ fn every_adapter_is_listed_and_opened() {
         assert!(g.limits().max_storage_buffers_per_shader_stage >= 7);
     }
 }
+
+/// Issue 15: on a destroyed device `step()` and `write()` returned Ok (and
+/// the step count grew) and `read` spoke of submission indices. Every call
+/// now reports the loss, with "device lost" in the message.
+#[test]
+fn every_call_on_a_destroyed_device_reports_device_lost() {
+    use wgpu_optim::optim::{OptimizerSpec, SgdConfig};
+    use wgpu_optim::{ErrorKind, Optimizer, ParamLayout, ParamSet};
+    let gpu = common::new_gpu();
+    let layout = ParamLayout::new(&[("w", &[8][..])]).unwrap();
+    let mut params = ParamSet::new(&gpu, &layout).unwrap();
+    let mut opt = Optimizer::new(&gpu, &OptimizerSpec::sgd(SgdConfig::default()), &params).unwrap();
+    gpu.device().destroy();
+    let errors = [
+        opt.step(&gpu, &mut params).unwrap_err(),
+        params.write(&gpu, "w", &[0.0; 8]).unwrap_err(),
+        params.write_grad(&gpu, "w", &[0.0; 8]).unwrap_err(),
+        params.read(&gpu, "w").unwrap_err(),
+        gpu.synchronize().unwrap_err(),
+    ];
+    for e in errors {
+        assert_eq!(e.kind(), ErrorKind::DeviceLost, "{e}");
+        assert!(e.to_string().contains("device lost"), "{e}");
+    }
+    assert_eq!(opt.step_count(), 0, "a failed step does not count");
+}

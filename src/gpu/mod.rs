@@ -357,8 +357,10 @@ impl Gpu {
     }
 
     /// Fails with the first error that escaped an error scope, or if the
-    /// device was lost.
+    /// device was lost. A non-blocking poll first lets wgpu run a pending
+    /// device-lost callback (after `Device::destroy`, say).
     pub(crate) fn check_health(&self) -> Result<()> {
+        let _ = self.device.poll(wgpu::PollType::Poll);
         if let Some(reason) = self
             .shared
             .lost
@@ -558,9 +560,14 @@ impl Gpu {
                     context: context.to_string(),
                     seconds: self.wait_timeout.as_secs_f64(),
                 },
-                other => Error::Gpu {
-                    context: context.to_string(),
-                    message: other.to_string(),
+                other => match self.check_health() {
+                    // A lost device makes waits fail with wgpu's submission
+                    // message: say what happened instead.
+                    Err(lost @ Error::DeviceLost { .. }) => lost,
+                    _ => Error::Gpu {
+                        context: context.to_string(),
+                        message: other.to_string(),
+                    },
                 },
             })?;
         self.check_health()
