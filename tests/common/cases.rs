@@ -194,6 +194,7 @@ macro_rules! optimizer_cases {
     };
     (@each $run:path; $($case:ident),*) => {
         /// The cases this macro expanded, to check against the table.
+        #[allow(dead_code)]
         pub fn case_names() -> Vec<&'static str> {
             vec![$(stringify!($case)),*]
         }
