@@ -45,6 +45,21 @@ impl Rng {
     }
 }
 
+/// A float of a golden JSON file: a number, or one of the strings `"nan"`,
+/// `"inf"` and `"-inf"` that the generators write for what JSON cannot hold.
+pub fn json_f64(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().unwrap(),
+        serde_json::Value::String(s) => match s.as_str() {
+            "nan" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            other => panic!("bad float {other}"),
+        },
+        other => panic!("not a float: {other}"),
+    }
+}
+
 /// `|a - b| <= rtol * (|b| + scale)`: a relative tolerance measured against
 /// the element and the magnitude of its tensor (`scale`, e.g. max |b|), since
 /// f32 rounding errors are relative to the operands that produced a value.
