@@ -52,6 +52,8 @@ pub mod optim;
 pub mod params;
 pub mod pool;
 pub mod reference;
+#[doc(hidden)]
+pub mod rng;
 pub mod schedule;
 pub mod scheduler;
 
