@@ -52,6 +52,8 @@ pub mod layout;
 pub mod optim;
 pub mod params;
 pub mod pool;
+#[doc(hidden)]
+pub mod rng;
 pub mod schedule;
 pub mod trainer;
 

@@ -179,10 +179,71 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
     }
 
     let chart = std::fs::read_to_string(&svg).expect("the SVG file was written");
-    assert!(chart.starts_with("<?xml") && chart.trim_end().ends_with("</svg>"));
-    assert!(chart.contains("<polyline"), "one line per optimizer");
+    check_chart(&chart, adapters);
     let _ = std::fs::remove_file(json);
     let _ = std::fs::remove_file(svg);
+}
+
+/// The chart parses as SVG and shows what the JSON holds: one marker per
+/// fused single-tensor point, one diamond per GPT-2-like mix, a line in each
+/// optimizer's color through its markers, and the title, axes and legend.
+fn check_chart(chart: &str, adapters: &[Value]) {
+    assert!(chart.starts_with("<?xml"), "{chart}");
+    let doc = roxmltree::Document::parse(chart).unwrap_or_else(|e| panic!("{e}:\n{chart}"));
+    let svg = doc.root_element();
+    assert_eq!(svg.tag_name().name(), "svg");
+    assert_eq!(
+        svg.tag_name().namespace(),
+        Some("http://www.w3.org/2000/svg")
+    );
+    let all = |tag: &'static str| doc.descendants().filter(move |n| n.has_tag_name(tag));
+    let texts: Vec<&str> = all("text")
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for want in [
+        "fused step throughput",
+        "tensor size (f32 elements, log scale)",
+        "params/s (log scale)",
+        "2^16",
+        "2^18",
+        "GPT-2-like mix (50 tensors)",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(want)),
+            "{want} in {texts:?}"
+        );
+    }
+    for opt in optimizers() {
+        assert!(texts.contains(&opt), "legend entry {opt} in {texts:?}");
+    }
+    let fused = |layout: &str| {
+        adapters
+            .iter()
+            .flat_map(|a| a["measurements"].as_array().unwrap())
+            .filter(|m| {
+                m["layout"] == layout
+                    && m["dispatch"] == "fused"
+                    && optimizers().contains(&m["optimizer"].as_str().unwrap())
+            })
+            .count()
+    };
+    assert_eq!(all("circle").count(), fused("single"), "a marker per point");
+    assert_eq!(
+        all("polygon").count(),
+        fused("gpt2_like") + 1,
+        "a diamond per mix and one in the legend"
+    );
+    let mut colors: Vec<&str> = all("circle").filter_map(|c| c.attribute("fill")).collect();
+    colors.sort_unstable();
+    colors.dedup();
+    assert_eq!(colors.len(), optimizers().len(), "a color per optimizer");
+    for color in colors {
+        let lines = all("polyline")
+            .filter(|l| l.attribute("stroke") == Some(color))
+            .count();
+        assert!(lines >= 2, "{color}: its series and its legend entry");
+    }
 }
 
 #[test]

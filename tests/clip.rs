@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Rng, gpu, new_gpu, worst_ratio};
+use common::{Rng, gpu, json_f64, new_gpu, worst_ratio};
 use serde::Deserialize;
 use serde_json::Value;
 use wgpu_optim::grad::{GradScalerConfig, GradientConfig, LossScale, NonFinite, NormType};
@@ -84,14 +84,6 @@ fn norm_type(v: &Value) -> NormType {
     match v {
         Value::String(s) if s == "inf" => NormType::Inf,
         Value::Number(n) => NormType::from_p(n.as_f64().unwrap()).unwrap(),
-        other => panic!("{other}"),
-    }
-}
-
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) => s.parse().unwrap(),
         other => panic!("{other}"),
     }
 }
@@ -272,7 +264,7 @@ fn grad_scaler_with_planted_nan_and_inf_follows_pytorch() {
     for (s, raw) in case.raw_grads.iter().enumerate() {
         let grads: Vec<Vec<f32>> = raw
             .iter()
-            .map(|t| t.iter().map(|v| num(v) as f32).collect())
+            .map(|t| t.iter().map(|v| json_f64(v) as f32).collect())
             .collect();
         let before = params.read_all(gpu).unwrap();
         let before_state = opt.read_state(gpu, "exp_avg", "t3").unwrap();

@@ -5,6 +5,9 @@
 //! lines 95-127 of Keras 3.15; monitor_callback.py, `_is_improvement`,
 //! lines 101-104).
 
+mod common;
+
+use common::json_f64 as f;
 use serde_json::Value;
 use wgpu_optim::early_stopping::{
     Decision, EarlyStopping, EarlyStoppingConfig, Mode, StopReason, mode_from_monitor,
@@ -18,19 +21,6 @@ fn golden() -> Value {
     );
     let text = std::fs::read_to_string(path).expect("read early_stopping.json");
     serde_json::from_str(&text).expect("parse early_stopping.json")
-}
-
-fn f(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) => match s.as_str() {
-            "nan" => f64::NAN,
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => panic!("bad float {other}"),
-        },
-        other => panic!("not a float: {other}"),
-    }
 }
 
 fn config(c: &Value) -> EarlyStoppingConfig {

@@ -2,8 +2,11 @@
 //! step-by-step values (tests/golden/schedules.json, written by
 //! tests/golden/gen_schedules.py), plus argument validation and serde.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::json_f64 as f;
 use serde_json::Value;
 use wgpu_optim::schedule::{
     Anneal, CyclicConfig, CyclicMode, Mode, OneCycleConfig, PlateauConfig, ReduceLrOnPlateau,
@@ -65,19 +68,6 @@ fn golden() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/schedules.json");
     let text = std::fs::read_to_string(path).expect("read schedules.json");
     serde_json::from_str(&text).expect("parse schedules.json")
-}
-
-fn f(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) => match s.as_str() {
-            "nan" => f64::NAN,
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => panic!("bad float {other}"),
-        },
-        other => panic!("not a float: {other}"),
-    }
 }
 
 fn u(v: &Value) -> u64 {

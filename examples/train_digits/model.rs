@@ -15,6 +15,7 @@ use wgpu_optim::collective::ReduceOp;
 use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::optim::*;
 use wgpu_optim::pool::{DataParallel, DevicePool};
+use wgpu_optim::rng::SplitMix64;
 use wgpu_optim::schedule::{LrScheduler, Schedule};
 use wgpu_optim::{Gpu, ParamLayout, ParamSet};
 
@@ -69,27 +70,6 @@ pub fn load_digits(path: &Path) -> Result<Data, BoxError> {
     Ok(Data { x, y })
 }
 
-/// SplitMix64: a tiny seeded generator (shuffles and initial weights).
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, (self.next_u64() % (i as u64 + 1)) as usize);
-        }
-    }
-}
-
 /// Test 20% (held out), validation 10% of the rest (early stopping), train.
 pub struct Split {
     pub train: Vec<u32>,
@@ -99,7 +79,7 @@ pub struct Split {
 
 pub fn split(n: usize, seed: u64) -> Split {
     let mut ids: Vec<u32> = (0..n as u32).collect();
-    Rng(seed ^ 0x5EED).shuffle(&mut ids);
+    SplitMix64(seed ^ 0x5EED).shuffle(&mut ids);
     let n_test = n / 5;
     let n_val = (n - n_test) / 10;
     Split {
@@ -121,7 +101,7 @@ pub fn layout() -> ParamLayout {
 
 /// PyTorch's nn.Linear initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 pub fn init_params(seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let mut u = |n: usize, fan_in: usize| {
         let k = 1.0 / (fan_in as f32).sqrt();
         (0..n).map(|_| rng.uniform(-k, k)).collect::<Vec<f32>>()
@@ -644,7 +624,7 @@ pub fn train(
     for epoch in first_epoch..cfg.epochs {
         // The order of an epoch depends on (seed, epoch) only: resuming needs no replay.
         let mut order = split.train.clone();
-        Rng(cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+        SplitMix64(cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
         for (r, m) in dp.replicas().iter().zip(&mlps) {
             m.set_train_order(&r.gpu, &order);
             m.clear_metrics(&r.gpu);

@@ -28,22 +28,25 @@ pub fn gpu() -> &'static Gpu {
     GPU.get_or_init(new_gpu)
 }
 
-/// A tiny deterministic generator (SplitMix64), so tests need no `rand`.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1), exactly representable in f32.
-    pub fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f32() * scale).collect()
+/// A tiny deterministic generator (SplitMix64), so tests need no `rand`:
+/// `Rng(seed)`, then `next_u64`, `f32` (uniform in [-1, 1), exact in f32) and
+/// `vec(n, scale)`. (Not every test binary uses it; `dead_code` above does
+/// not cover an import.)
+#[allow(unused_imports)]
+pub use wgpu_optim::rng::SplitMix64 as Rng;
+
+/// A float of a golden JSON file: a number, or one of the strings `"nan"`,
+/// `"inf"` and `"-inf"` that the generators write for what JSON cannot hold.
+pub fn json_f64(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().unwrap(),
+        serde_json::Value::String(s) => match s.as_str() {
+            "nan" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            other => panic!("bad float {other}"),
+        },
+        other => panic!("not a float: {other}"),
     }
 }
 

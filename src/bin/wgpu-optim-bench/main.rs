@@ -273,7 +273,8 @@ fn run(args: &Args) -> Result<(), Failure> {
             "wgpu-optim {} fused step throughput ({})",
             report.crate_version, report.started_at
         );
-        write_out(file, path, &svg::render(&report.adapters, &title))?;
+        let chart = svg::render(&report.adapters, &title).map_err(failed)?;
+        write_out(file, path, &chart)?;
     }
     eprintln!(
         "ran {} adapter(s) in {:.1} s{}{}",
