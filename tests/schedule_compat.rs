@@ -3,10 +3,13 @@
 //! written by that code, still loads, gives the same values bit for bit,
 //! and the current code writes the same JSON.
 
+mod common;
+
+use common::schedule_args::cyclic;
 use serde_json::Value;
 use wgpu_optim::Error;
 use wgpu_optim::schedule::{
-    Anneal, CyclicConfig, CyclicMode, OneCycleConfig, PlateauConfig, ReduceLrOnPlateau, Schedule,
+    Anneal, CyclicMode, OneCycleConfig, PlateauConfig, ReduceLrOnPlateau, Schedule,
 };
 
 fn u(v: &Value) -> u64 {
@@ -19,24 +22,6 @@ fn fvec(v: &Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect()
-}
-
-fn cyclic(
-    base_lr: f64,
-    max_lr: f64,
-    step_size_up: u64,
-    step_size_down: Option<u64>,
-    mode: CyclicMode,
-    cycle_momentum: Option<(f64, f64)>,
-) -> Result<Schedule, Error> {
-    Schedule::cyclic(CyclicConfig {
-        base_lr,
-        max_lr,
-        step_size_up,
-        step_size_down,
-        mode,
-        cycle_momentum,
-    })
 }
 
 /// One schedule of every serializable variant (and several forms of the
