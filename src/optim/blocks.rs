@@ -58,6 +58,9 @@ pub(crate) fn block_tables(
                 let mut s = 0;
                 while s < p.len {
                     let len = (p.len - s).min(BLOCK_ELEMS);
+                    // The kernels load vec4s: every block starts on a
+                    // multiple of 4 (pieces start on 64-element boundaries).
+                    debug_assert_eq!((p.chunk_offset + s) % 4, 0);
                     blocks.push(Block {
                         start: (p.chunk_offset + s) as u32,
                         len: len as u32,
@@ -102,6 +105,7 @@ mod tests {
         let blocks: Vec<Block> = tables.iter().flat_map(|t| t.1.clone()).collect();
         assert_eq!(blocks.len() as u32, n);
         assert_eq!(blocks.iter().map(|b| b.len as u64).sum::<u64>(), 1503);
+        assert!(blocks.iter().all(|b| b.start % 4 == 0), "vec4-aligned");
         assert!(
             blocks
                 .iter()

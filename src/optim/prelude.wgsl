@@ -4,8 +4,11 @@
 //
 // One dispatch per chunk covers every tensor and param group: workgroup b (b = wid.x +
 // wid.y * nwg.x on a 2-D grid) takes block b of the chunk's block table, its param group's row
-// of the uniform table, and updates up to 1024 elements (256 invocations x 4, coalesced:
-// element start + k * 256 + lid).
+// of the uniform table, and updates up to 1024 elements: invocation lid loads and stores one
+// vec4 (elements start + 4 lid .. + 3; coalesced 16-byte accesses). Blocks start on a multiple
+// of 4 (tensors start on 64-element boundaries); a tensor's last vec4 may run into its padding
+// (every tensor is padded to 64 elements inside its chunk), whose lanes hold zeros that no one
+// reads: the update leaves them finite and nothing outside the tensor's padded range is touched.
 //
 // The gradient load (mirrors torch.amp.GradScaler.unscale_, clip_grad_value_, clip_grad_norm_
 // and `maximize` of torch.optim):
@@ -23,7 +26,8 @@
 // What an update.wgsl provides:
 //   struct Row { ... }                          its param group row (a multiple of 16 bytes)
 //   fn after_skipped_steps(h: Row, t: DeviceStep) -> Row   (t: gpu/common.wgsl, 64-bit)
-//   fn update(i: u32, g: f32, h: Row)           reads / writes param[i] and its states[i]
+//   fn update(i: u32, g: V, h: Row)             reads / writes param[i] and its states[i],
+//                                               i a vec4 index (V = vec4<f32>)
 //   its state bindings, from @binding(6) on, and its own override constants.
 //
 // Bindings (group 0):
@@ -31,24 +35,25 @@
 //   1 uniform              groups: array<Row, 256>         (offset 256 of the same buffer)
 //   2 storage, read        blocks: array<Block>            this chunk's work items
 //   3 storage, read        control: Control                (a dummy unless STATS)
-//   4 storage, read_write  param
-//   5 storage, read        grad
-//   6.. storage, read_write  the optimizer's states (1-element dummies for absent ones)
-// Guard rule: every invocation returns when b >= arrayLength(&blocks) or j >= block.len.
+//   4 storage, read_write  param: array<V>
+//   5 storage, read        grad: array<V>
+//   6.. storage, read_write  the optimizer's states, array<V> (1-vec4 dummies for absent ones)
+// Guard rule: every invocation returns when b >= arrayLength(&blocks) or 4 lid >= block.len.
 override MAXIMIZE: bool = false;
 override STATS: bool = false;
 override SKIP_NONFINITE: bool = false;
 override CLIP_VALUE: bool = false;
 
 const WG: u32 = 256u;
-const PER_THREAD: u32 = 4u;
+
+alias V = vec4<f32>;
 
 @group(0) @binding(0) var<uniform> step: StepInfo;
 @group(0) @binding(1) var<uniform> groups: array<Row, 256>;
 @group(0) @binding(2) var<storage, read> blocks: array<Block>;
 @group(0) @binding(3) var<storage, read> control: Control;
-@group(0) @binding(4) var<storage, read_write> param: array<f32>;
-@group(0) @binding(5) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> param: array<V>;
+@group(0) @binding(5) var<storage, read> grad: array<V>;
 
 // The factors one param group's gradients get, read once per workgroup.
 struct GradFactors {
@@ -65,10 +70,10 @@ fn grad_factors(group: u32) -> GradFactors {
     return GradFactors(step.grad_scale, 1.0, 0.0);
 }
 
-fn load_grad(i: u32, f: GradFactors) -> f32 {
+fn load_grad(i: u32, f: GradFactors) -> V {
     var g = grad[i] * f.pre;
     if CLIP_VALUE {
-        g = clamp(g, -f.clip_value, f.clip_value);
+        g = clamp(g, V(-f.clip_value), V(f.clip_value));
     }
     if STATS {
         g = g * f.coef;
@@ -79,8 +84,9 @@ fn load_grad(i: u32, f: GradFactors) -> f32 {
     return g;
 }
 
-// torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w)
-fn torch_lerp(a: f32, b: f32, w: f32) -> f32 {
+// torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w); w is a
+// group's uniform, so the branch is uniform too.
+fn torch_lerp(a: V, b: V, w: f32) -> V {
     if w < 0.5 {
         return a + w * (b - a);
     }
@@ -106,12 +112,9 @@ fn main(
         h = after_skipped_steps(h, device_step(step, control.skipped));
     }
     let f = grad_factors(blk.group);
-    for (var k = 0u; k < PER_THREAD; k++) {
-        let j = k * WG + lid;
-        if j >= blk.len {
-            return;
-        }
-        let i = blk.start + j;
-        update(i, load_grad(i, f), h);
+    if 4u * lid >= blk.len {
+        return;
     }
+    let i = blk.start / 4u + lid;
+    update(i, load_grad(i, f), h);
 }

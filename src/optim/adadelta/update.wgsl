@@ -24,14 +24,14 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> square_avg: array<f32>;
-@group(0) @binding(7) var<storage, read_write> acc_delta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> square_avg: array<V>;
+@group(0) @binding(7) var<storage, read_write> acc_delta: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     let p = param[i];
     g = g + h.weight_decay * p;

@@ -23,7 +23,7 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> sum: array<f32>;
+@group(0) @binding(6) var<storage, read_write> sum: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -31,7 +31,7 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return r;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     let p = param[i];
     g = g + h.weight_decay * p;

@@ -15,7 +15,7 @@
 // bias_correction2_sqrt are recomputed here in f32 from the device step.
 //
 // Row (Rust: optim::adam::AdamRow): 16 x 4-byte scalars = 64 bytes.
-// State bindings: 6 exp_avg, 7 exp_avg_sq, 8 max_exp_avg_sq (a 1-element dummy unless AMSGRAD).
+// State bindings: 6 exp_avg, 7 exp_avg_sq, 8 max_exp_avg_sq (a 1-vec4 dummy unless AMSGRAD).
 override DECOUPLED: bool = false;
 override AMSGRAD: bool = false;
 
@@ -38,9 +38,9 @@ struct Row {
     _pad4: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<f32>;
-@group(0) @binding(8) var<storage, read_write> max_exp_avg_sq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
+@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
+@group(0) @binding(8) var<storage, read_write> max_exp_avg_sq: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -50,7 +50,7 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return r;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     var p = param[i];
     if DECOUPLED {

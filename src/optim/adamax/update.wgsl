@@ -24,8 +24,8 @@ struct Row {
     lr: f32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(7) var<storage, read_write> exp_inf: array<f32>;
+@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
+@group(0) @binding(7) var<storage, read_write> exp_inf: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -33,7 +33,7 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return r;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     let p = param[i];
     g = g + h.weight_decay * p;

@@ -13,8 +13,8 @@
 // Nothing depends on the step count.
 //
 // Row (Rust: optim::rmsprop::RmsPropRow): 8 x 4-byte scalars = 32 bytes.
-// State bindings: 6 square_avg, 7 momentum_buffer (a 1-element dummy unless MOMENTUM),
-// 8 grad_avg (a 1-element dummy unless CENTERED).
+// State bindings: 6 square_avg, 7 momentum_buffer (a 1-vec4 dummy unless MOMENTUM),
+// 8 grad_avg (a 1-vec4 dummy unless CENTERED).
 override CENTERED: bool = false;
 override MOMENTUM: bool = false;
 
@@ -29,22 +29,22 @@ struct Row {
     _pad0: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> square_avg: array<f32>;
-@group(0) @binding(7) var<storage, read_write> momentum_buffer: array<f32>;
-@group(0) @binding(8) var<storage, read_write> grad_avg: array<f32>;
+@group(0) @binding(6) var<storage, read_write> square_avg: array<V>;
+@group(0) @binding(7) var<storage, read_write> momentum_buffer: array<V>;
+@group(0) @binding(8) var<storage, read_write> grad_avg: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     let p = param[i];
     g = g + h.weight_decay * p;
     g = g + h.l1 * sign(p);
     let sa = square_avg[i] * h.alpha + h.one_minus_alpha * g * g;
     square_avg[i] = sa;
-    var avg: f32;
+    var avg: V;
     if CENTERED {
         let ga = torch_lerp(grad_avg[i], g, h.one_minus_alpha);
         grad_avg[i] = ga;

@@ -195,7 +195,7 @@ impl Optimizer {
                 .iter()
                 .map(|s| {
                     let label = format!("optim/{name}/unused-{s}");
-                    gpu.create_buffer(&label, 4, wgpu::BufferUsages::STORAGE)
+                    gpu.create_buffer(&label, 16, wgpu::BufferUsages::STORAGE)
                 })
                 .collect();
             let control = match &grad {

@@ -11,7 +11,7 @@
 // from the device step.
 //
 // Row (Rust: optim::sgd::SgdRow): 8 x 4-byte scalars = 32 bytes.
-// State bindings: 6 momentum_buffer (a 1-element dummy unless MOMENTUM).
+// State bindings: 6 momentum_buffer (a 1-vec4 dummy unless MOMENTUM).
 override MOMENTUM: bool = false;
 override NESTEROV: bool = false;
 
@@ -26,7 +26,7 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> momentum_buffer: array<f32>;
+@group(0) @binding(6) var<storage, read_write> momentum_buffer: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -34,7 +34,7 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return r;
 }
 
-fn update(i: u32, grad_i: f32, h: Row) {
+fn update(i: u32, grad_i: V, h: Row) {
     var g = grad_i;
     let p = param[i];
     g = g + h.weight_decay * p;
