@@ -31,10 +31,11 @@
 //!   presence, dtype, shape and byte range, the file length (truncation) and
 //!   every checksum are checked before the first byte reaches the GPU.
 
+mod reader;
+mod write;
+
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,8 @@ use crate::grad::GradientState;
 use crate::optim::Optimizer;
 use crate::params::ParamSet;
 use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
+use reader::Reader;
+use write::{Entry, checksums, write_atomic};
 
 /// `format` of a full checkpoint.
 pub const FORMAT: &str = "wgpu-optim-checkpoint";
@@ -121,101 +124,6 @@ fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
         path: path.display().to_string(),
         reason: reason.into(),
     }
-}
-
-/// A tensor of the file: its name, shape, and how to read it from the GPU.
-struct Entry<'a> {
-    name: String,
-    shape: Vec<usize>,
-    read: Box<dyn Fn() -> Result<Vec<f32>> + 'a>,
-}
-
-/// A safetensors view that reads its tensor from the GPU when the writer
-/// asks for it; a failed read is kept and reported after the write.
-struct Lazy<'a, 'e> {
-    entry: &'e Entry<'a>,
-    failed: &'e std::cell::RefCell<Option<Error>>,
-}
-
-impl safetensors::View for Lazy<'_, '_> {
-    fn dtype(&self) -> safetensors::Dtype {
-        safetensors::Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.entry.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        match (self.entry.read)() {
-            Ok(v) => bytemuck::cast_slice(&v).to_vec().into(),
-            Err(e) => {
-                self.failed.borrow_mut().get_or_insert(e);
-                vec![0u8; self.data_len()].into()
-            }
-        }
-    }
-    fn data_len(&self) -> usize {
-        self.entry.shape.iter().product::<usize>() * 4
-    }
-}
-
-/// Writes `entries` with `meta` atomically to `path`.
-fn write_atomic(path: &Path, entries: &[Entry<'_>], meta: HashMap<String, String>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| ck_err(path, "the path names no file"))?
-        .to_string_lossy()
-        .to_string();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let failed = std::cell::RefCell::new(None);
-    let result = (|| {
-        let views: Vec<(String, Lazy<'_, '_>)> = entries
-            .iter()
-            .map(|e| {
-                (
-                    e.name.clone(),
-                    Lazy {
-                        entry: e,
-                        failed: &failed,
-                    },
-                )
-            })
-            .collect();
-        safetensors::serialize_to_file(views, Some(meta), &tmp)
-            .map_err(|e| ck_err(path, format!("writing {}: {e}", tmp.display())))?;
-        if let Some(e) = failed.borrow_mut().take() {
-            return Err(e);
-        }
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| ck_err(path, format!("fsync of {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| ck_err(path, format!("rename from {}: {e}", tmp.display())))?;
-        // Persist the rename itself.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn checksums(entries: &[Entry<'_>]) -> Result<BTreeMap<String, String>> {
-    entries
-        .iter()
-        .map(|e| {
-            Ok((
-                e.name.clone(),
-                format!("{:016x}", fnv1a(bytemuck::cast_slice(&(e.read)()?))),
-            ))
-        })
-        .collect()
 }
 
 fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<Entry<'a>> {
@@ -315,179 +223,6 @@ fn layout_of(params: &ParamSet) -> Vec<(String, Vec<usize>)> {
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone()))
         .collect()
-}
-
-/// A tensor entry of a safetensors header.
-#[derive(Deserialize)]
-struct HeaderTensor {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
-}
-
-/// An opened file: its header, validated against what the caller expects.
-struct Reader {
-    path: PathBuf,
-    file: File,
-    data_start: u64,
-    tensors: HashMap<String, HeaderTensor>,
-    metadata: HashMap<String, String>,
-}
-
-impl Reader {
-    fn open(path: &Path) -> Result<Reader> {
-        let mut file = File::open(path).map_err(|e| ck_err(path, format!("cannot open: {e}")))?;
-        let len = file
-            .metadata()
-            .map_err(|e| ck_err(path, e.to_string()))?
-            .len();
-        let mut n = [0u8; 8];
-        file.read_exact(&mut n).map_err(|_| {
-            ck_err(
-                path,
-                format!("truncated: {len} bytes, not even a header length"),
-            )
-        })?;
-        let n = u64::from_le_bytes(n);
-        if n > MAX_HEADER || 8 + n > len {
-            return Err(ck_err(
-                path,
-                format!("corrupt or truncated header: it claims {n} bytes, the file has {len}"),
-            ));
-        }
-        let mut header = vec![0u8; n as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| ck_err(path, format!("reading the header: {e}")))?;
-        let mut map: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
-            .map_err(|e| ck_err(path, format!("corrupt header (not safetensors JSON): {e}")))?;
-        let metadata: HashMap<String, String> = match map.remove("__metadata__") {
-            Some(v) => serde_json::from_value(v)
-                .map_err(|e| ck_err(path, format!("corrupt __metadata__: {e}")))?,
-            None => HashMap::new(),
-        };
-        let mut tensors = HashMap::new();
-        let mut end = 0u64;
-        for (name, v) in map {
-            let t: HeaderTensor = serde_json::from_value(v)
-                .map_err(|e| ck_err(path, format!("corrupt header entry `{name}`: {e}")))?;
-            end = end.max(t.data_offsets.1);
-            tensors.insert(name, t);
-        }
-        if 8 + n + end != len {
-            return Err(ck_err(
-                path,
-                format!(
-                    "truncated or padded: the header describes {} bytes, the file has {len}",
-                    8 + n + end
-                ),
-            ));
-        }
-        Ok(Reader {
-            path: path.to_path_buf(),
-            file,
-            data_start: 8 + n,
-            tensors,
-            metadata,
-        })
-    }
-
-    /// Checks that the file holds exactly `expected` (name, shape) as F32.
-    fn check_tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<()> {
-        for (name, shape) in expected {
-            let t = self
-                .tensors
-                .get(name)
-                .ok_or_else(|| ck_err(&self.path, format!("missing tensor `{name}`")))?;
-            if t.dtype != "F32" {
-                return Err(ck_err(
-                    &self.path,
-                    format!("tensor `{name}` has dtype {}, expected F32", t.dtype),
-                ));
-            }
-            if &t.shape != shape {
-                return Err(ck_err(
-                    &self.path,
-                    format!(
-                        "tensor `{name}` has shape {:?}, expected {shape:?}",
-                        t.shape
-                    ),
-                ));
-            }
-            let bytes = shape.iter().product::<usize>() as u64 * 4;
-            if t.data_offsets.1 < t.data_offsets.0 || t.data_offsets.1 - t.data_offsets.0 != bytes {
-                return Err(ck_err(
-                    &self.path,
-                    format!(
-                        "tensor `{name}` spans bytes {:?}, expected {bytes} bytes",
-                        t.data_offsets
-                    ),
-                ));
-            }
-        }
-        if self.tensors.len() != expected.len() {
-            let mut extra: Vec<&String> = self
-                .tensors
-                .keys()
-                .filter(|k| !expected.iter().any(|(n, _)| n == *k))
-                .collect();
-            extra.sort();
-            return Err(ck_err(&self.path, format!("unexpected tensors {extra:?}")));
-        }
-        Ok(())
-    }
-
-    fn read(&mut self, name: &str) -> Result<Vec<f32>> {
-        let t = &self.tensors[name];
-        let mut buf = vec![0u8; (t.data_offsets.1 - t.data_offsets.0) as usize];
-        self.file
-            .seek(SeekFrom::Start(self.data_start + t.data_offsets.0))
-            .and_then(|_| self.file.read_exact(&mut buf))
-            .map_err(|e| ck_err(&self.path, format!("reading `{name}`: {e}")))?;
-        Ok(bytemuck::pod_collect_to_vec(&buf))
-    }
-
-    fn verify_checksums(&mut self, sums: &BTreeMap<String, String>) -> Result<()> {
-        let names: Vec<String> = self.tensors.keys().cloned().collect();
-        for name in names {
-            let want = sums
-                .get(&name)
-                .ok_or_else(|| ck_err(&self.path, format!("no checksum recorded for `{name}`")))?;
-            let got = format!("{:016x}", fnv1a(bytemuck::cast_slice(&self.read(&name)?)));
-            if &got != want {
-                return Err(ck_err(
-                    &self.path,
-                    format!("checksum mismatch in tensor `{name}`: the data is corrupt"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn check_format(&self, format: &str) -> Result<()> {
-        let found = self
-            .metadata
-            .get("format")
-            .map(String::as_str)
-            .unwrap_or("(none)");
-        if found != format {
-            return Err(ck_err(
-                &self.path,
-                format!("format is {found:?}, expected {format:?}"),
-            ));
-        }
-        let version = self
-            .metadata
-            .get("version")
-            .map(String::as_str)
-            .unwrap_or("(none)");
-        if version != VERSION.to_string() {
-            return Err(ck_err(
-                &self.path,
-                format!("version {version} is not supported; this build reads version {VERSION}"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Loads a checkpoint written by [`save`] into `params` and `opt`, and
