@@ -203,31 +203,80 @@ fn round_trip_keeps_everything_bitwise() {
     );
 }
 
+/// Everything a load may change, bitwise: params, every optimizer state of
+/// every tensor, the step count, every hyperparameter of every group (the
+/// lrs included) and the gradient pipeline's state.
+#[derive(Debug, PartialEq)]
+struct Live {
+    params: Vec<u32>,
+    states: Vec<(String, String, Vec<u32>)>,
+    step: u64,
+    hyperparameters: Vec<Vec<(&'static str, u64)>>,
+    gradient_state: Option<(u64, u32, u32)>,
+}
+
+fn live(gpu: &Gpu, params: &ParamSet, opt: &mut Optimizer) -> Live {
+    let mut states = Vec::new();
+    for s in opt.state_names() {
+        for t in params.layout().tensors() {
+            let v = opt.read_state(gpu, s, &t.name).unwrap();
+            states.push((
+                s.to_string(),
+                t.name.clone(),
+                v.iter().map(|x| x.to_bits()).collect(),
+            ));
+        }
+    }
+    let hyperparameters = (0..opt.num_groups())
+        .map(|g| {
+            let c = opt.group_config(g).unwrap();
+            c.hyperparameter_names()
+                .iter()
+                .map(|&n| (n, c.get(n).unwrap().to_bits()))
+                .collect()
+        })
+        .collect();
+    Live {
+        params: bits(gpu, params),
+        states,
+        step: opt.step_count(),
+        hyperparameters,
+        gradient_state: opt
+            .gradient_state(gpu)
+            .unwrap()
+            .map(|g| (g.skipped, g.scale.to_bits(), g.growth_tracker)),
+    }
+}
+
+/// Checks that `run`'s live state is bitwise `before`.
+fn assert_unchanged(gpu: &Gpu, before: &Live, run: &mut Run, what: &str) {
+    let now = live(gpu, &run.params, &mut run.opt);
+    assert!(now == *before, "{what}: the live state changed");
+}
+
 /// Saves a reference file, then checks that `corrupt` of it is refused with
 /// `words` and that the live state stays as it was.
 fn refused(gpu: &Gpu, name: &str, corrupt: impl Fn(&Path), words: &str) {
-    let spec = specs().remove(0);
-    let mut r = start(gpu, &spec);
+    refused_with(gpu, &specs()[0], name, corrupt, words);
+}
+
+/// As [`refused`], with a reference file and a live run of `spec`.
+fn refused_with(gpu: &Gpu, spec: &OptimizerSpec, name: &str, corrupt: impl Fn(&Path), words: &str) {
+    let mut r = start(gpu, spec);
     train(gpu, &mut r, 0, 2);
     let path = tmp(name);
     checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
     corrupt(&path);
-    let mut live = start(gpu, &spec);
-    train(gpu, &mut live, 0, 1);
-    let before = bits(gpu, &live.params);
-    let state_before = live.opt.read_state(gpu, "exp_avg", "long").unwrap();
-    let e = checkpoint::load(&path, gpu, &mut live.params, &mut live.opt).unwrap_err();
+    let mut live_run = start(gpu, spec);
+    train(gpu, &mut live_run, 0, 1);
+    let before = live(gpu, &live_run.params, &mut live_run.opt);
+    let e = checkpoint::load(&path, gpu, &mut live_run.params, &mut live_run.opt).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Checkpoint, "{name}: {e}");
     assert!(
         e.to_string().contains(words),
         "{name}: {e:?} should say {words:?}"
     );
-    assert_eq!(bits(gpu, &live.params), before, "{name}: params unchanged");
-    assert_eq!(
-        live.opt.read_state(gpu, "exp_avg", "long").unwrap(),
-        state_before
-    );
-    assert_eq!(live.opt.step_count(), 1);
+    assert_unchanged(gpu, &before, &mut live_run, name);
 }
 
 fn rewrite(path: &Path, f: impl Fn(&mut Vec<u8>)) {
@@ -402,4 +451,34 @@ fn a_failed_write_leaves_the_previous_file_intact() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn save_and_load_refuse_a_param_set_the_optimizer_was_not_built_for() {
+    let gpu = gpu();
+    let spec = &specs()[0];
+    let mut a = start(gpu, spec);
+    let mut b = start(gpu, spec);
+    train(gpu, &mut a, 0, 2);
+    let path = tmp("foreign").join("foreign.safetensors");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // params of B with the optimizer of A: refused, nothing written.
+    let e =
+        checkpoint::save(&path, gpu, &b.params, &mut a.opt, &TrainingState::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
+    assert!(e.to_string().contains("was built for ParamSet"), "{e}");
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+        0
+    );
+    // A good file, loaded into params of B through the optimizer of A.
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    let before_a = live(gpu, &a.params, &mut a.opt);
+    let before_b = live(gpu, &b.params, &mut b.opt);
+    let e = checkpoint::load(&path, gpu, &mut b.params, &mut a.opt).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
+    assert!(e.to_string().contains("was built for ParamSet"), "{e}");
+    assert_unchanged(gpu, &before_a, &mut a, "optimizer A");
+    assert_unchanged(gpu, &before_b, &mut b, "params B");
 }

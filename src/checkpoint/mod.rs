@@ -166,6 +166,7 @@ pub fn save(
     opt: &mut Optimizer,
     training: &TrainingState,
 ) -> Result<()> {
+    opt.check_params(gpu, params)?;
     let gradient_state = opt.gradient_state(gpu)?;
     let opt: &Optimizer = opt;
     let mut entries = param_entries(gpu, params, "param.");
@@ -238,6 +239,7 @@ pub fn load(
     params: &mut ParamSet,
     opt: &mut Optimizer,
 ) -> Result<TrainingState> {
+    opt.check_params(gpu, params)?;
     let mut r = Reader::open(path)?;
     r.check_format(FORMAT)?;
     let meta: CheckpointMeta = serde_json::from_str(

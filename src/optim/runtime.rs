@@ -262,7 +262,7 @@ impl Optimizer {
         })
     }
 
-    fn check(&self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
+    pub(crate) fn check_params(&self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
         gpu.check_same("this Optimizer", self.gpu_id)?;
         gpu.check_same("the ParamSet", params.gpu_id())?;
         if params.id() != self.params_id {
@@ -303,7 +303,7 @@ impl Optimizer {
     /// [`NonFinite::Error`], [`Error::NonFinite`] once the host has learned
     /// that an earlier step was skipped (the skipped step changed nothing).
     pub fn step(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
-        self.check(gpu, params)?;
+        self.check_params(gpu, params)?;
         let error_mode = self.spec.gradients.nonfinite == NonFinite::Error;
         let n_groups = self.groups.len();
         if error_mode && let Some(gp) = self.grad.as_mut() {
