@@ -482,3 +482,118 @@ fn save_and_load_refuse_a_param_set_the_optimizer_was_not_built_for() {
     assert_unchanged(gpu, &before_a, &mut a, "optimizer A");
     assert_unchanged(gpu, &before_b, &mut b, "params B");
 }
+
+/// Rewrites the file with `f` applied to its header (as JSON) and its data
+/// section; the header is padded with spaces to 8 bytes, as safetensors does.
+fn rewrite_header(path: &Path, f: impl Fn(&mut serde_json::Value, &mut Vec<u8>)) {
+    rewrite(path, |b| {
+        let n = header_len(b);
+        let mut h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        let mut data = b[8 + n..].to_vec();
+        f(&mut h, &mut data);
+        let mut text = serde_json::to_string(&h).unwrap().into_bytes();
+        while text.len() % 8 != 0 {
+            text.push(b' ');
+        }
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend(text);
+        out.extend(data);
+        *b = out;
+    });
+}
+
+/// The name of the tensor whose bytes come last (the largest end, then start).
+fn last_tensor(h: &serde_json::Value) -> String {
+    h.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .max_by_key(|(_, v)| {
+            let o = &v["data_offsets"];
+            (o[1].as_u64().unwrap(), o[0].as_u64().unwrap())
+        })
+        .unwrap()
+        .0
+        .clone()
+}
+
+fn shift(h: &mut serde_json::Value, name: &str, by: i64) {
+    let o = &mut h[name]["data_offsets"];
+    for i in 0..2 {
+        o[i] = serde_json::json!(o[i].as_u64().unwrap() as i64 + by);
+    }
+}
+
+#[test]
+fn tensor_ranges_that_overlap_leave_holes_or_pass_the_end_are_refused() {
+    let gpu = gpu();
+    refused(
+        gpu,
+        "overlap",
+        |p| {
+            rewrite_header(p, |h, _| {
+                let last = last_tensor(h);
+                assert!(h[&last]["data_offsets"][0].as_u64().unwrap() >= 4);
+                shift(h, &last, -4);
+            })
+        },
+        "overlaps tensor",
+    );
+    refused(
+        gpu,
+        "hole",
+        |p| {
+            rewrite_header(p, |h, data| {
+                let last = last_tensor(h);
+                shift(h, &last, 4);
+                data.extend([0; 4]);
+            })
+        },
+        "belong to no tensor (a hole",
+    );
+    refused(
+        gpu,
+        "padded",
+        |p| rewrite_header(p, |_, data| data.extend([0; 4])),
+        "padded: bytes",
+    );
+    refused(
+        gpu,
+        "backwards",
+        |p| {
+            rewrite_header(p, |h, _| {
+                let o = &mut h["param.w"]["data_offsets"];
+                let (b, e) = (o[0].clone(), o[1].clone());
+                *o = serde_json::json!([e, b]);
+            })
+        },
+        "ends before it begins",
+    );
+    // A data offset of 2^64 - 1 is named as such, not as a wrong total size.
+    for (name, offsets) in [
+        ("end-max", serde_json::json!([0, u64::MAX])),
+        ("both-max", serde_json::json!([u64::MAX, u64::MAX])),
+    ] {
+        refused(
+            gpu,
+            name,
+            |p| rewrite_header(p, |h, _| h["param.w"]["data_offsets"] = offsets.clone()),
+            &format!(
+                "tensor `param.w` spans bytes [{}, 18446744073709551615)",
+                offsets[0]
+            ),
+        );
+    }
+    refused(
+        gpu,
+        "duplicate-key",
+        |p| edit_header(p, "\"param.b\"", "\"param.w\""),
+        "the key `param.w` appears twice",
+    );
+    refused(
+        gpu,
+        "unknown-field",
+        |p| rewrite_header(p, |h, _| h["param.b"]["extra"] = serde_json::json!(1)),
+        "unknown field `extra`",
+    );
+}
