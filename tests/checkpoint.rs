@@ -597,3 +597,51 @@ fn tensor_ranges_that_overlap_leave_holes_or_pass_the_end_are_refused() {
         "unknown field `extra`",
     );
 }
+
+#[test]
+fn two_threads_saving_to_one_path_always_leave_one_whole_checkpoint() {
+    let dir = tmp("race");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("race.safetensors");
+    let spec = specs()[1].clone();
+    // Two runs on their own devices, with different states.
+    let finals: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2u64)
+            .map(|k| {
+                let (path, spec) = (path.clone(), spec.clone());
+                s.spawn(move || {
+                    let gpu = common::new_gpu();
+                    let mut r = start(&gpu, &spec);
+                    train(&gpu, &mut r, 0, 1 + 2 * k);
+                    let mine = bits(&gpu, &r.params);
+                    let mut other = start(&gpu, &spec);
+                    for _ in 0..15 {
+                        checkpoint::save(&path, &gpu, &r.params, &mut r.opt, &Default::default())
+                            .unwrap();
+                        // Whatever is on disk now loads: ours or the other thread's.
+                        checkpoint::load(&path, &gpu, &mut other.params, &mut other.opt).unwrap();
+                        let step = other.opt.step_count();
+                        assert!(step == 1 || step == 3, "step {step}");
+                        if step == 1 + 2 * k {
+                            assert_eq!(bits(&gpu, &other.params), mine);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_ne!(finals[0], finals[1], "the two runs differ");
+    let gpu = gpu();
+    let mut r = start(gpu, &spec);
+    checkpoint::load(&path, gpu, &mut r.params, &mut r.opt).unwrap();
+    let on_disk = bits(gpu, &r.params);
+    assert!(on_disk == finals[0] || on_disk == finals[1]);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

@@ -20,7 +20,12 @@
 //! # Guarantees
 //! - **Atomic**: written to a temporary file in the same folder, flushed and
 //!   `fsync`ed, then renamed over the target, and the folder is synced; a
-//!   crash mid-write leaves the previous checkpoint intact.
+//!   crash mid-write leaves the previous checkpoint intact. Every save has
+//!   a temporary file of its own (`.NAME.tmp-PID-COUNTER-NANOS`), so saves
+//!   racing for one path (threads or processes) never mix their bytes:
+//!   **the last writer wins**, and the file at the path is always one whole
+//!   checkpoint — one of the racing saves, not necessarily the one that
+//!   returned last.
 //! - **Bounded memory**: tensors stream one at a time between the GPU and
 //!   the file. Saving reads each tensor from the GPU twice (once for its
 //!   checksum, which the header needs before the data); loading reads each

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{ck_err, fnv1a};
 use crate::error::{Error, Result};
@@ -43,7 +45,22 @@ impl safetensors::View for Lazy<'_, '_> {
     }
 }
 
-/// Writes `entries` with `meta` atomically to `path`.
+/// A temporary file name next to `file_name`, unique to this call: the
+/// process id, a process-wide counter and the clock's nanoseconds, so two
+/// saves to one path (from two threads, or two processes sharing a folder)
+/// never write into the same temporary file.
+fn temp_name(file_name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(".{file_name}.tmp-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Writes `entries` with `meta` atomically to `path`: into a temporary file
+/// of its own in the same folder, fsynced, then renamed over `path`. Saves
+/// racing for one path each rename a whole file: the last rename wins.
 pub(super) fn write_atomic(
     path: &Path,
     entries: &[Entry<'_>],
@@ -58,7 +75,7 @@ pub(super) fn write_atomic(
         .ok_or_else(|| ck_err(path, "the path names no file"))?
         .to_string_lossy()
         .to_string();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(temp_name(&file_name));
     let failed = std::cell::RefCell::new(None);
     let result = (|| {
         let views: Vec<(String, Lazy<'_, '_>)> = entries
