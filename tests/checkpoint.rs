@@ -6,11 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Rng, gpu};
-use wgpu_optim::checkpoint::{self, TrainingState};
+use serde_json::{Value, json};
+use wgpu_optim::checkpoint::{self, Hyperparameters, LoadOptions, TrainingState};
 use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::grad::{GradScalerConfig, LossScale};
 use wgpu_optim::optim::*;
-use wgpu_optim::schedule::{LrScheduler, Schedule};
+use wgpu_optim::schedule::{LrScheduler, OneCycleConfig, Schedule};
 use wgpu_optim::{ErrorKind, Gpu, Optimizer, ParamLayout, ParamSet};
 
 fn layout() -> ParamLayout {
@@ -248,6 +249,14 @@ fn live(gpu: &Gpu, params: &ParamSet, opt: &mut Optimizer) -> Live {
     }
 }
 
+/// What a checkpoint error says, without the path (which holds the test's name).
+fn reason(e: &wgpu_optim::Error) -> &str {
+    match e {
+        wgpu_optim::Error::Checkpoint { reason, .. } => reason,
+        other => panic!("not a checkpoint error: {other}"),
+    }
+}
+
 /// Checks that `run`'s live state is bitwise `before`.
 fn assert_unchanged(gpu: &Gpu, before: &Live, run: &mut Run, what: &str) {
     let now = live(gpu, &run.params, &mut run.opt);
@@ -273,7 +282,7 @@ fn refused_with(gpu: &Gpu, spec: &OptimizerSpec, name: &str, corrupt: impl Fn(&P
     let e = checkpoint::load(&path, gpu, &mut live_run.params, &mut live_run.opt).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Checkpoint, "{name}: {e}");
     assert!(
-        e.to_string().contains(words),
+        reason(&e).contains(words),
         "{name}: {e:?} should say {words:?}"
     );
     assert_unchanged(gpu, &before, &mut live_run, name);
@@ -331,14 +340,14 @@ fn bad_files_are_refused_and_change_nothing() {
     refused(
         gpu,
         "wrong-version",
-        |p| edit_header(p, "\"version\":\"1\"", "\"version\":\"9\""),
-        "version 9 is not supported",
+        |p| edit_header(p, "\"version\":\"2\"", "\"version\":\"9\""),
+        "version 9 is not supported; this build reads version 1 and 2",
     );
     refused(
         gpu,
         "wrong-shape",
-        |p| edit_header(p, "[4,5]", "[5,4]"),
-        "shape",
+        |p| rewrite_header(p, |h, _| h["param.w"]["shape"] = json!([5, 4])),
+        "tensor `param.w` has shape [5, 4], expected [4, 5]",
     );
     refused(
         gpu,
@@ -492,7 +501,7 @@ fn rewrite_header(path: &Path, f: impl Fn(&mut serde_json::Value, &mut Vec<u8>))
         let mut data = b[8 + n..].to_vec();
         f(&mut h, &mut data);
         let mut text = serde_json::to_string(&h).unwrap().into_bytes();
-        while text.len() % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push(b' ');
         }
         let mut out = (text.len() as u64).to_le_bytes().to_vec();
@@ -644,4 +653,358 @@ fn two_threads_saving_to_one_path_always_leave_one_whole_checkpoint() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// FNV-1a 64, as the module docs of `checkpoint` define the checksums.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Rewrites the `wgpu_optim` document with `f` and records its new checksum:
+/// a file whose metadata lies consistently, as a buggy writer would make it.
+fn rewrite_meta(path: &Path, f: impl Fn(&mut Value)) {
+    rewrite_header(path, |h, _| {
+        let mut doc: Value =
+            serde_json::from_str(h["__metadata__"]["wgpu_optim"].as_str().unwrap()).unwrap();
+        f(&mut doc);
+        let text = serde_json::to_string(&doc).unwrap();
+        h["__metadata__"]["wgpu_optim_checksum"] =
+            json!(format!("{:016x}", fnv1a(text.as_bytes())));
+        h["__metadata__"]["wgpu_optim"] = json!(text);
+    })
+}
+
+#[test]
+fn a_load_with_an_invalid_gradient_state_changes_nothing() {
+    let gpu = gpu();
+    let dynamic = &specs()[2];
+    for (name, scale, words) in [
+        (
+            "scale-0",
+            json!(0.0),
+            "gradient_state.scale (the loss scale) is 0;",
+        ),
+        (
+            "scale-neg",
+            json!(-1.0),
+            "gradient_state.scale (the loss scale) is -1;",
+        ),
+        (
+            "scale-1e39",
+            json!(1e39),
+            "is 1e39 (not finite in f32); allowed: a finite number > 0",
+        ),
+    ] {
+        refused_with(
+            gpu,
+            dynamic,
+            name,
+            |p| rewrite_meta(p, |d| d["gradient_state"]["scale"] = scale.clone()),
+            words,
+        );
+    }
+    refused_with(
+        gpu,
+        dynamic,
+        "tracker",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["growth_tracker"] = json!(2)),
+        "gradient_state.growth_tracker is 2; allowed: < 2, the live loss scaler's growth_interval",
+    );
+    // Without a dynamic loss scale the device scale is 1.
+    let clip_only = OptimizerSpec::adam(AdamConfig::default()).clip_by_global_norm(1.0);
+    refused_with(
+        gpu,
+        &clip_only,
+        "static-scale",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["scale"] = json!(4.0)),
+        "loss scale 4 and growth tracker 0, but the live optimizer has no dynamic loss scale",
+    );
+}
+
+#[test]
+fn a_load_of_a_step_that_cannot_continue_changes_nothing() {
+    let gpu = gpu();
+    let dynamic = &specs()[2];
+    refused_with(
+        gpu,
+        dynamic,
+        "step-max",
+        |p| rewrite_meta(p, |d| d["step"] = json!(u64::MAX)),
+        "step is 18446744073709551615: the next step would overflow",
+    );
+    refused_with(
+        gpu,
+        dynamic,
+        "skipped-past-step",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["skipped"] = json!(3)),
+        "gradient_state.skipped is 3, more than the 2 steps taken",
+    );
+    refused_with(
+        gpu,
+        dynamic,
+        "skipped-u32",
+        |p| {
+            rewrite_meta(p, |d| {
+                d["step"] = json!(1u64 << 40);
+                d["gradient_state"]["skipped"] = json!(u32::MAX);
+            })
+        },
+        "gradient_state.skipped is 4294967295; the device counts skipped steps in a u32",
+    );
+}
+
+#[test]
+fn an_edited_metadata_byte_is_refused_by_the_metadata_checksum() {
+    let gpu = gpu();
+    refused(
+        gpu,
+        "edited-step",
+        |p| edit_header(p, r#"\"step\":2,"#, r#"\"step\":7,"#),
+        "metadata checksum mismatch: the `wgpu_optim` document hashes to",
+    );
+    refused(
+        gpu,
+        "edited-epoch",
+        |p| edit_header(p, r#"\"epoch\":0,"#, r#"\"epoch\":9,"#),
+        "metadata checksum mismatch",
+    );
+    refused(
+        gpu,
+        "no-checksum",
+        |p| {
+            rewrite_header(p, |h, _| {
+                h["__metadata__"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("wgpu_optim_checksum");
+            })
+        },
+        "no `wgpu_optim_checksum` metadata: the `wgpu_optim` document cannot be verified",
+    );
+    refused(
+        gpu,
+        "extra-key",
+        |p| rewrite_header(p, |h, _| h["__metadata__"]["note"] = json!("hi")),
+        "unexpected metadata key `note`",
+    );
+    // Metadata that is consistently wrong is refused by what it says.
+    refused(
+        gpu,
+        "ghost-checksum",
+        |p| {
+            rewrite_meta(p, |d| {
+                d["checksums"]["param.ghost"] = json!("0000000000000000")
+            })
+        },
+        "a checksum is recorded for `param.ghost`, which the file does not hold",
+    );
+    refused(
+        gpu,
+        "inner-version",
+        |p| rewrite_meta(p, |d| d["version"] = json!(1)),
+        "the `wgpu_optim` document says format \"wgpu-optim-checkpoint\" version 1",
+    );
+}
+
+#[test]
+fn saved_hyperparameters_must_match_unless_taken_from_the_file() {
+    let gpu = gpu();
+    let adamw = |wd: f64, beta2: f64| {
+        OptimizerSpec::adamw(AdamWConfig {
+            weight_decay: wd,
+            ..Default::default()
+        })
+        .group(ParamGroup::names(["b"]).betas(0.8, beta2))
+    };
+    let mut saved = start(gpu, &adamw(0.1, 0.99));
+    train(gpu, &mut saved, 0, 2);
+    let path = tmp("hyper.safetensors");
+    checkpoint::save(
+        &path,
+        gpu,
+        &saved.params,
+        &mut saved.opt,
+        &TrainingState::default(),
+    )
+    .unwrap();
+    for (spec, words) in [
+        (
+            adamw(0.0, 0.99),
+            "param group 0: `weight_decay` is 0.1 in the file but 0 in the live optimizer",
+        ),
+        (
+            adamw(0.1, 0.999),
+            "param group 1: `beta2` is 0.99 in the file but 0.999 in the live optimizer",
+        ),
+    ] {
+        let mut l = start(gpu, &spec);
+        train(gpu, &mut l, 0, 1);
+        let before = live(gpu, &l.params, &mut l.opt);
+        let e = checkpoint::load(&path, gpu, &mut l.params, &mut l.opt).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Checkpoint);
+        assert!(reason(&e).contains(words), "{e}");
+        assert!(reason(&e).contains("Hyperparameters::FromFile"), "{e}");
+        assert_unchanged(gpu, &before, &mut l, words);
+    }
+    // Taken from the file: every hyperparameter of every group, and the next
+    // step is the saved run's next step, bit for bit.
+    let mut l = start(gpu, &adamw(0.0, 0.999));
+    let from_file = LoadOptions {
+        hyperparameters: Hyperparameters::FromFile,
+    };
+    checkpoint::load_with(&path, gpu, &mut l.params, &mut l.opt, from_file).unwrap();
+    for g in 0..2 {
+        let (a, b) = (
+            l.opt.group_config(g).unwrap(),
+            saved.opt.group_config(g).unwrap(),
+        );
+        for &n in a.hyperparameter_names() {
+            assert_eq!(
+                a.get(n).unwrap().to_bits(),
+                b.get(n).unwrap().to_bits(),
+                "{g} {n}"
+            );
+        }
+    }
+    train(gpu, &mut saved, 2, 3);
+    train(gpu, &mut l, 2, 3);
+    assert_eq!(bits(gpu, &l.params), bits(gpu, &saved.params));
+    // An invalid saved value is refused either way, nothing changed.
+    let bad = tmp("hyper-bad.safetensors");
+    std::fs::copy(&path, &bad).unwrap();
+    rewrite_meta(&bad, |d| {
+        d["groups"][0]["hyperparameters"]["beta1"] = json!(1.5)
+    });
+    for options in [LoadOptions::default(), from_file] {
+        let mut l = start(gpu, &adamw(0.1, 0.99));
+        let before = live(gpu, &l.params, &mut l.opt);
+        let e = checkpoint::load_with(&bad, gpu, &mut l.params, &mut l.opt, options).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Checkpoint);
+        assert!(reason(&e).contains("param group 0: "), "{e}");
+        assert!(reason(&e).contains("1.5"), "{e}");
+        assert_unchanged(gpu, &before, &mut l, "beta1 = 1.5");
+    }
+    // A field the optimizer does not have.
+    rewrite_meta(&bad, |d| {
+        d["groups"][0]["hyperparameters"]["beta1"] = json!(0.9);
+        d["groups"][1]["hyperparameters"]["rho"] = json!(0.9);
+    });
+    let mut l = start(gpu, &adamw(0.1, 0.99));
+    let e = checkpoint::load(&bad, gpu, &mut l.params, &mut l.opt).unwrap_err();
+    assert!(
+        reason(&e).contains(
+            "param group 1: the file has a hyperparameter `rho`, which adamw does not have"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_cycled_momentum_is_taken_from_the_file_like_the_lr() {
+    let gpu = gpu();
+    let spec = OptimizerSpec::sgd(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        ..Default::default()
+    });
+    let l = layout();
+    let build = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(1), &l)).unwrap();
+        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        (params, opt)
+    };
+    let (mut params, mut opt) = build();
+    let mut sched = LrScheduler::new(
+        &mut opt,
+        Schedule::one_cycle(OneCycleConfig::new(0.1, 20)).unwrap(),
+    )
+    .unwrap();
+    for s in 0..4 {
+        params
+            .write_grads_all(gpu, &grads(&mut Rng(100 + s), &l))
+            .unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        sched.advance(&mut opt).unwrap();
+    }
+    let momentum = opt.momentum().unwrap();
+    assert_ne!(momentum, 0.9, "one-cycle moved the momentum");
+    let with_sched = tmp("cycled.safetensors");
+    let training = TrainingState {
+        scheduler: Some(sched.clone()),
+        ..Default::default()
+    };
+    checkpoint::save(&with_sched, gpu, &params, &mut opt, &training).unwrap();
+    let (mut p2, mut o2) = build();
+    let back = checkpoint::load(&with_sched, gpu, &mut p2, &mut o2).unwrap();
+    assert_eq!(o2.momentum(), Some(momentum));
+    assert_eq!(o2.lrs(), opt.lrs());
+    back.scheduler.unwrap().apply(&mut o2).unwrap();
+    assert_eq!(o2.momentum(), Some(momentum));
+    // Without the scheduler that cycles it, the momentum must match.
+    let without = tmp("cycled-no-sched.safetensors");
+    checkpoint::save(&without, gpu, &params, &mut opt, &TrainingState::default()).unwrap();
+    let (mut p3, mut o3) = build();
+    let e = checkpoint::load(&without, gpu, &mut p3, &mut o3).unwrap_err();
+    assert!(
+        reason(&e).contains(&format!(
+            "param group 0: `momentum` is {momentum} in the file but 0.9 in the live optimizer"
+        )),
+        "{e}"
+    );
+}
+
+/// Rewrites a file of this build as version 1 wrote it: no metadata
+/// checksum, `lr`, `weight_decay` and `l1` per group.
+fn as_version_1(path: &Path, edit: impl Fn(&mut Value)) {
+    rewrite_header(path, |h, _| {
+        let m = h["__metadata__"].as_object_mut().unwrap();
+        let mut doc: Value = serde_json::from_str(m["wgpu_optim"].as_str().unwrap()).unwrap();
+        doc["version"] = json!(1);
+        for g in doc["groups"].as_array_mut().unwrap() {
+            let hp = &g["hyperparameters"];
+            *g = json!({"lr": hp["lr"], "weight_decay": hp["weight_decay"], "l1": hp["l1"]});
+        }
+        edit(&mut doc);
+        m.remove("wgpu_optim_checksum");
+        m.insert("version".into(), json!("1"));
+        m.insert(
+            "wgpu_optim".into(),
+            json!(serde_json::to_string(&doc).unwrap()),
+        );
+    });
+}
+
+#[test]
+fn a_version_1_checkpoint_still_loads() {
+    let gpu = gpu();
+    let spec = &specs()[0];
+    let mut r = start(gpu, spec);
+    train(gpu, &mut r, 0, 3);
+    let path = tmp("v1.safetensors");
+    checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    as_version_1(&path, |_| {});
+    let mut other = start(gpu, spec);
+    checkpoint::load(&path, gpu, &mut other.params, &mut other.opt).unwrap();
+    assert_eq!(
+        live(gpu, &other.params, &mut other.opt),
+        live(gpu, &r.params, &mut r.opt)
+    );
+    // Its weight decay is compared too.
+    let wd = tmp("v1-wd.safetensors");
+    checkpoint::save(&wd, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    as_version_1(&wd, |d| d["groups"][1]["weight_decay"] = json!(0.5));
+    let mut l = start(gpu, spec);
+    let before = live(gpu, &l.params, &mut l.opt);
+    let e = checkpoint::load(&wd, gpu, &mut l.params, &mut l.opt).unwrap_err();
+    assert!(
+        reason(&e).contains("param group 1: `weight_decay` is 0.5 in the file but 0 in the live"),
+        "{e}"
+    );
+    assert_unchanged(gpu, &before, &mut l, "v1 weight decay");
 }

@@ -37,6 +37,7 @@
 //!   every checksum are checked before the first byte reaches the GPU.
 
 mod reader;
+mod validate;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,8 +59,18 @@ use write::{Entry, checksums, write_atomic};
 pub const FORMAT: &str = "wgpu-optim-checkpoint";
 /// `format` of a parameters-only file.
 pub const PARAMS_FORMAT: &str = "wgpu-optim-params";
-/// The version this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// The checkpoint version this crate writes. It reads version 2 and the
+/// version 1 of earlier builds (see the [module docs](self)).
+pub const VERSION: u32 = 2;
+/// The checkpoint versions this crate reads.
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
+/// The version of parameters-only files (unchanged since the first).
+pub const PARAMS_VERSION: u32 = 1;
+/// The `__metadata__` key of the `wgpu_optim` document.
+pub const META_KEY: &str = "wgpu_optim";
+/// The `__metadata__` key of the document's checksum: FNV-1a 64 of the
+/// document's UTF-8 bytes, as 16 lower-case hex digits (version 2).
+pub const META_CHECKSUM_KEY: &str = "wgpu_optim_checksum";
 /// Largest header accepted (as the safetensors crate: 100 MB).
 const MAX_HEADER: u64 = 100_000_000;
 
@@ -79,14 +90,13 @@ pub struct TrainingState {
 }
 
 /// One param group's hyperparameters as saved.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupMeta {
-    /// Learning rate at save time.
-    pub lr: f64,
-    /// Weight decay.
-    pub weight_decay: f64,
-    /// L1 penalty.
-    pub l1: f64,
+    /// Every numeric hyperparameter of the group by its name (`lr`,
+    /// `beta1`, `beta2`, `eps`, `weight_decay`, `l1`, `momentum`, ...), as
+    /// [`Algorithm::get`](crate::optim::Algorithm::get) gives it. Files of
+    /// version 1 kept `lr`, `weight_decay` and `l1` only.
+    pub hyperparameters: BTreeMap<String, f64>,
 }
 
 /// The JSON document under `__metadata__["wgpu_optim"]`.
@@ -94,9 +104,9 @@ pub struct GroupMeta {
 pub struct CheckpointMeta {
     /// Always [`FORMAT`].
     pub format: String,
-    /// Always [`VERSION`].
+    /// The file's version, as the `version` metadata key.
     pub version: u32,
-    /// `sgd`, `adam`, `adamw`, `adagrad`, `adadelta` or `rmsprop`.
+    /// `sgd`, `adam`, `adamw`, `adagrad`, `adadelta`, `rmsprop` or `adamax`.
     pub optimizer: String,
     /// The optimizer's state keys.
     pub state_names: Vec<String>,
@@ -112,6 +122,37 @@ pub struct CheckpointMeta {
     pub checksums: BTreeMap<String, String>,
     /// The caller's state.
     pub training: TrainingState,
+}
+
+/// What [`load_with`] does with the hyperparameters a checkpoint saved.
+///
+/// Either way the learning rates are taken from the file (a schedule sets
+/// them every step, so they differ from a freshly built optimizer's on
+/// every resume), and so is the momentum (`momentum` of SGD and RMSprop,
+/// `beta1` of Adam, AdamW and Adamax) when the checkpoint's scheduler
+/// cycles it (`Schedule::cyclic` / `Schedule::one_cycle` with
+/// `cycle_momentum`). Applying the restored scheduler after the load sets
+/// both again for the next step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Hyperparameters {
+    /// Every other saved hyperparameter of every group must equal the live
+    /// optimizer's; a difference is refused with an [`Error::Checkpoint`]
+    /// naming the group, the field and both values. The default: a resumed
+    /// run continues the run that was saved.
+    #[default]
+    MustMatch,
+    /// Every saved hyperparameter of every group is set into the live
+    /// optimizer (`Optimizer::set_hyperparameter`), after all of them were
+    /// validated; values that would change the kernel variant or the states
+    /// the optimizer was built with are refused.
+    FromFile,
+}
+
+/// Options of [`load_with`]; [`load`] uses the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// What to do with the saved hyperparameters.
+    pub hyperparameters: Hyperparameters,
 }
 
 /// FNV-1a, 64 bits: a checksum to catch corruption (not an authenticator).
@@ -188,12 +229,22 @@ pub fn save(
     }
     let groups = (0..opt.num_groups())
         .map(|g| {
-            let hp = opt.group_hp(g)?;
-            Ok(GroupMeta {
-                lr: hp.lr,
-                weight_decay: hp.weight_decay,
-                l1: hp.l1,
-            })
+            let c = opt.group_config(g)?;
+            let mut hyperparameters = BTreeMap::new();
+            for &n in c.hyperparameter_names() {
+                match c.get(n) {
+                    Some(v) if v.is_finite() => {
+                        hyperparameters.insert(n.to_string(), v);
+                    }
+                    v => {
+                        return Err(ck_err(
+                            path,
+                            format!("param group {g}: `{n}` is {v:?}, which JSON cannot hold"),
+                        ));
+                    }
+                }
+            }
+            Ok(GroupMeta { hyperparameters })
         })
         .collect::<Result<Vec<_>>>()?;
     let meta = CheckpointMeta {
@@ -217,7 +268,11 @@ pub fn save(
     let info = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("version".to_string(), VERSION.to_string()),
-        ("wgpu_optim".to_string(), json),
+        (
+            META_CHECKSUM_KEY.to_string(),
+            format!("{:016x}", fnv1a(json.as_bytes())),
+        ),
+        (META_KEY.to_string(), json),
     ]);
     write_atomic(path, &entries, info)
 }
@@ -232,70 +287,83 @@ fn layout_of(params: &ParamSet) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Loads a checkpoint written by [`save`] into `params` and `opt`, and
-/// returns the saved [`TrainingState`].
+/// returns the saved [`TrainingState`]: [`load_with`] with the default
+/// [`LoadOptions`] (saved hyperparameters other than the learning rates
+/// must match the live optimizer's).
 ///
 /// # Errors
-/// [`Error::Checkpoint`] naming what differs — format or version, optimizer
-/// kind, state keys, groups, layout, a missing or extra tensor, a dtype or
-/// shape, truncation, a checksum — and nothing live has changed then.
+/// As [`load_with`].
 pub fn load(
     path: &Path,
     gpu: &Gpu,
     params: &mut ParamSet,
     opt: &mut Optimizer,
 ) -> Result<TrainingState> {
+    load_with(path, gpu, params, opt, LoadOptions::default())
+}
+
+/// Loads a checkpoint written by [`save`] into `params` and `opt`, and
+/// returns the saved [`TrainingState`].
+///
+/// Everything is checked before anything live changes: that `opt` was
+/// built for `params`, the file's structure (see the [module docs](self)),
+/// the metadata checksum, the document against itself (a step that can be
+/// continued, a gradient state the device can hold, a scheduler for the
+/// file's groups) and against the live optimizer (kind, state keys,
+/// groups, layout, gradient pipeline, hyperparameters as `options` says),
+/// every tensor's name, dtype, shape and byte range, and every tensor's
+/// checksum. Then the hyperparameters and learning rates are set, the
+/// gradient pipeline's state is restored (a statistics read in flight from
+/// before the load is discarded, so the first step after the load reports
+/// no stale skip and every later skip is reported), the tensors are
+/// uploaded and the step count set.
+///
+/// ```no_run
+/// # use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+/// # use wgpu_optim::optim::{AdamWConfig, OptimizerSpec};
+/// use wgpu_optim::checkpoint::{self, Hyperparameters, LoadOptions};
+/// # fn main() -> wgpu_optim::Result<()> {
+/// # let gpu = Gpu::new_default()?;
+/// # let mut params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
+/// # let mut opt = Optimizer::new(&gpu, &OptimizerSpec::adamw(AdamWConfig::default()), &params)?;
+/// // Resume with the saved weight decay, betas, eps, ... whatever `opt` was built with.
+/// let options = LoadOptions { hyperparameters: Hyperparameters::FromFile };
+/// let training = checkpoint::load_with("run.safetensors".as_ref(), &gpu, &mut params, &mut opt, options)?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::LayoutMismatch`] or [`Error::WrongDevice`] when `opt` was not
+/// built for `params` on `gpu`; [`Error::Checkpoint`] naming what is wrong
+/// or differs — the file, the tensor or field, what was found and what is
+/// allowed — and nothing live has changed then. The one exception: a file
+/// modified in place while it loads (this crate's saves replace files by
+/// rename, which an open load does not see) fails the tensor's second
+/// checksum during the upload, and the error says that the live state is
+/// partly overwritten. A timeout while discarding a statistics read in
+/// flight changes nothing.
+pub fn load_with(
+    path: &Path,
+    gpu: &Gpu,
+    params: &mut ParamSet,
+    opt: &mut Optimizer,
+    options: LoadOptions,
+) -> Result<TrainingState> {
     opt.check_params(gpu, params)?;
     let mut r = Reader::open(path)?;
-    r.check_format(FORMAT)?;
-    let meta: CheckpointMeta = serde_json::from_str(
-        r.metadata
-            .get("wgpu_optim")
-            .ok_or_else(|| ck_err(path, "no `wgpu_optim` metadata"))?,
-    )
-    .map_err(|e| ck_err(path, format!("corrupt `wgpu_optim` metadata: {e}")))?;
-    let kind = opt.spec().algorithm().name();
-    if meta.optimizer != kind {
-        return Err(ck_err(
-            path,
-            format!(
-                "optimizer is {}, the live optimizer is {kind}",
-                meta.optimizer
-            ),
-        ));
-    }
-    let live_states: Vec<String> = opt.state_names().iter().map(|s| s.to_string()).collect();
-    if meta.state_names != live_states {
-        return Err(ck_err(
-            path,
-            format!(
-                "state keys {:?}, the live optimizer keeps {live_states:?}",
-                meta.state_names
-            ),
-        ));
-    }
-    if meta.groups.len() != opt.num_groups() {
-        return Err(ck_err(
-            path,
-            format!(
-                "{} param groups, the live optimizer has {}",
-                meta.groups.len(),
-                opt.num_groups()
-            ),
-        ));
-    }
+    let version = r.check_format(FORMAT, &READ_VERSIONS)?;
+    let json = if version == 1 {
+        r.check_metadata_keys(&["format", "version", META_KEY])?;
+        r.metadata_str(META_KEY, None)?
+    } else {
+        r.check_metadata_keys(&["format", "version", META_KEY, META_CHECKSUM_KEY])?;
+        r.metadata_str(META_KEY, Some(META_CHECKSUM_KEY))?
+    };
+    let doc = validate::parse(path, &json, version)?;
     let live_layout = layout_of(params);
-    if meta.layout != live_layout {
-        return Err(ck_err(
-            path,
-            "the layout (names, shapes or order) differs from the live one",
-        ));
-    }
-    if meta.gradient_state.is_some() != opt.control_buffer().is_some() {
-        return Err(ck_err(
-            path,
-            "gradient pipeline (clipping / guard / scaler) present in one side only",
-        ));
-    }
+    let writes = validate::check(path, &doc, version, &live_layout, opt, options)?;
+    let meta = doc.meta;
+    let live_states = opt.state_names();
     let mut expected = Vec::new();
     for (name, shape) in &live_layout {
         expected.push((format!("param.{name}"), shape.clone()));
@@ -304,26 +372,52 @@ pub fn load(
         }
     }
     r.check_tensors(&expected)?;
-    for g in &meta.groups {
-        crate::optim::check_lr("lr", g.lr).map_err(|e| ck_err(path, e.to_string()))?;
-    }
     r.verify_checksums(&meta.checksums)?;
-    // Everything checked: now change the live state.
+    // Everything checked: now change the live state, the steps that can fail
+    // (a bounded wait) first, undone if they do.
+    let mut done: Vec<validate::Write> = Vec::new();
+    let undo = |opt: &mut Optimizer, done: &[validate::Write]| {
+        for &(g, name, old) in done.iter().rev() {
+            let _ = opt.set_hyperparameter(g, name, old);
+        }
+    };
+    for &(g, name, value) in &writes {
+        let old = opt.group_config(g)?.get(name).unwrap_or(value);
+        if let Err(e) = opt.set_hyperparameter(g, name, value) {
+            undo(opt, &done);
+            return Err(e);
+        }
+        done.push((g, name, old));
+    }
+    if let Some(gs) = &meta.gradient_state
+        && let Err(e) = opt.set_gradient_state(gpu, gs)
+    {
+        undo(opt, &done);
+        return Err(e);
+    }
+    let partly = |e: Error| {
+        let reason = match e {
+            Error::Checkpoint { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        ck_err(
+            path,
+            format!("{reason}; the live state is partly overwritten: load a good checkpoint again"),
+        )
+    };
     for (name, _) in &live_layout {
-        let v = r.read(&format!("param.{name}"))?;
-        params.write(gpu, name, &v)?;
+        let v = r
+            .read_verified(&format!("param.{name}"), &meta.checksums)
+            .map_err(partly)?;
+        params.write(gpu, name, &v).map_err(partly)?;
         for s in &live_states {
-            let v = r.read(&format!("state.{name}.{s}"))?;
-            opt.write_state(gpu, s, name, &v)?;
+            let v = r
+                .read_verified(&format!("state.{name}.{s}"), &meta.checksums)
+                .map_err(partly)?;
+            opt.write_state(gpu, s, name, &v).map_err(partly)?;
         }
     }
     opt.set_step_count(meta.step);
-    for (g, m) in meta.groups.iter().enumerate() {
-        opt.set_lr(g, m.lr)?;
-    }
-    if let Some(gs) = &meta.gradient_state {
-        opt.set_gradient_state(gpu, gs)?;
-    }
     Ok(meta.training)
 }
 
@@ -334,7 +428,7 @@ pub fn export_params(path: &Path, gpu: &Gpu, params: &ParamSet) -> Result<()> {
         serde_json::to_string(&checksums(&entries)?).map_err(|e| ck_err(path, e.to_string()))?;
     let info = HashMap::from([
         ("format".to_string(), PARAMS_FORMAT.to_string()),
-        ("version".to_string(), VERSION.to_string()),
+        ("version".to_string(), PARAMS_VERSION.to_string()),
         ("checksums".to_string(), json),
     ]);
     write_atomic(path, &entries, info)
@@ -365,7 +459,7 @@ pub fn export_snapshot(
         serde_json::to_string(&checksums(&entries)?).map_err(|e| ck_err(path, e.to_string()))?;
     let info = HashMap::from([
         ("format".to_string(), PARAMS_FORMAT.to_string()),
-        ("version".to_string(), VERSION.to_string()),
+        ("version".to_string(), PARAMS_VERSION.to_string()),
         ("checksums".to_string(), json),
     ]);
     write_atomic(path, &entries, info)
@@ -375,18 +469,15 @@ pub fn export_snapshot(
 /// checking names, shapes, dtypes, length and checksums.
 pub fn import_params(path: &Path, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
     let mut r = Reader::open(path)?;
-    r.check_format(PARAMS_FORMAT)?;
-    let sums: BTreeMap<String, String> = serde_json::from_str(
-        r.metadata
-            .get("checksums")
-            .ok_or_else(|| ck_err(path, "no checksums in the metadata"))?,
-    )
-    .map_err(|e| ck_err(path, format!("corrupt checksums: {e}")))?;
+    r.check_format(PARAMS_FORMAT, &[PARAMS_VERSION])?;
+    r.check_metadata_keys(&["format", "version", "checksums"])?;
+    let sums: BTreeMap<String, String> = serde_json::from_str(&r.metadata_str("checksums", None)?)
+        .map_err(|e| ck_err(path, format!("corrupt checksums: {e}")))?;
     let layout = layout_of(params);
     r.check_tensors(&layout)?;
     r.verify_checksums(&sums)?;
     for (name, _) in &layout {
-        let v = r.read(name)?;
+        let v = r.read_verified(name, &sums)?;
         params.write(gpu, name, &v)?;
     }
     Ok(())

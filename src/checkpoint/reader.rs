@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::{MAX_HEADER, VERSION, ck_err, fnv1a};
+use super::{MAX_HEADER, ck_err, fnv1a};
 use crate::error::Result;
 
 /// A tensor entry of a safetensors header.
@@ -115,7 +115,7 @@ pub(super) struct Reader {
     file: File,
     data_start: u64,
     tensors: HashMap<String, HeaderTensor>,
-    pub(super) metadata: HashMap<String, String>,
+    metadata: HashMap<String, String>,
 }
 
 impl Reader {
@@ -244,7 +244,27 @@ impl Reader {
         Ok(())
     }
 
-    pub(super) fn check_format(&self, format: &str) -> Result<()> {
+    /// Tensor `name` read again for the upload, its checksum verified again
+    /// (the file may have been modified in place since `verify_checksums`).
+    pub(super) fn read_verified(
+        &mut self,
+        name: &str,
+        sums: &BTreeMap<String, String>,
+    ) -> Result<Vec<f32>> {
+        let v = self.read(name)?;
+        let got = format!("{:016x}", fnv1a(bytemuck::cast_slice(&v)));
+        if sums.get(name) != Some(&got) {
+            return Err(ck_err(
+                &self.path,
+                format!("tensor `{name}` changed on disk while it was loading (checksum mismatch)"),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Checks the `format` and `version` metadata keys: `format`, and one
+    /// of `versions`, which is returned.
+    pub(super) fn check_format(&self, format: &str, versions: &[u32]) -> Result<u32> {
         let found = self
             .metadata
             .get("format")
@@ -261,13 +281,66 @@ impl Reader {
             .get("version")
             .map(String::as_str)
             .unwrap_or("(none)");
-        if version != VERSION.to_string() {
-            return Err(ck_err(
+        versions
+            .iter()
+            .copied()
+            .find(|v| v.to_string() == version)
+            .ok_or_else(|| {
+                let known: Vec<String> = versions.iter().map(u32::to_string).collect();
+                ck_err(
+                    &self.path,
+                    format!(
+                        "version {version} is not supported; this build reads version {}",
+                        known.join(" and ")
+                    ),
+                )
+            })
+    }
+
+    /// Refuses metadata keys other than `allowed`: every byte of the header
+    /// is either checked or refused.
+    pub(super) fn check_metadata_keys(&self, allowed: &[&str]) -> Result<()> {
+        let mut unknown: Vec<&String> = self
+            .metadata
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        match unknown.first() {
+            None => Ok(()),
+            Some(k) => Err(ck_err(
                 &self.path,
-                format!("version {version} is not supported; this build reads version {VERSION}"),
-            ));
+                format!("unexpected metadata key `{k}`; this format has only {allowed:?}"),
+            )),
         }
-        Ok(())
+    }
+
+    /// The metadata string `key`; with `checksum_key`, verified against the
+    /// FNV-1a 64 of its UTF-8 bytes recorded under that key.
+    pub(super) fn metadata_str(&self, key: &str, checksum_key: Option<&str>) -> Result<String> {
+        let v = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| ck_err(&self.path, format!("no `{key}` metadata")))?;
+        if let Some(ck) = checksum_key {
+            let want = self.metadata.get(ck).ok_or_else(|| {
+                ck_err(
+                    &self.path,
+                    format!("no `{ck}` metadata: the `{key}` document cannot be verified"),
+                )
+            })?;
+            let got = format!("{:016x}", fnv1a(v.as_bytes()));
+            if &got != want {
+                return Err(ck_err(
+                    &self.path,
+                    format!(
+                        "metadata checksum mismatch: the `{key}` document hashes to {got}, \
+                         `{ck}` records {want}: the metadata is corrupt"
+                    ),
+                ));
+            }
+        }
+        Ok(v.clone())
     }
 }
 
