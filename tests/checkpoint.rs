@@ -1008,3 +1008,51 @@ fn a_version_1_checkpoint_still_loads() {
     );
     assert_unchanged(gpu, &before, &mut l, "v1 weight decay");
 }
+
+/// One step with the gradients of step `s`, NaN in `w` when `nan`.
+fn step_with(gpu: &Gpu, r: &mut Run, s: u64, nan: bool) -> wgpu_optim::Result<()> {
+    let mut g = grads(&mut Rng(100 + s), &layout());
+    if nan {
+        g[0][0] = f32::NAN;
+    }
+    r.params.write_grads_all(gpu, &g).unwrap();
+    r.opt.step(gpu, &mut r.params)
+}
+
+fn new_skips(e: wgpu_optim::Error) -> u64 {
+    match e {
+        wgpu_optim::Error::NonFinite { skipped, .. } => skipped,
+        other => panic!("not a NonFinite error: {other}"),
+    }
+}
+
+#[test]
+fn after_a_load_the_first_step_reports_no_stale_skip_and_the_next_skip_is_reported() {
+    use wgpu_optim::grad::NonFinite;
+    let gpu = gpu();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).nonfinite(NonFinite::Error);
+    // A: one skipped step, reported; saved with skipped = 1.
+    let mut a = start(gpu, &spec);
+    step_with(gpu, &mut a, 0, true).unwrap();
+    assert_eq!(new_skips(a.opt.stats(gpu).unwrap_err()), 1);
+    step_with(gpu, &mut a, 1, false).unwrap();
+    let path = tmp("readback.safetensors");
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    // B: skips of its own, reported, then one more with its read in flight.
+    let mut b = start(gpu, &spec);
+    for s in 0..3 {
+        let _ = step_with(gpu, &mut b, s, true);
+    }
+    let _ = b.opt.stats(gpu);
+    step_with(gpu, &mut b, 3, true).unwrap();
+    checkpoint::load(&path, gpu, &mut b.params, &mut b.opt).unwrap();
+    assert_eq!(b.opt.step_count(), 2);
+    // The read from before the load is gone: no stale error.
+    step_with(gpu, &mut b, 2, false).unwrap();
+    // A real skip after the load is reported, exactly once.
+    step_with(gpu, &mut b, 3, true).unwrap();
+    assert_eq!(new_skips(b.opt.stats(gpu).unwrap_err()), 1);
+    let s = b.opt.stats(gpu).unwrap();
+    assert_eq!(s.skipped_steps, 2);
+    assert_eq!(s.host_step, 4);
+}
