@@ -1056,3 +1056,24 @@ fn after_a_load_the_first_step_reports_no_stale_skip_and_the_next_skip_is_report
     assert_eq!(s.skipped_steps, 2);
     assert_eq!(s.host_step, 4);
 }
+
+#[test]
+fn a_save_right_after_a_skipped_step_succeeds_and_leaves_the_report_to_stats() {
+    use wgpu_optim::grad::NonFinite;
+    let gpu = gpu();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).nonfinite(NonFinite::Error);
+    let mut a = start(gpu, &spec);
+    step_with(gpu, &mut a, 0, false).unwrap();
+    step_with(gpu, &mut a, 1, true).unwrap();
+    let path = tmp("after-skip.safetensors");
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    // The save neither reported nor swallowed the skip.
+    assert_eq!(new_skips(a.opt.stats(gpu).unwrap_err()), 1);
+    assert_eq!(a.opt.stats(gpu).unwrap().skipped_steps, 1);
+    // The file holds it: a resumed run has seen it and reports only new ones.
+    let mut b = start(gpu, &spec);
+    checkpoint::load(&path, gpu, &mut b.params, &mut b.opt).unwrap();
+    let s = b.opt.stats(gpu).unwrap();
+    assert_eq!((s.skipped_steps, s.host_step), (1, 2));
+    assert_eq!(bits(gpu, &b.params), bits(gpu, &a.params));
+}

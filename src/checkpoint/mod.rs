@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use crate::early_stopping::EarlyStopping;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::grad::GradientState;
+use crate::grad::{ControlHeader, GradientState};
 use crate::optim::Optimizer;
 use crate::params::ParamSet;
 use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
@@ -203,8 +203,24 @@ fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<En
 /// ```
 ///
 /// # Errors
+/// [`Error::LayoutMismatch`] or [`Error::WrongDevice`] when `opt` was not
+/// built for `params` on `gpu` (nothing is written then);
 /// [`Error::Checkpoint`] for I/O failures or state that cannot be serialized
 /// (a `Schedule::from_fn` closure); the previous file at `path` is intact then.
+///
+/// A save never reports skipped steps: in [`NonFinite::Error`] mode a
+/// checkpoint can be written right after a skipped step, it records the
+/// skipped count, and the skip is reported by the next
+/// [`Optimizer::step`] or [`Optimizer::stats`] as without the save (the
+/// save reads the device's control block itself, leaving the optimizer's
+/// statistics reads alone). `opt` is `&mut` for compatibility; a save
+/// changes nothing in it.
+///
+/// Saves that race for one path (threads or processes) each write a
+/// temporary file of their own and rename it: the last rename wins, and the
+/// file is always one whole checkpoint.
+///
+/// [`NonFinite::Error`]: crate::grad::NonFinite::Error
 pub fn save(
     path: &Path,
     gpu: &Gpu,
@@ -213,8 +229,8 @@ pub fn save(
     training: &TrainingState,
 ) -> Result<()> {
     opt.check_params(gpu, params)?;
-    let gradient_state = opt.gradient_state(gpu)?;
     let opt: &Optimizer = opt;
+    let gradient_state = device_gradient_state(gpu, opt)?;
     let mut entries = param_entries(gpu, params, "param.");
     let state_names = opt.state_names();
     for t in params.layout().tensors() {
@@ -275,6 +291,30 @@ pub fn save(
         (META_KEY.to_string(), json),
     ]);
     write_atomic(path, &entries, info)
+}
+
+/// The gradient pipeline's state as of the steps submitted so far, read
+/// from the device's control block (waits for the GPU), without the
+/// optimizer's statistics reads: a save neither reports nor consumes a
+/// skip that `step()` / `stats()` are to report.
+fn device_gradient_state(gpu: &Gpu, opt: &Optimizer) -> Result<Option<GradientState>> {
+    let Some(control) = opt.control_buffer() else {
+        return Ok(None);
+    };
+    let size = std::mem::size_of::<ControlHeader>();
+    let bytes = gpu.read_ranges("checkpoint/gradient_state", &[(control, 0, size as u64)])?;
+    let header: ControlHeader = bytes
+        .get(..size)
+        .map(bytemuck::pod_read_unaligned)
+        .ok_or_else(|| Error::Gpu {
+            context: "checkpoint/gradient_state".into(),
+            message: format!("{} bytes read back, {size} expected", bytes.len()),
+        })?;
+    Ok(Some(GradientState {
+        skipped: header.skipped as u64,
+        scale: header.scale,
+        growth_tracker: header.growth_tracker,
+    }))
 }
 
 fn layout_of(params: &ParamSet) -> Vec<(String, Vec<usize>)> {
