@@ -6,11 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Rng, gpu};
-use wgpu_optim::checkpoint::{self, TrainingState};
+use serde_json::{Value, json};
+use wgpu_optim::checkpoint::{self, Hyperparameters, LoadOptions, TrainingState};
 use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::grad::{GradScalerConfig, LossScale};
 use wgpu_optim::optim::*;
-use wgpu_optim::schedule::{LrScheduler, Schedule};
+use wgpu_optim::schedule::{LrScheduler, OneCycleConfig, Schedule};
 use wgpu_optim::{ErrorKind, Gpu, Optimizer, ParamLayout, ParamSet};
 
 fn layout() -> ParamLayout {
@@ -203,31 +204,88 @@ fn round_trip_keeps_everything_bitwise() {
     );
 }
 
+/// Everything a load may change, bitwise: params, every optimizer state of
+/// every tensor, the step count, every hyperparameter of every group (the
+/// lrs included) and the gradient pipeline's state.
+#[derive(Debug, PartialEq)]
+struct Live {
+    params: Vec<u32>,
+    states: Vec<(String, String, Vec<u32>)>,
+    step: u64,
+    hyperparameters: Vec<Vec<(&'static str, u64)>>,
+    gradient_state: Option<(u64, u32, u32)>,
+}
+
+fn live(gpu: &Gpu, params: &ParamSet, opt: &mut Optimizer) -> Live {
+    let mut states = Vec::new();
+    for s in opt.state_names() {
+        for t in params.layout().tensors() {
+            let v = opt.read_state(gpu, s, &t.name).unwrap();
+            states.push((
+                s.to_string(),
+                t.name.clone(),
+                v.iter().map(|x| x.to_bits()).collect(),
+            ));
+        }
+    }
+    let hyperparameters = (0..opt.num_groups())
+        .map(|g| {
+            let c = opt.group_config(g).unwrap();
+            c.hyperparameter_names()
+                .iter()
+                .map(|&n| (n, c.get(n).unwrap().to_bits()))
+                .collect()
+        })
+        .collect();
+    Live {
+        params: bits(gpu, params),
+        states,
+        step: opt.step_count(),
+        hyperparameters,
+        gradient_state: opt
+            .gradient_state(gpu)
+            .unwrap()
+            .map(|g| (g.skipped, g.scale.to_bits(), g.growth_tracker)),
+    }
+}
+
+/// What a checkpoint error says, without the path (which holds the test's name).
+fn reason(e: &wgpu_optim::Error) -> &str {
+    match e {
+        wgpu_optim::Error::Checkpoint { reason, .. } => reason,
+        other => panic!("not a checkpoint error: {other}"),
+    }
+}
+
+/// Checks that `run`'s live state is bitwise `before`.
+fn assert_unchanged(gpu: &Gpu, before: &Live, run: &mut Run, what: &str) {
+    let now = live(gpu, &run.params, &mut run.opt);
+    assert!(now == *before, "{what}: the live state changed");
+}
+
 /// Saves a reference file, then checks that `corrupt` of it is refused with
 /// `words` and that the live state stays as it was.
 fn refused(gpu: &Gpu, name: &str, corrupt: impl Fn(&Path), words: &str) {
-    let spec = specs().remove(0);
-    let mut r = start(gpu, &spec);
+    refused_with(gpu, &specs()[0], name, corrupt, words);
+}
+
+/// As [`refused`], with a reference file and a live run of `spec`.
+fn refused_with(gpu: &Gpu, spec: &OptimizerSpec, name: &str, corrupt: impl Fn(&Path), words: &str) {
+    let mut r = start(gpu, spec);
     train(gpu, &mut r, 0, 2);
     let path = tmp(name);
     checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
     corrupt(&path);
-    let mut live = start(gpu, &spec);
-    train(gpu, &mut live, 0, 1);
-    let before = bits(gpu, &live.params);
-    let state_before = live.opt.read_state(gpu, "exp_avg", "long").unwrap();
-    let e = checkpoint::load(&path, gpu, &mut live.params, &mut live.opt).unwrap_err();
+    let mut live_run = start(gpu, spec);
+    train(gpu, &mut live_run, 0, 1);
+    let before = live(gpu, &live_run.params, &mut live_run.opt);
+    let e = checkpoint::load(&path, gpu, &mut live_run.params, &mut live_run.opt).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Checkpoint, "{name}: {e}");
     assert!(
-        e.to_string().contains(words),
+        reason(&e).contains(words),
         "{name}: {e:?} should say {words:?}"
     );
-    assert_eq!(bits(gpu, &live.params), before, "{name}: params unchanged");
-    assert_eq!(
-        live.opt.read_state(gpu, "exp_avg", "long").unwrap(),
-        state_before
-    );
-    assert_eq!(live.opt.step_count(), 1);
+    assert_unchanged(gpu, &before, &mut live_run, name);
 }
 
 fn rewrite(path: &Path, f: impl Fn(&mut Vec<u8>)) {
@@ -282,14 +340,14 @@ fn bad_files_are_refused_and_change_nothing() {
     refused(
         gpu,
         "wrong-version",
-        |p| edit_header(p, "\"version\":\"1\"", "\"version\":\"9\""),
-        "version 9 is not supported",
+        |p| edit_header(p, "\"version\":\"2\"", "\"version\":\"9\""),
+        "version 9 is not supported; this build reads version 1 and 2",
     );
     refused(
         gpu,
         "wrong-shape",
-        |p| edit_header(p, "[4,5]", "[5,4]"),
-        "shape",
+        |p| rewrite_header(p, |h, _| h["param.w"]["shape"] = json!([5, 4])),
+        "tensor `param.w` has shape [5, 4], expected [4, 5]",
     );
     refused(
         gpu,
@@ -402,4 +460,620 @@ fn a_failed_write_leaves_the_previous_file_intact() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn save_and_load_refuse_a_param_set_the_optimizer_was_not_built_for() {
+    let gpu = gpu();
+    let spec = &specs()[0];
+    let mut a = start(gpu, spec);
+    let mut b = start(gpu, spec);
+    train(gpu, &mut a, 0, 2);
+    let path = tmp("foreign").join("foreign.safetensors");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // params of B with the optimizer of A: refused, nothing written.
+    let e =
+        checkpoint::save(&path, gpu, &b.params, &mut a.opt, &TrainingState::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
+    assert!(e.to_string().contains("was built for ParamSet"), "{e}");
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+        0
+    );
+    // A good file, loaded into params of B through the optimizer of A.
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    let before_a = live(gpu, &a.params, &mut a.opt);
+    let before_b = live(gpu, &b.params, &mut b.opt);
+    let e = checkpoint::load(&path, gpu, &mut b.params, &mut a.opt).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
+    assert!(e.to_string().contains("was built for ParamSet"), "{e}");
+    assert_unchanged(gpu, &before_a, &mut a, "optimizer A");
+    assert_unchanged(gpu, &before_b, &mut b, "params B");
+}
+
+/// Rewrites the file with `f` applied to its header (as JSON) and its data
+/// section; the header is padded with spaces to 8 bytes, as safetensors does.
+fn rewrite_header(path: &Path, f: impl Fn(&mut serde_json::Value, &mut Vec<u8>)) {
+    rewrite(path, |b| {
+        let n = header_len(b);
+        let mut h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        let mut data = b[8 + n..].to_vec();
+        f(&mut h, &mut data);
+        let mut text = serde_json::to_string(&h).unwrap().into_bytes();
+        while !text.len().is_multiple_of(8) {
+            text.push(b' ');
+        }
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend(text);
+        out.extend(data);
+        *b = out;
+    });
+}
+
+/// The name of the tensor whose bytes come last (the largest end, then start).
+fn last_tensor(h: &serde_json::Value) -> String {
+    h.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .max_by_key(|(_, v)| {
+            let o = &v["data_offsets"];
+            (o[1].as_u64().unwrap(), o[0].as_u64().unwrap())
+        })
+        .unwrap()
+        .0
+        .clone()
+}
+
+fn shift(h: &mut serde_json::Value, name: &str, by: i64) {
+    let o = &mut h[name]["data_offsets"];
+    for i in 0..2 {
+        o[i] = serde_json::json!(o[i].as_u64().unwrap() as i64 + by);
+    }
+}
+
+#[test]
+fn tensor_ranges_that_overlap_leave_holes_or_pass_the_end_are_refused() {
+    let gpu = gpu();
+    refused(
+        gpu,
+        "overlap",
+        |p| {
+            rewrite_header(p, |h, _| {
+                let last = last_tensor(h);
+                assert!(h[&last]["data_offsets"][0].as_u64().unwrap() >= 4);
+                shift(h, &last, -4);
+            })
+        },
+        "overlaps tensor",
+    );
+    refused(
+        gpu,
+        "hole",
+        |p| {
+            rewrite_header(p, |h, data| {
+                let last = last_tensor(h);
+                shift(h, &last, 4);
+                data.extend([0; 4]);
+            })
+        },
+        "belong to no tensor (a hole",
+    );
+    refused(
+        gpu,
+        "padded",
+        |p| rewrite_header(p, |_, data| data.extend([0; 4])),
+        "padded: bytes",
+    );
+    refused(
+        gpu,
+        "backwards",
+        |p| {
+            rewrite_header(p, |h, _| {
+                let o = &mut h["param.w"]["data_offsets"];
+                let (b, e) = (o[0].clone(), o[1].clone());
+                *o = serde_json::json!([e, b]);
+            })
+        },
+        "ends before it begins",
+    );
+    // A data offset of 2^64 - 1 is named as such, not as a wrong total size.
+    for (name, offsets) in [
+        ("end-max", serde_json::json!([0, u64::MAX])),
+        ("both-max", serde_json::json!([u64::MAX, u64::MAX])),
+    ] {
+        refused(
+            gpu,
+            name,
+            |p| rewrite_header(p, |h, _| h["param.w"]["data_offsets"] = offsets.clone()),
+            &format!(
+                "tensor `param.w` spans bytes [{}, 18446744073709551615)",
+                offsets[0]
+            ),
+        );
+    }
+    refused(
+        gpu,
+        "duplicate-key",
+        |p| edit_header(p, "\"param.b\"", "\"param.w\""),
+        "the key `param.w` appears twice",
+    );
+    refused(
+        gpu,
+        "unknown-field",
+        |p| rewrite_header(p, |h, _| h["param.b"]["extra"] = serde_json::json!(1)),
+        "unknown field `extra`",
+    );
+}
+
+#[test]
+fn two_threads_saving_to_one_path_always_leave_one_whole_checkpoint() {
+    let dir = tmp("race");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("race.safetensors");
+    let spec = specs()[1].clone();
+    // Two runs on their own devices, with different states.
+    let finals: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2u64)
+            .map(|k| {
+                let (path, spec) = (path.clone(), spec.clone());
+                s.spawn(move || {
+                    let gpu = common::new_gpu();
+                    let mut r = start(&gpu, &spec);
+                    train(&gpu, &mut r, 0, 1 + 2 * k);
+                    let mine = bits(&gpu, &r.params);
+                    let mut other = start(&gpu, &spec);
+                    for _ in 0..15 {
+                        checkpoint::save(&path, &gpu, &r.params, &mut r.opt, &Default::default())
+                            .unwrap();
+                        // Whatever is on disk now loads: ours or the other thread's.
+                        checkpoint::load(&path, &gpu, &mut other.params, &mut other.opt).unwrap();
+                        let step = other.opt.step_count();
+                        assert!(step == 1 || step == 3, "step {step}");
+                        if step == 1 + 2 * k {
+                            assert_eq!(bits(&gpu, &other.params), mine);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_ne!(finals[0], finals[1], "the two runs differ");
+    let gpu = gpu();
+    let mut r = start(gpu, &spec);
+    checkpoint::load(&path, gpu, &mut r.params, &mut r.opt).unwrap();
+    let on_disk = bits(gpu, &r.params);
+    assert!(on_disk == finals[0] || on_disk == finals[1]);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// FNV-1a 64, as the module docs of `checkpoint` define the checksums.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Rewrites the `wgpu_optim` document with `f` and records its new checksum:
+/// a file whose metadata lies consistently, as a buggy writer would make it.
+fn rewrite_meta(path: &Path, f: impl Fn(&mut Value)) {
+    rewrite_header(path, |h, _| {
+        let mut doc: Value =
+            serde_json::from_str(h["__metadata__"]["wgpu_optim"].as_str().unwrap()).unwrap();
+        f(&mut doc);
+        let text = serde_json::to_string(&doc).unwrap();
+        h["__metadata__"]["wgpu_optim_checksum"] =
+            json!(format!("{:016x}", fnv1a(text.as_bytes())));
+        h["__metadata__"]["wgpu_optim"] = json!(text);
+    })
+}
+
+#[test]
+fn a_load_with_an_invalid_gradient_state_changes_nothing() {
+    let gpu = gpu();
+    let dynamic = &specs()[2];
+    for (name, scale, words) in [
+        (
+            "scale-0",
+            json!(0.0),
+            "gradient_state.scale (the loss scale) is 0;",
+        ),
+        (
+            "scale-neg",
+            json!(-1.0),
+            "gradient_state.scale (the loss scale) is -1;",
+        ),
+        (
+            "scale-1e39",
+            json!(1e39),
+            "is 1e39 (not finite in f32); allowed: a finite number > 0",
+        ),
+    ] {
+        refused_with(
+            gpu,
+            dynamic,
+            name,
+            |p| rewrite_meta(p, |d| d["gradient_state"]["scale"] = scale.clone()),
+            words,
+        );
+    }
+    refused_with(
+        gpu,
+        dynamic,
+        "tracker",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["growth_tracker"] = json!(2)),
+        "gradient_state.growth_tracker is 2; allowed: < 2, the live loss scaler's growth_interval",
+    );
+    // Without a dynamic loss scale the device scale is 1.
+    let clip_only = OptimizerSpec::adam(AdamConfig::default()).clip_by_global_norm(1.0);
+    refused_with(
+        gpu,
+        &clip_only,
+        "static-scale",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["scale"] = json!(4.0)),
+        "loss scale 4 and growth tracker 0, but the live optimizer has no dynamic loss scale",
+    );
+}
+
+#[test]
+fn a_load_of_a_step_that_cannot_continue_changes_nothing() {
+    let gpu = gpu();
+    let dynamic = &specs()[2];
+    refused_with(
+        gpu,
+        dynamic,
+        "step-max",
+        |p| rewrite_meta(p, |d| d["step"] = json!(u64::MAX)),
+        "step is 18446744073709551615: the next step would overflow",
+    );
+    refused_with(
+        gpu,
+        dynamic,
+        "skipped-past-step",
+        |p| rewrite_meta(p, |d| d["gradient_state"]["skipped"] = json!(3)),
+        "gradient_state.skipped is 3, more than the 2 steps taken",
+    );
+    refused_with(
+        gpu,
+        dynamic,
+        "skipped-u32",
+        |p| {
+            rewrite_meta(p, |d| {
+                d["step"] = json!(1u64 << 40);
+                d["gradient_state"]["skipped"] = json!(u32::MAX);
+            })
+        },
+        "gradient_state.skipped is 4294967295; the device counts skipped steps in a u32",
+    );
+}
+
+#[test]
+fn an_edited_metadata_byte_is_refused_by_the_metadata_checksum() {
+    let gpu = gpu();
+    refused(
+        gpu,
+        "edited-step",
+        |p| edit_header(p, r#"\"step\":2,"#, r#"\"step\":7,"#),
+        "metadata checksum mismatch: the `wgpu_optim` document hashes to",
+    );
+    refused(
+        gpu,
+        "edited-epoch",
+        |p| edit_header(p, r#"\"epoch\":0,"#, r#"\"epoch\":9,"#),
+        "metadata checksum mismatch",
+    );
+    refused(
+        gpu,
+        "no-checksum",
+        |p| {
+            rewrite_header(p, |h, _| {
+                h["__metadata__"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("wgpu_optim_checksum");
+            })
+        },
+        "no `wgpu_optim_checksum` metadata: the `wgpu_optim` document cannot be verified",
+    );
+    refused(
+        gpu,
+        "extra-key",
+        |p| rewrite_header(p, |h, _| h["__metadata__"]["note"] = json!("hi")),
+        "unexpected metadata key `note`",
+    );
+    // Metadata that is consistently wrong is refused by what it says.
+    refused(
+        gpu,
+        "ghost-checksum",
+        |p| {
+            rewrite_meta(p, |d| {
+                d["checksums"]["param.ghost"] = json!("0000000000000000")
+            })
+        },
+        "a checksum is recorded for `param.ghost`, which the file does not hold",
+    );
+    refused(
+        gpu,
+        "inner-version",
+        |p| rewrite_meta(p, |d| d["version"] = json!(1)),
+        "the `wgpu_optim` document says format \"wgpu-optim-checkpoint\" version 1",
+    );
+}
+
+#[test]
+fn saved_hyperparameters_must_match_unless_taken_from_the_file() {
+    let gpu = gpu();
+    let adamw = |wd: f64, beta2: f64| {
+        OptimizerSpec::adamw(AdamWConfig {
+            weight_decay: wd,
+            ..Default::default()
+        })
+        .group(ParamGroup::names(["b"]).betas(0.8, beta2))
+    };
+    let mut saved = start(gpu, &adamw(0.1, 0.99));
+    train(gpu, &mut saved, 0, 2);
+    let path = tmp("hyper.safetensors");
+    checkpoint::save(
+        &path,
+        gpu,
+        &saved.params,
+        &mut saved.opt,
+        &TrainingState::default(),
+    )
+    .unwrap();
+    for (spec, words) in [
+        (
+            adamw(0.0, 0.99),
+            "param group 0: `weight_decay` is 0.1 in the file but 0 in the live optimizer",
+        ),
+        (
+            adamw(0.1, 0.999),
+            "param group 1: `beta2` is 0.99 in the file but 0.999 in the live optimizer",
+        ),
+    ] {
+        let mut l = start(gpu, &spec);
+        train(gpu, &mut l, 0, 1);
+        let before = live(gpu, &l.params, &mut l.opt);
+        let e = checkpoint::load(&path, gpu, &mut l.params, &mut l.opt).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Checkpoint);
+        assert!(reason(&e).contains(words), "{e}");
+        assert!(reason(&e).contains("Hyperparameters::FromFile"), "{e}");
+        assert_unchanged(gpu, &before, &mut l, words);
+    }
+    // Taken from the file: every hyperparameter of every group, and the next
+    // step is the saved run's next step, bit for bit.
+    let mut l = start(gpu, &adamw(0.0, 0.999));
+    let from_file = LoadOptions {
+        hyperparameters: Hyperparameters::FromFile,
+    };
+    checkpoint::load_with(&path, gpu, &mut l.params, &mut l.opt, from_file).unwrap();
+    for g in 0..2 {
+        let (a, b) = (
+            l.opt.group_config(g).unwrap(),
+            saved.opt.group_config(g).unwrap(),
+        );
+        for &n in a.hyperparameter_names() {
+            assert_eq!(
+                a.get(n).unwrap().to_bits(),
+                b.get(n).unwrap().to_bits(),
+                "{g} {n}"
+            );
+        }
+    }
+    train(gpu, &mut saved, 2, 3);
+    train(gpu, &mut l, 2, 3);
+    assert_eq!(bits(gpu, &l.params), bits(gpu, &saved.params));
+    // An invalid saved value is refused either way, nothing changed.
+    let bad = tmp("hyper-bad.safetensors");
+    std::fs::copy(&path, &bad).unwrap();
+    rewrite_meta(&bad, |d| {
+        d["groups"][0]["hyperparameters"]["beta1"] = json!(1.5)
+    });
+    for options in [LoadOptions::default(), from_file] {
+        let mut l = start(gpu, &adamw(0.1, 0.99));
+        let before = live(gpu, &l.params, &mut l.opt);
+        let e = checkpoint::load_with(&bad, gpu, &mut l.params, &mut l.opt, options).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Checkpoint);
+        assert!(reason(&e).contains("param group 0: "), "{e}");
+        assert!(reason(&e).contains("1.5"), "{e}");
+        assert_unchanged(gpu, &before, &mut l, "beta1 = 1.5");
+    }
+    // A field the optimizer does not have.
+    rewrite_meta(&bad, |d| {
+        d["groups"][0]["hyperparameters"]["beta1"] = json!(0.9);
+        d["groups"][1]["hyperparameters"]["rho"] = json!(0.9);
+    });
+    let mut l = start(gpu, &adamw(0.1, 0.99));
+    let e = checkpoint::load(&bad, gpu, &mut l.params, &mut l.opt).unwrap_err();
+    assert!(
+        reason(&e).contains(
+            "param group 1: the file has a hyperparameter `rho`, which adamw does not have"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_cycled_momentum_is_taken_from_the_file_like_the_lr() {
+    let gpu = gpu();
+    let spec = OptimizerSpec::sgd(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        ..Default::default()
+    });
+    let l = layout();
+    let build = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(1), &l)).unwrap();
+        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        (params, opt)
+    };
+    let (mut params, mut opt) = build();
+    let mut sched = LrScheduler::new(
+        &mut opt,
+        Schedule::one_cycle(OneCycleConfig::new(0.1, 20)).unwrap(),
+    )
+    .unwrap();
+    for s in 0..4 {
+        params
+            .write_grads_all(gpu, &grads(&mut Rng(100 + s), &l))
+            .unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        sched.advance(&mut opt).unwrap();
+    }
+    let momentum = opt.momentum().unwrap();
+    assert_ne!(momentum, 0.9, "one-cycle moved the momentum");
+    let with_sched = tmp("cycled.safetensors");
+    let training = TrainingState {
+        scheduler: Some(sched.clone()),
+        ..Default::default()
+    };
+    checkpoint::save(&with_sched, gpu, &params, &mut opt, &training).unwrap();
+    let (mut p2, mut o2) = build();
+    let back = checkpoint::load(&with_sched, gpu, &mut p2, &mut o2).unwrap();
+    assert_eq!(o2.momentum(), Some(momentum));
+    assert_eq!(o2.lrs(), opt.lrs());
+    back.scheduler.unwrap().apply(&mut o2).unwrap();
+    assert_eq!(o2.momentum(), Some(momentum));
+    // Without the scheduler that cycles it, the momentum must match.
+    let without = tmp("cycled-no-sched.safetensors");
+    checkpoint::save(&without, gpu, &params, &mut opt, &TrainingState::default()).unwrap();
+    let (mut p3, mut o3) = build();
+    let e = checkpoint::load(&without, gpu, &mut p3, &mut o3).unwrap_err();
+    assert!(
+        reason(&e).contains(&format!(
+            "param group 0: `momentum` is {momentum} in the file but 0.9 in the live optimizer"
+        )),
+        "{e}"
+    );
+}
+
+/// Rewrites a file of this build as version 1 wrote it: no metadata
+/// checksum, `lr`, `weight_decay` and `l1` per group.
+fn as_version_1(path: &Path, edit: impl Fn(&mut Value)) {
+    rewrite_header(path, |h, _| {
+        let m = h["__metadata__"].as_object_mut().unwrap();
+        let mut doc: Value = serde_json::from_str(m["wgpu_optim"].as_str().unwrap()).unwrap();
+        doc["version"] = json!(1);
+        for g in doc["groups"].as_array_mut().unwrap() {
+            let hp = &g["hyperparameters"];
+            *g = json!({"lr": hp["lr"], "weight_decay": hp["weight_decay"], "l1": hp["l1"]});
+        }
+        edit(&mut doc);
+        m.remove("wgpu_optim_checksum");
+        m.insert("version".into(), json!("1"));
+        m.insert(
+            "wgpu_optim".into(),
+            json!(serde_json::to_string(&doc).unwrap()),
+        );
+    });
+}
+
+#[test]
+fn a_version_1_checkpoint_still_loads() {
+    let gpu = gpu();
+    let spec = &specs()[0];
+    let mut r = start(gpu, spec);
+    train(gpu, &mut r, 0, 3);
+    let path = tmp("v1.safetensors");
+    checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    as_version_1(&path, |_| {});
+    let mut other = start(gpu, spec);
+    checkpoint::load(&path, gpu, &mut other.params, &mut other.opt).unwrap();
+    assert_eq!(
+        live(gpu, &other.params, &mut other.opt),
+        live(gpu, &r.params, &mut r.opt)
+    );
+    // Its weight decay is compared too.
+    let wd = tmp("v1-wd.safetensors");
+    checkpoint::save(&wd, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+    as_version_1(&wd, |d| d["groups"][1]["weight_decay"] = json!(0.5));
+    let mut l = start(gpu, spec);
+    let before = live(gpu, &l.params, &mut l.opt);
+    let e = checkpoint::load(&wd, gpu, &mut l.params, &mut l.opt).unwrap_err();
+    assert!(
+        reason(&e).contains("param group 1: `weight_decay` is 0.5 in the file but 0 in the live"),
+        "{e}"
+    );
+    assert_unchanged(gpu, &before, &mut l, "v1 weight decay");
+}
+
+/// One step with the gradients of step `s`, NaN in `w` when `nan`.
+fn step_with(gpu: &Gpu, r: &mut Run, s: u64, nan: bool) -> wgpu_optim::Result<()> {
+    let mut g = grads(&mut Rng(100 + s), &layout());
+    if nan {
+        g[0][0] = f32::NAN;
+    }
+    r.params.write_grads_all(gpu, &g).unwrap();
+    r.opt.step(gpu, &mut r.params)
+}
+
+fn new_skips(e: wgpu_optim::Error) -> u64 {
+    match e {
+        wgpu_optim::Error::NonFinite { skipped, .. } => skipped,
+        other => panic!("not a NonFinite error: {other}"),
+    }
+}
+
+#[test]
+fn after_a_load_the_first_step_reports_no_stale_skip_and_the_next_skip_is_reported() {
+    use wgpu_optim::grad::NonFinite;
+    let gpu = gpu();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).nonfinite(NonFinite::Error);
+    // A: one skipped step, reported; saved with skipped = 1.
+    let mut a = start(gpu, &spec);
+    step_with(gpu, &mut a, 0, true).unwrap();
+    assert_eq!(new_skips(a.opt.stats(gpu).unwrap_err()), 1);
+    step_with(gpu, &mut a, 1, false).unwrap();
+    let path = tmp("readback.safetensors");
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    // B: skips of its own, reported, then one more with its read in flight.
+    let mut b = start(gpu, &spec);
+    for s in 0..3 {
+        let _ = step_with(gpu, &mut b, s, true);
+    }
+    let _ = b.opt.stats(gpu);
+    step_with(gpu, &mut b, 3, true).unwrap();
+    checkpoint::load(&path, gpu, &mut b.params, &mut b.opt).unwrap();
+    assert_eq!(b.opt.step_count(), 2);
+    // The read from before the load is gone: no stale error.
+    step_with(gpu, &mut b, 2, false).unwrap();
+    // A real skip after the load is reported, exactly once.
+    step_with(gpu, &mut b, 3, true).unwrap();
+    assert_eq!(new_skips(b.opt.stats(gpu).unwrap_err()), 1);
+    let s = b.opt.stats(gpu).unwrap();
+    assert_eq!(s.skipped_steps, 2);
+    assert_eq!(s.host_step, 4);
+}
+
+#[test]
+fn a_save_right_after_a_skipped_step_succeeds_and_leaves_the_report_to_stats() {
+    use wgpu_optim::grad::NonFinite;
+    let gpu = gpu();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).nonfinite(NonFinite::Error);
+    let mut a = start(gpu, &spec);
+    step_with(gpu, &mut a, 0, false).unwrap();
+    step_with(gpu, &mut a, 1, true).unwrap();
+    let path = tmp("after-skip.safetensors");
+    checkpoint::save(&path, gpu, &a.params, &mut a.opt, &TrainingState::default()).unwrap();
+    // The save neither reported nor swallowed the skip.
+    assert_eq!(new_skips(a.opt.stats(gpu).unwrap_err()), 1);
+    assert_eq!(a.opt.stats(gpu).unwrap().skipped_steps, 1);
+    // The file holds it: a resumed run has seen it and reports only new ones.
+    let mut b = start(gpu, &spec);
+    checkpoint::load(&path, gpu, &mut b.params, &mut b.opt).unwrap();
+    let s = b.opt.stats(gpu).unwrap();
+    assert_eq!((s.skipped_steps, s.host_step), (1, 2));
+    assert_eq!(bits(gpu, &b.params), bits(gpu, &a.params));
 }

@@ -238,7 +238,22 @@ impl GradPipeline {
         Ok(())
     }
 
-    /// Restores the device state from a checkpoint.
+    /// Discards a read in flight or completed: its numbers describe the
+    /// device before a restore. Waits (bounded) for a pending map, unmaps,
+    /// and leaves the read `Idle`; nothing else changes if the wait fails.
+    pub(crate) fn discard_read(&mut self, gpu: &Gpu) -> Result<()> {
+        self.wait_read(gpu)?;
+        if matches!(self.readback.get(), ReadState::Mapped { .. }) {
+            self.readback.staging.unmap();
+        }
+        self.readback.put(ReadState::Idle);
+        self.readback.pending_submission = None;
+        Ok(())
+    }
+
+    /// Restores the device state from a checkpoint. A read from before the
+    /// restore is discarded first and the skips seen are the restored
+    /// count, so the next reads report exactly the skips after it.
     pub(crate) fn set_state(&mut self, gpu: &Gpu, state: &GradientState) -> Result<()> {
         if !(state.scale > 0.0 && state.scale.is_finite()) {
             return Err(Error::invalid(
@@ -248,6 +263,7 @@ impl GradPipeline {
                 "Invalid loss scale",
             ));
         }
+        self.discard_read(gpu)?;
         let header = ControlHeader {
             found_inf: 0,
             skipped: state.skipped as u32,
