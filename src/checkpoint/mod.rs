@@ -6,16 +6,29 @@
 //! - `param.<tensor>`: each parameter, F32, with its shape;
 //! - `state.<tensor>.<key>`: each optimizer state with PyTorch's keys
 //!   (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`,
-//!   `square_avg`, `acc_delta`, `grad_avg`);
-//! - `__metadata__`: `format` = `wgpu-optim-checkpoint`, `version` = `1`,
-//!   and `wgpu_optim` = one JSON document ([`CheckpointMeta`]): optimizer
-//!   kind, state keys, step count, each param group's `lr`, `weight_decay`
-//!   and `l1`, the gradient pipeline's state (loss scale, skipped steps), the
-//!   layout, an FNV-1a 64 checksum of every tensor, and the caller's
-//!   [`TrainingState`] (scheduler position, plateau, early stopping, epoch and
-//!   free-form `extra` entries).
+//!   `square_avg`, `acc_delta`, `grad_avg`, ...);
+//! - `__metadata__`, exactly four keys: `format` = `wgpu-optim-checkpoint`,
+//!   `version` = `2`, `wgpu_optim` = one JSON document ([`CheckpointMeta`]):
+//!   optimizer kind, state keys, step count, every hyperparameter of each
+//!   param group by name ([`GroupMeta`]), the gradient pipeline's state
+//!   (loss scale, growth tracker, skipped steps), the layout, an FNV-1a 64
+//!   checksum of every tensor, and the caller's [`TrainingState`] (scheduler
+//!   position, plateau, early stopping, epoch and free-form `extra`
+//!   entries); and `wgpu_optim_checksum` = the FNV-1a 64 of the document's
+//!   UTF-8 bytes, as 16 lower-case hex digits.
 //!
-//! [`export_params`] writes the parameters alone under their plain names.
+//! FNV-1a 64 starts from `0xcbf29ce484222325` and, for each byte, XORs it in
+//! and multiplies by `0x100000001b3` (mod 2^64). It catches corruption; it
+//! is not an authenticator.
+//!
+//! Version 1 (earlier builds) had no `wgpu_optim_checksum` and kept only
+//! `lr`, `weight_decay` and `l1` per group. Such files still load, with
+//! every check below except the metadata checksum (their document cannot be
+//! verified) and with those three hyperparameters compared.
+//!
+//! [`export_params`] writes the parameters alone under their plain names
+//! (`format` = `wgpu-optim-params`, version [`PARAMS_VERSION`], and
+//! `checksums`, the tensors' FNV-1a 64).
 //!
 //! # Guarantees
 //! - **Atomic**: written to a temporary file in the same folder, flushed and
@@ -29,12 +42,33 @@
 //! - **Bounded memory**: tensors stream one at a time between the GPU and
 //!   the file. Saving reads each tensor from the GPU twice (once for its
 //!   checksum, which the header needs before the data); loading reads each
-//!   tensor's bytes twice (verify, then upload). The host never holds more
-//!   than the largest tensor.
-//! - **Validated before anything changes**: format, version, optimizer kind,
-//!   state keys, group count, layout (names, shapes, order), every tensor's
-//!   presence, dtype, shape and byte range, the file length (truncation) and
-//!   every checksum are checked before the first byte reaches the GPU.
+//!   tensor's bytes twice (verify, then verify again and upload). The host
+//!   never holds more than the largest tensor.
+//! - **Every byte verified or refused**: the header is parsed by hand from
+//!   a bounded read; a key that appears twice, an unknown field of a tensor
+//!   entry and an unknown metadata key are refused; `format` and `version`
+//!   must be known; the document must match its checksum; every tensor's
+//!   bytes must match theirs; and the tensors must tile the data section
+//!   end to end (no overlap, no hole, no padding, nothing past the end of
+//!   the file — as Python's safetensors requires), with checked arithmetic
+//!   on every offset. No content of a file makes a load panic.
+//! - **The document says only the truth**: it must agree with itself (its
+//!   format and version, checksums naming exactly the file's tensors, a
+//!   step below `u64::MAX` so that the run can continue, at most `step`
+//!   skipped steps and fewer than `u32::MAX` (the device's counter), a loss
+//!   scale finite and > 0 in f32, a growth tracker below the live scaler's
+//!   interval — or scale 1 and tracker 0 without a dynamic loss scale — and
+//!   a scheduler for as many groups as the file has) and with the live
+//!   optimizer: the optimizer was built for the `ParamSet` (both for save
+//!   and load), kind, state keys, group count, layout (names, shapes,
+//!   order), the presence of a gradient pipeline, and every hyperparameter
+//!   of every group (see [`Hyperparameters`]: learning rates, and a
+//!   momentum that the saved scheduler cycles, are taken from the file; the
+//!   rest must match unless [`Hyperparameters::FromFile`] is asked for).
+//! - **A load that fails changes nothing**: all of the above is checked
+//!   before anything live changes (params, optimizer state, step count,
+//!   hyperparameters, gradient state). After a successful load the
+//!   optimizer reports exactly the skipped steps that come after it.
 
 mod reader;
 mod validate;
