@@ -1077,3 +1077,19 @@ fn a_save_right_after_a_skipped_step_succeeds_and_leaves_the_report_to_stats() {
     assert_eq!((s.skipped_steps, s.host_step), (1, 2));
     assert_eq!(bits(gpu, &b.params), bits(gpu, &a.params));
 }
+
+/// Issue 15: an invalid early-stopping state in a checkpoint gave a JSON
+/// error that named no field. The error now names the path of the field.
+#[test]
+fn a_bad_field_deep_in_the_training_state_is_named_by_its_path() {
+    let gpu = gpu();
+    let es = EarlyStopping::new(EarlyStoppingConfig::default()).unwrap();
+    let mut bad = serde_json::to_value(&es).unwrap();
+    bad["config"]["patience"] = json!(-1);
+    refused(
+        gpu,
+        "bad-early-stopping.safetensors",
+        |p| rewrite_meta(p, |doc| doc["training"]["early_stopping"] = bad.clone()),
+        "training.early_stopping.config.patience",
+    );
+}

@@ -39,7 +39,17 @@ pub(super) fn parse(path: &Path, json: &str, version: u32) -> Result<Document> {
         }
     }
     let raw_scale = v.pointer("/gradient_state/scale").and_then(Value::as_f64);
-    let meta = serde_json::from_value(v).map_err(corrupt)?;
+    // The error names the field's path (`training.early_stopping.config.patience`).
+    let meta = serde_path_to_error::deserialize(v).map_err(|e| {
+        ck_err(
+            path,
+            format!(
+                "corrupt `wgpu_optim` metadata at `{}`: {}",
+                e.path(),
+                e.inner()
+            ),
+        )
+    })?;
     Ok(Document { meta, raw_scale })
 }
 
