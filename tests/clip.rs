@@ -780,3 +780,20 @@ fn a_skipped_step_past_two_to_the_32_keeps_the_right_step_count() {
     assert!(opt.step(gpu, &mut params).is_err());
     assert_eq!(opt.step_count(), u64::MAX);
 }
+
+/// The device counts skipped steps in u32: restoring a count it cannot hold
+/// (and then count one more) is refused, not truncated.
+#[test]
+fn set_gradient_state_refuses_a_skip_count_the_device_cannot_hold() {
+    let gpu = gpu();
+    let params = ParamSet::new(gpu, &ParamLayout::new(&[("w", &[4][..])]).unwrap()).unwrap();
+    let spec = OptimizerSpec::sgd(SgdConfig::default()).nonfinite(NonFinite::Skip);
+    let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    let before = opt.gradient_state(gpu).unwrap().unwrap();
+    for skipped in [u32::MAX as u64, 1 << 40] {
+        let s = wgpu_optim::grad::GradientState { skipped, ..before };
+        let e = opt.set_gradient_state(gpu, &s).unwrap_err();
+        assert!(e.to_string().contains("skipped"), "{e}");
+    }
+    assert_eq!(opt.gradient_state(gpu).unwrap().unwrap(), before);
+}

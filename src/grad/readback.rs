@@ -263,6 +263,15 @@ impl GradPipeline {
                 "Invalid loss scale",
             ));
         }
+        // The device counter is u32 and must be able to count one more skip.
+        if state.skipped >= u32::MAX as u64 {
+            return Err(Error::invalid(
+                "skipped",
+                state.skipped,
+                "fewer than 2^32 - 1 skipped steps (the device counts them in u32)",
+                "Invalid skipped-step count",
+            ));
+        }
         self.discard_read(gpu)?;
         let header = ControlHeader {
             found_inf: 0,

@@ -61,3 +61,19 @@ pub(crate) fn check_eps(field: &str, v: f64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Adam-style `beta1`, `beta2` in `[0, 1)`, with PyTorch's messages.
+pub(crate) fn check_betas(beta1: f64, beta2: f64) -> Result<()> {
+    check_unit(
+        "beta1",
+        beta1,
+        false,
+        format!("Invalid beta parameter at index 0: {beta1}"),
+    )?;
+    check_unit(
+        "beta2",
+        beta2,
+        false,
+        format!("Invalid beta parameter at index 1: {beta2}"),
+    )
+}

@@ -39,7 +39,7 @@ pub use runtime::{BLOCK_ELEMS, Dispatch, MAX_GROUPS, Optimizer, PassTimestamps};
 pub use sgd::SgdConfig;
 pub use spec::OptimizerSpec;
 
-pub(crate) use check::{check_eps, check_lr, check_min, check_unit};
+pub(crate) use check::{check_betas, check_eps, check_lr, check_min, check_unit};
 
 use crate::error::Result;
 

@@ -293,7 +293,7 @@ impl LrScheduler {
         let replicas = dp.replicas_mut();
         let mut before: Vec<(Vec<f64>, Option<f64>)> = Vec::with_capacity(replicas.len());
         for i in 0..replicas.len() {
-            let old = (replicas[i].opt.lrs(), momentum_of(&replicas[i].opt));
+            let old = (replicas[i].opt.lrs(), replicas[i].opt.momentum());
             if let Err(e) = write(&mut replicas[i].opt, &values) {
                 // Put back what the replicas before this one had.
                 for (r, (lrs, m)) in replicas.iter_mut().zip(before) {
@@ -369,12 +369,6 @@ fn restore(opt: &mut Optimizer, lrs: &[f64], momentum: Option<f64>) {
     if let Some(m) = momentum {
         let _ = opt.set_momentum(m);
     }
-}
-
-/// The momentum a cycling schedule would overwrite: SGD's or RMSprop's
-/// `momentum`, Adam's or AdamW's `beta1`.
-fn momentum_of(opt: &Optimizer) -> Option<f64> {
-    opt.momentum()
 }
 
 /// Names the replica in an error from writing into its optimizer.

@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
+use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
 
 /// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
@@ -199,18 +199,7 @@ pub(crate) struct AdamRow {
 fn validate(c: &AdamConfig) -> Result<()> {
     check_lr("lr", c.lr)?;
     check_eps("eps", c.eps)?;
-    check_unit(
-        "beta1",
-        c.beta1,
-        false,
-        format!("Invalid beta parameter at index 0: {}", c.beta1),
-    )?;
-    check_unit(
-        "beta2",
-        c.beta2,
-        false,
-        format!("Invalid beta parameter at index 1: {}", c.beta2),
-    )?;
+    check_betas(c.beta1, c.beta2)?;
     check_min("weight_decay", c.weight_decay, "weight_decay")?;
     check_min("l1", c.l1, "l1")
 }

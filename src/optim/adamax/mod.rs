@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
+use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
 
 /// Adamax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm,
@@ -110,18 +110,7 @@ impl Algo for AdamaxConfig {
     fn validate(&self) -> Result<()> {
         check_lr("lr", self.lr)?;
         check_eps("eps", self.eps)?;
-        check_unit(
-            "beta1",
-            self.beta1,
-            false,
-            format!("Invalid beta parameter at index 0: {}", self.beta1),
-        )?;
-        check_unit(
-            "beta2",
-            self.beta2,
-            false,
-            format!("Invalid beta parameter at index 1: {}", self.beta2),
-        )?;
+        check_betas(self.beta1, self.beta2)?;
         check_min("weight_decay", self.weight_decay, "weight_decay")?;
         check_min("l1", self.l1, "l1")
     }
