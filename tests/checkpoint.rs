@@ -1093,3 +1093,60 @@ fn a_bad_field_deep_in_the_training_state_is_named_by_its_path() {
         "training.early_stopping.config.patience",
     );
 }
+
+/// One case of the shared table (`tests/common/cases.rs`): 3 steps, save,
+/// a fresh optimizer loads, 3 more steps; params and every state are
+/// bitwise those of 6 uninterrupted steps.
+fn resumes_bitwise(name: &str, spec: &OptimizerSpec) {
+    let gpu = gpu();
+    let l = ParamLayout::new(&[
+        ("empty", &[0][..]),
+        ("one", &[1][..]),
+        ("odd", &[3][..]),
+        ("big", &[300][..]),
+        ("mat", &[4, 5][..]),
+        ("bias", &[5][..]),
+    ])
+    .unwrap();
+    let fresh = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(3), &l)).unwrap();
+        let opt = Optimizer::new(gpu, spec, &params).unwrap();
+        (params, opt)
+    };
+    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
+        for s in from..to {
+            p.write_grads_all(gpu, &grads(&mut Rng(50 + s), &l))
+                .unwrap();
+            o.step(gpu, p).unwrap();
+        }
+    };
+    let (mut wp, mut wo) = fresh();
+    steps(&mut wp, &mut wo, 0, 6);
+    let (mut fp, mut fo) = fresh();
+    steps(&mut fp, &mut fo, 0, 3);
+    let path = tmp(&format!("table-{name}.safetensors"));
+    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let (mut rp, mut ro) = fresh();
+    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
+    steps(&mut rp, &mut ro, 3, 6);
+    assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "{name}: params");
+    for s in wo.state_names() {
+        for t in l.tensors() {
+            let b = |o: &Optimizer| {
+                o.read_state(gpu, s, &t.name)
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<u32>>()
+            };
+            assert!(b(&ro) == b(&wo), "{name}: {s} of {}", t.name);
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// One test per case of the shared table.
+mod every_optimizer_resumes_bitwise {
+    crate::optimizer_cases!(super::resumes_bitwise);
+}

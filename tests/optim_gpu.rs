@@ -102,6 +102,62 @@ mod matches_reference_on_chunked_mixed_shapes {
     crate::optimizer_cases!(super::matches_reference);
 }
 
+/// One case of the table with the non-finite guard: steps 2, 3 and 6 see a
+/// NaN or an infinity and are skipped on the device, so from step 2 on
+/// every kernel recomputes its step-dependent scalars from the device's
+/// step count (`after_skipped_steps`) and must still follow the reference,
+/// which does not count skipped steps (PyTorch's `GradScaler` semantics).
+fn matches_reference_across_skipped_steps(name: &str, spec: &OptimizerSpec) {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let spec = spec.clone().nonfinite(wgpu_optim::grad::NonFinite::Skip);
+    let mut rng = Rng(17);
+    let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+    let p0 = random_tensors(&mut rng, &layout, 1.0);
+    params.write_all(gpu, &p0).unwrap();
+    let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    let mut reference = Reference::new(&spec, &layout).unwrap();
+    let mut want = widen(&p0);
+    for step in 1..=9 {
+        let mut g = random_tensors(&mut rng, &layout, 0.5);
+        match step {
+            2 => g[3][150] = f32::NAN,
+            3 => g[5][0] = f32::INFINITY,
+            6 => g[4][1029] = f32::NEG_INFINITY,
+            _ => {}
+        }
+        params.write_grads_all(gpu, &g).unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        reference.step(&mut want, &widen(&g));
+        let got = params.read_all(gpu).unwrap();
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+            assert!(
+                r <= 1.0,
+                "{name} step {step} `{}`: error/tolerance {r}: {:?} vs {:?} (from {:?})",
+                t.name,
+                &got[k][..got[k].len().min(4)],
+                &want[k][..want[k].len().min(4)],
+                &p0[k][..p0[k].len().min(4)],
+            );
+        }
+    }
+    assert_eq!((reference.step, reference.skipped), (6, 3), "{name}");
+    assert_eq!(opt.stats(gpu).unwrap().skipped_steps, 3, "{name}");
+    for (state, tensors) in &reference.state {
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let got = opt.read_state(gpu, state, &t.name).unwrap();
+            let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
+            assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
+        }
+    }
+}
+
+/// One test per case of the shared table.
+mod matches_reference_across_skipped_steps {
+    crate::optimizer_cases!(super::matches_reference_across_skipped_steps);
+}
+
 #[test]
 fn group_with_zero_lr_is_untouched_and_others_move() {
     let gpu = gpu();
@@ -140,13 +196,13 @@ fn zero_grads_without_decay_leave_params_unchanged() {
     let gpu = gpu();
     let layout = mixed_layout();
     for (name, spec) in configs() {
-        // Decay and L1 move params without a gradient; skip configs that use them.
+        // Decay and L1 (and ASGD's `lambd`) move params without a gradient;
+        // skip configs that use them.
         let groups = spec.resolve(&layout).unwrap().groups;
-        if groups
-            .iter()
-            .map(|g| g.base_hp())
-            .any(|h| h.weight_decay != 0.0 || h.l1 != 0.0)
-        {
+        if groups.iter().any(|g| {
+            let h = g.base_hp();
+            h.weight_decay != 0.0 || h.l1 != 0.0 || g.get("lambd").is_some_and(|l| l != 0.0)
+        }) {
             continue;
         }
         let mut rng = Rng(11);
@@ -438,6 +494,52 @@ fn every_hyperparameter_can_differ_per_group_and_matches_the_reference() {
                     .set("lr_decay", 0.1)
                     .set("initial_accumulator_value", 0.5),
             ),
+        ),
+        (
+            "nadam_momentum_decay_betas",
+            OptimizerSpec::nadam(NAdamConfig::default()).group(
+                ParamGroup::matching("b*")
+                    .set("momentum_decay", 0.02)
+                    .betas(0.8, 0.99),
+            ),
+        ),
+        (
+            // Both groups rectify from step 6 on (rho_t > 5), with their own betas.
+            "radam_betas",
+            OptimizerSpec::radam(RAdamConfig {
+                lr: 0.01,
+                ..Default::default()
+            })
+            .group(ParamGroup::matching("b*").betas(0.8, 0.9)),
+        ),
+        (
+            "asgd_lambd_alpha_t0",
+            OptimizerSpec::asgd(AsgdConfig::default()).group(
+                ParamGroup::matching("b*")
+                    .set("lambd", 0.01)
+                    .set("alpha", 0.5)
+                    .set("t0", 2.0),
+            ),
+        ),
+        (
+            "rprop_etas_step_sizes",
+            OptimizerSpec::rprop(RpropConfig::default()).group(
+                ParamGroup::matching("b*")
+                    .set("etaminus", 0.2)
+                    .set("etaplus", 1.4)
+                    .set("step_size_min", 1e-3)
+                    .set("step_size_max", 0.005),
+            ),
+        ),
+        (
+            "lion_betas",
+            OptimizerSpec::lion(LionConfig::default())
+                .group(ParamGroup::matching("b*").betas(0.5, 0.9).lr(1e-3)),
+        ),
+        (
+            "adopt_betas_eps",
+            OptimizerSpec::adopt(AdoptConfig::default())
+                .group(ParamGroup::matching("b*").betas(0.8, 0.95).eps(1e-4)),
         ),
     ];
     for (name, spec) in cases {

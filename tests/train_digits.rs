@@ -156,7 +156,7 @@ fn a_missing_data_file_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("cannot open"), "{e}");
-    let e = spec_for("adamax", None, 1.0).err().unwrap();
+    let e = spec_for("lbfgs", None, 1.0).err().unwrap();
     assert!(e.to_string().contains("unknown optimizer"), "{e}");
 }
 

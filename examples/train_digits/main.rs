@@ -17,7 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// sgd, adam, adamw, adagrad, adadelta or rmsprop.
+    /// sgd, adam, adamw, adagrad, adadelta, rmsprop, adamax, nadam, radam,
+    /// lion or adopt.
     #[arg(long, default_value = "adamw")]
     optimizer: String,
     /// Most epochs to train (early stopping may end sooner).

@@ -26,15 +26,27 @@ pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
+pub mod adopt;
+pub mod asgd;
+pub mod lion;
+pub mod nadam;
+pub mod radam;
 pub mod rmsprop;
+pub mod rprop;
 pub mod sgd;
 
 pub use adadelta::AdadeltaConfig;
 pub use adagrad::AdagradConfig;
 pub use adam::{AdamConfig, AdamWConfig};
 pub use adamax::AdamaxConfig;
+pub use adopt::AdoptConfig;
+pub use asgd::AsgdConfig;
 pub use groups::{GroupHp, ParamGroup};
+pub use lion::LionConfig;
+pub use nadam::NAdamConfig;
+pub use radam::RAdamConfig;
 pub use rmsprop::RmsPropConfig;
+pub use rprop::RpropConfig;
 pub use runtime::{BLOCK_ELEMS, Dispatch, MAX_GROUPS, Optimizer, PassTimestamps};
 pub use sgd::SgdConfig;
 pub use spec::OptimizerSpec;
@@ -52,8 +64,9 @@ pub(crate) struct KernelDesc {
     pub(crate) source: &'static str,
     /// State names in binding order (bindings 6, 7, ...).
     pub(crate) slots: &'static [&'static str],
-    /// The states this configuration keeps, with their initial value.
-    pub(crate) active: Vec<(&'static str, f32)>,
+    /// The states this configuration keeps, with their initial value (in
+    /// f64 for the reference; the device stores it rounded to f32).
+    pub(crate) active: Vec<(&'static str, f64)>,
     /// The optimizer's own override constants (the prelude adds its own).
     pub(crate) constants: Vec<(&'static str, f64)>,
 }
@@ -182,6 +195,18 @@ registry! {
     RmsProp(RmsPropConfig) "rmsprop" rmsprop;
     /// Adamax, see [`AdamaxConfig`].
     Adamax(AdamaxConfig) "adamax" adamax;
+    /// NAdam, see [`NAdamConfig`].
+    NAdam(NAdamConfig) "nadam" nadam;
+    /// RAdam, see [`RAdamConfig`].
+    RAdam(RAdamConfig) "radam" radam;
+    /// Averaged SGD, see [`AsgdConfig`].
+    Asgd(AsgdConfig) "asgd" asgd;
+    /// Rprop, see [`RpropConfig`].
+    Rprop(RpropConfig) "rprop" rprop;
+    /// Lion, see [`LionConfig`].
+    Lion(LionConfig) "lion" lion;
+    /// ADOPT, see [`AdoptConfig`].
+    Adopt(AdoptConfig) "adopt" adopt;
 }
 
 impl Algorithm {
@@ -228,6 +253,6 @@ mod tests {
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
             variants += validate_every_variant(a.name(), k.source, &names);
         }
-        assert!(variants >= 7 * 16, "{variants} variants");
+        assert!(variants >= 13 * 16, "{variants} variants");
     }
 }

@@ -66,7 +66,7 @@ impl Reference {
                 state
                     .entry(name)
                     .or_default()
-                    .push(vec![init as f64; t.numel as usize]);
+                    .push(vec![init; t.numel as usize]);
             }
         }
         let gradients = *spec.gradients();

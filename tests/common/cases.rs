@@ -174,6 +174,120 @@ pub fn configs() -> Vec<(&'static str, OptimizerSpec)> {
                 ..Default::default()
             })),
         ),
+        ("nadam", OptimizerSpec::nadam(NAdamConfig::default())),
+        (
+            "nadam_decoupled_maximize_l1_groups",
+            groups(OptimizerSpec::nadam(NAdamConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                decoupled_weight_decay: true,
+                momentum_decay: 0.01,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
+        (
+            "nadam_l2_betas",
+            OptimizerSpec::nadam(NAdamConfig {
+                weight_decay: 0.05,
+                beta1: 0.6,
+                beta2: 0.9,
+                ..Default::default()
+            }),
+        ),
+        // rho_t > 5 from step 6 on (for beta2 = 0.9 as for 0.999), so 8 steps
+        // cross RAdam's switch to the rectified update.
+        (
+            "radam",
+            OptimizerSpec::radam(RAdamConfig {
+                lr: 0.01,
+                beta2: 0.9,
+                ..Default::default()
+            }),
+        ),
+        (
+            "radam_decoupled_maximize_l1_groups",
+            groups(OptimizerSpec::radam(RAdamConfig {
+                lr: 0.01,
+                beta2: 0.95,
+                weight_decay: 0.1,
+                decoupled_weight_decay: true,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
+        (
+            "radam_l2",
+            OptimizerSpec::radam(RAdamConfig {
+                weight_decay: 0.05,
+                ..Default::default()
+            }),
+        ),
+        ("asgd", OptimizerSpec::asgd(AsgdConfig::default())),
+        // t0 = 3: averaging starts within the 8 steps.
+        (
+            "asgd_t0_wd_maximize_l1_groups",
+            groups(OptimizerSpec::asgd(AsgdConfig {
+                lr: 0.05,
+                lambd: 0.01,
+                alpha: 0.5,
+                t0: 3.0,
+                weight_decay: 0.02,
+                maximize: true,
+                l1: 0.01,
+            })),
+        ),
+        ("rprop", OptimizerSpec::rprop(RpropConfig::default())),
+        (
+            "rprop_groups_etas_bounds_wd_maximize_l1",
+            groups(OptimizerSpec::rprop(RpropConfig {
+                etaminus: 0.3,
+                etaplus: 1.5,
+                step_size_min: 1e-3,
+                step_size_max: 0.02,
+                weight_decay: 0.01,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
+        ("lion", OptimizerSpec::lion(LionConfig::default())),
+        (
+            "lion_wd_maximize_l1_groups",
+            groups(OptimizerSpec::lion(LionConfig {
+                lr: 0.01,
+                beta1: 0.8,
+                beta2: 0.9,
+                weight_decay: 0.5,
+                maximize: true,
+                l1: 0.01,
+            })),
+        ),
+        ("adopt", OptimizerSpec::adopt(AdoptConfig::default())),
+        (
+            "adopt_decoupled_nesterov_maximize_l1_groups",
+            groups(OptimizerSpec::adopt(AdoptConfig {
+                lr: 0.01,
+                beta2: 0.99,
+                weight_decay: 0.1,
+                decoupled_weight_decay: true,
+                nesterov: true,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
+        (
+            "adopt_l2_noclip",
+            OptimizerSpec::adopt(AdoptConfig {
+                weight_decay: 0.05,
+                clip: false,
+                eps: 1e-3,
+                ..Default::default()
+            }),
+        ),
     ]
 }
 
@@ -190,7 +304,7 @@ pub fn case(name: &str) -> OptimizerSpec {
 #[macro_export]
 macro_rules! optimizer_cases {
     ($run:path) => {
-        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups);
+        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups, nadam, nadam_decoupled_maximize_l1_groups, nadam_l2_betas, radam, radam_decoupled_maximize_l1_groups, radam_l2, asgd, asgd_t0_wd_maximize_l1_groups, rprop, rprop_groups_etas_bounds_wd_maximize_l1, lion, lion_wd_maximize_l1_groups, adopt, adopt_decoupled_nesterov_maximize_l1_groups, adopt_l2_noclip);
     };
     (@each $run:path; $($case:ident),*) => {
         /// The cases this macro expanded, to check against the table.

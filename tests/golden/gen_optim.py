@@ -10,7 +10,8 @@ uses a torch.Generator seeded from a CRC32 of its name, so adding or reordering
 cases does not change the data of the others.
 
 All arithmetic is done in torch.float64 with the single-tensor (foreach=False)
-implementations. Every input value (initial params, grads) is exactly
+implementations (torch's default dtype is set to float64 too, so that its
+per-tensor scalar states such as NAdam's mu_product and ASGD's eta are f64). Every input value (initial params, grads) is exactly
 representable in float32: it is drawn in float32 and only then widened to
 float64, so an f64 reference and an f32 kernel can start from identical inputs.
 
@@ -20,6 +21,17 @@ handing torch the gradient
     g - l1 * sign(p)   when maximize is True  (torch then negates it)
 where sign() is taken of the parameter before the step and l1 is per group.
 The JSON "grads" are the raw g, without the L1 term.
+
+Optimizers outside torch.optim come from their reference implementations:
+Lion from the `lion-pytorch` package (lion_pytorch.Lion, a torch optimizer:
+it has no `maximize`, so the script negates the gradient itself), ADOPT from
+optax (`optax.contrib.scale_by_adopt` on CPU in float64, chained with
+`add_decayed_weights` for decoupled weight decay; L2 decay, L1 and maximize
+are folded into the gradient it is given). Scalar per-tensor states (NAdam's
+mu_product, ASGD's eta and mu) are not recorded: the crate computes them from
+the step count.
+
+Requirements: pip install torch lion-pytorch optax
 """
 
 import json
@@ -30,6 +42,7 @@ import zlib
 warnings.filterwarnings("ignore")  # e.g. "Failed to initialize NumPy" on numpy-free installs
 
 import torch  # noqa: E402
+import lion_pytorch  # noqa: E402
 
 STEPS = 8
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
@@ -51,6 +64,19 @@ DEFAULTS = {
                     centered=False, maximize=False),
     "adamax": dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                    maximize=False),
+    "nadam": dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False),
+    "radam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  decoupled_weight_decay=False, maximize=False),
+    "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
+    # torch's Rprop has no weight decay: it stays 0 here (the crate's extension).
+    "rprop": dict(lr=1e-2, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0,
+                  weight_decay=0.0, maximize=False),
+    # lion-pytorch's defaults.
+    "lion": dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0, maximize=False),
+    # The authors' defaults (optax's adopt takes lr without a default).
+    "adopt": dict(lr=1e-3, beta1=0.9, beta2=0.9999, eps=1e-6, weight_decay=0.0,
+                  decoupled_weight_decay=False, nesterov=False, clip=True, maximize=False),
 }
 
 TORCH_CLASS = {
@@ -61,6 +87,11 @@ TORCH_CLASS = {
     "adadelta": torch.optim.Adadelta,
     "rmsprop": torch.optim.RMSprop,
     "adamax": torch.optim.Adamax,
+    "nadam": torch.optim.NAdam,
+    "radam": torch.optim.RAdam,
+    "asgd": torch.optim.ASGD,
+    "rprop": torch.optim.Rprop,
+    "lion": lion_pytorch.Lion,
 }
 
 
@@ -186,6 +217,55 @@ CASES = [
         {"params": [0, 3]},
         {"params": [1, 2, 4], "beta1": 0.7, "beta2": 0.99, "weight_decay": 0.05},
     ]),
+    # ---- NAdam ----
+    case("nadam_default", "nadam"),
+    case("nadam_wd", "nadam", lr=0.01, weight_decay=0.1),
+    case("nadam_decoupled_wd", "nadam", lr=0.01, weight_decay=0.1,
+         decoupled_weight_decay=True),
+    case("nadam_momentum_decay_maximize_l1", "nadam", shapes=[[9], [0], [3, 4]], lr=0.01,
+         beta1=0.6, beta2=0.9, momentum_decay=0.05, maximize=True, l1=0.01),
+    case("nadam_group_momentum_decay", "nadam", lr=0.01, groups=[
+        {"params": [0, 2, 4]},
+        {"params": [1, 3], "momentum_decay": 0.02, "beta1": 0.8, "eps": 1e-4},
+    ]),
+    # ---- RAdam (rho_t > 5 from step 6 on: 8 steps cross the switch) ----
+    case("radam_default", "radam"),
+    case("radam_wd", "radam", lr=0.01, weight_decay=0.1),
+    case("radam_decoupled_maximize", "radam", lr=0.01, weight_decay=0.1,
+         decoupled_weight_decay=True, maximize=True),
+    case("radam_betas_l1", "radam", shapes=[[9], [0], [3, 4]], lr=0.01, beta1=0.5, beta2=0.9,
+         eps=1e-3, l1=0.01),
+    # ---- ASGD (t0 = 3: averaging starts within the 8 steps) ----
+    case("asgd_default", "asgd"),
+    case("asgd_t0_lambd_alpha", "asgd", lr=0.05, lambd=0.01, alpha=0.5, t0=3.0),
+    case("asgd_wd_maximize_l1", "asgd", shapes=[[7], [0], [3, 5]], lr=0.05, t0=2.0,
+         weight_decay=0.1, maximize=True, l1=0.01),
+    case("asgd_group_lambd_t0", "asgd", lr=0.05, t0=5.0, groups=[
+        {"params": [0, 3]},
+        {"params": [1, 2, 4], "lambd": 0.05, "alpha": 0.9, "t0": 1.0},
+    ]),
+    # ---- Rprop ----
+    case("rprop_default", "rprop"),
+    case("rprop_etas_step_sizes", "rprop", lr=0.01, etaminus=0.3, etaplus=1.5,
+         step_size_min=5e-3, step_size_max=0.015),
+    case("rprop_maximize_l1", "rprop", shapes=[[9], [0], [3, 4]], lr=0.05, maximize=True,
+         l1=0.01),
+    # ---- Lion (lion-pytorch) ----
+    case("lion_default", "lion"),
+    case("lion_wd", "lion", lr=0.01, weight_decay=0.1),
+    case("lion_betas_maximize_l1", "lion", shapes=[[9], [0], [3, 4]], lr=0.01, beta1=0.5,
+         beta2=0.9, maximize=True, l1=0.01),
+    case("lion_group_betas", "lion", lr=0.01, groups=[
+        {"params": [0, 2, 4]},
+        {"params": [1, 3], "lr": 0.002, "beta1": 0.7, "beta2": 0.95, "weight_decay": 0.2},
+    ]),
+    # ---- ADOPT (optax) ----
+    case("adopt_default", "adopt"),
+    case("adopt_nesterov", "adopt", lr=0.01, nesterov=True),
+    case("adopt_noclip_eps", "adopt", lr=0.01, clip=False, eps=1e-3),
+    case("adopt_l2_betas", "adopt", lr=0.01, beta1=0.5, beta2=0.9, weight_decay=0.1),
+    case("adopt_decoupled_maximize_l1", "adopt", shapes=[[9], [0], [3, 4]], lr=0.01,
+         weight_decay=0.1, decoupled_weight_decay=True, maximize=True, l1=0.01),
 ]
 
 
@@ -232,11 +312,21 @@ def make_inputs(c):
     return params0, grads
 
 
+SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max")
+
+
 def torch_kwargs(opt, cfg):
-    kw = {k: v for k, v in cfg.items() if k not in ("l1", "beta1", "beta2")}
-    if opt in ("adam", "adamw", "adamax"):
+    kw = {k: v for k, v in cfg.items() if k not in SPLIT}
+    if "beta1" in cfg:
         kw["betas"] = (cfg["beta1"], cfg["beta2"])
-    kw["foreach"] = False
+    if opt == "rprop":
+        kw["etas"] = (cfg["etaminus"], cfg["etaplus"])
+        kw["step_sizes"] = (cfg["step_size_min"], cfg["step_size_max"])
+        assert kw.pop("weight_decay") == 0.0, "torch's Rprop has no weight decay"
+    if opt == "lion":
+        del kw["maximize"]  # negated by run_case
+    else:
+        kw["foreach"] = False
     return kw
 
 
@@ -278,19 +368,22 @@ def run_case(c):
         for i, p in enumerate(params):
             gi = grads[step][i].reshape(shapes[i]).clone()
             l1 = l1_of[i]
+            if opt_name == "lion" and maximize:
+                gi = -gi  # lion-pytorch has no maximize
             if l1 != 0.0:
                 sgn = torch.sign(p.detach())
-                gi = gi - l1 * sgn if maximize else gi + l1 * sgn
+                gi = gi - l1 * sgn if maximize and opt_name != "lion" else gi + l1 * sgn
             p.grad = gi
         opt.step()
         traj.append([p.detach().reshape(-1).tolist() for p in params])
 
-    # State after the last step, per tensor, in tensor order. Omit "step".
+    # State after the last step, per tensor, in tensor order. Omit "step" and
+    # the per-tensor scalars (0-dim tensors: mu_product, eta, mu).
     keys = None
     for p in params:
         st = opt.state[p]
         k = sorted(kk for kk, v in st.items()
-                   if kk != "step" and isinstance(v, torch.Tensor))
+                   if kk != "step" and isinstance(v, torch.Tensor) and v.dim() > 0)
         if keys is None:
             keys = k
         assert keys == k, f"{c['name']}: inconsistent state keys {keys} vs {k}"
@@ -319,8 +412,55 @@ def run_case(c):
     return out
 
 
+def run_optax_adopt(c):
+    """ADOPT by optax in float64 on CPU, on the inputs run_case would use."""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+    from optax.contrib import scale_by_adopt
+
+    cfg, shapes = c["config"], c["shapes"]
+    assert c["groups"] is None, "optax has no param groups"
+    params0, grads = make_inputs(c)
+    chain = [scale_by_adopt(b1=cfg["beta1"], b2=cfg["beta2"], eps=cfg["eps"],
+                            nesterov=cfg["nesterov"], use_clipping=cfg["clip"])]
+    decoupled = cfg["decoupled_weight_decay"]
+    if decoupled and cfg["weight_decay"] != 0.0:
+        chain.append(optax.add_decayed_weights(cfg["weight_decay"]))
+    chain.append(optax.scale_by_learning_rate(cfg["lr"]))
+    tx = optax.chain(*chain)
+    params = [jnp.asarray(p.tolist(), dtype=jnp.float64) for p in params0]
+    state = tx.init(params)
+    traj = []
+    for step in range(STEPS):
+        gs = []
+        for i, p in enumerate(params):
+            g = jnp.asarray(grads[step][i].tolist(), dtype=jnp.float64)
+            if cfg["maximize"]:
+                g = -g
+            if not decoupled:
+                g = g + cfg["weight_decay"] * p
+            g = g + cfg["l1"] * jnp.sign(p)
+            gs.append(g)
+        updates, state = tx.update(gs, state, params)
+        params = optax.apply_updates(params, updates)
+        traj.append([[float(x) for x in p] for p in params])
+    adopt_state = state[0]
+    out = {"name": c["name"], "optimizer": "adopt", "config": cfg, "shapes": shapes}
+    out["params0"] = [p.tolist() for p in params0]
+    out["grads"] = [[g.tolist() for g in gs] for gs in grads]
+    out["params"] = traj
+    out["state"] = {
+        "exp_avg": [[float(x) for x in m] for m in adopt_state.mu],
+        "exp_avg_sq": [[float(x) for x in v] for v in adopt_state.nu],
+    }
+    return out
+
+
 def main():
     torch.set_grad_enabled(False)
+    torch.set_default_dtype(torch.float64)
     names = [c["name"] for c in CASES]
     assert len(set(names)) == len(names), "duplicate case names"
     for c in CASES:
@@ -329,7 +469,8 @@ def main():
         "torch_version": torch.__version__,
         "generated_by": "tests/golden/gen_optim.py",
         "steps": STEPS,
-        "cases": [run_case(c) for c in CASES],
+        "cases": [run_optax_adopt(c) if c["optimizer"] == "adopt" else run_case(c)
+                  for c in CASES],
     }
     with open(OUT, "w") as f:
         json.dump(doc, f, allow_nan=False, separators=(",", ":"))

@@ -19,8 +19,10 @@ const RIGHT: u32 = 300;
 const FONT: f64 = 15.0;
 const TITLE_FONT: f64 = 20.0;
 
-/// One color per optimizer, in [`optimizers`] order.
-const COLORS: [RGBColor; 8] = [
+/// One color per optimizer, in [`optimizers`] order: Tableau's 10 and six
+/// darker ones, 16 distinct colors for the 14 registered optimizers (a 17th
+/// would reuse the first).
+const COLORS: [RGBColor; 16] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -29,6 +31,14 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(0x8c, 0x56, 0x4b),
     RGBColor(0xe3, 0x77, 0xc2),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x0b, 0x3d, 0x91),
+    RGBColor(0x80, 0x00, 0x26),
+    RGBColor(0x00, 0x5f, 0x3a),
+    RGBColor(0x4b, 0x00, 0x82),
+    RGBColor(0xa0, 0x52, 0x00),
+    RGBColor(0x00, 0x6d, 0x77),
 ];
 /// One dash pattern per adapter: (dash, gap) in pixels, (0, 0) solid.
 const DASHES: [(u32, u32); 5] = [(0, 0), (8, 4), (2, 3), (14, 4), (4, 4)];

@@ -119,7 +119,7 @@ impl Algo for AdagradConfig {
             name: "adagrad",
             source: SOURCE,
             slots: &["sum"],
-            active: vec![("sum", self.initial_accumulator_value as f32)],
+            active: vec![("sum", self.initial_accumulator_value)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
     }

@@ -138,9 +138,10 @@ fn allocate_states(
     base.iter()
         .enumerate()
         .map(|(s, &(state, init))| {
+            let init = init as f32;
             let role = Role::new(gpu, &format!("optim/{name}/{state}"), placement, init);
             for (k, &g) in assignment.iter().enumerate() {
-                let own = groups[g].algo().kernel().active[s].1;
+                let own = groups[g].algo().kernel().active[s].1 as f32;
                 if own != init {
                     let n: u64 = placement.pieces(k).iter().map(|p| p.len).sum();
                     role.write(gpu, placement.pieces(k), &vec![own; n as usize]);

@@ -1,0 +1,17 @@
+//! The f64 reference of Lion, line by line after lion-pytorch's `update_fn`
+//! (lion_pytorch/lion_pytorch.py).
+
+use crate::optim::LionConfig;
+use crate::optim::reference::sign;
+
+/// One element; `st` = [exp_avg].
+pub(super) fn element(c: &LionConfig, p: &mut f64, g: f64, st: &mut [f64]) {
+    let mut g = g;
+    if c.maximize {
+        g = -g;
+    }
+    g += c.l1 * sign(*p);
+    *p *= 1.0 - c.lr * c.weight_decay;
+    *p -= c.lr * sign(st[0] * c.beta1 + g * (1.0 - c.beta1));
+    st[0] = st[0] * c.beta2 + g * (1.0 - c.beta2);
+}

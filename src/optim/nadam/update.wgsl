@@ -1,0 +1,86 @@
+// nadam/update.wgsl — the per-element update of NAdam; assembled after gpu/common.wgsl and
+// optim/prelude.wgsl (the block table, the gradient load, the skip).
+//
+// Mirrors torch.optim.NAdam `_single_tensor_nadam` (torch/optim/nadam.py), g being the
+// loaded gradient:
+//   DECOUPLED: p = p * (1 - lr * weight_decay)        else: g = g + weight_decay * p
+//   g = g + l1 * sign(p)                               (wgpu-optim's L1 option)
+//   exp_avg = lerp(exp_avg, g, 1 - beta1)
+//   exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+//   denom = sqrt(exp_avg_sq / (1 - beta2^t)) + eps
+//   p = p - grad_coef * g / denom                      grad_coef = lr (1 - mu_t) / (1 - P_t)
+//   p = p - avg_coef * exp_avg / denom                 avg_coef = lr mu_{t+1} / (1 - P_t mu_{t+1})
+// with mu_t = beta1 (1 - 0.5 * 0.96^(t momentum_decay)) and P_t = mu_1 ... mu_t. The scalars
+// are computed on the host in f64 (optim/nadam/mod.rs); after skipped steps they are recomputed
+// here in f32 from the device step (1 - beta2^t by prelude.wgsl's bias_correction), the product
+// stopping once P_t < 2^-26 (then 1 - P_t is 1).
+//
+// Row (Rust: optim::nadam::NAdamRow): 16 x 4-byte scalars = 64 bytes.
+// State bindings: 6 exp_avg, 7 exp_avg_sq.
+override DECOUPLED: bool = false;
+
+struct Row {
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    decay_factor: f32,
+    grad_coef: f32,
+    avg_coef: f32,
+    bias_correction2: f32,
+    lr: f32,
+    momentum_decay: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
+@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
+
+fn nadam_mu(h: Row, t: f32) -> f32 {
+    return h.beta1 * (1.0 - 0.5 * pow(0.96, t * h.momentum_decay));
+}
+
+fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
+    var r = h;
+    let tf = step_f32(t);
+    // P_t, stopped once below 2^-26 (and for steps past 2^32, long after it vanished).
+    var product = 1.0;
+    if t.hi != 0u {
+        product = 0.0;
+    }
+    for (var s = 1u; s <= t.lo && product > 0.0; s++) {
+        product = product * nadam_mu(h, f32(s));
+        if product < 1.4901161e-8 {
+            product = 0.0;
+        }
+    }
+    let mu_t = nadam_mu(h, tf);
+    let mu_next = nadam_mu(h, tf + 1.0);
+    r.grad_coef = h.lr * (1.0 - mu_t) / (1.0 - product);
+    r.avg_coef = h.lr * mu_next / (1.0 - product * mu_next);
+    r.bias_correction2 = bias_correction(h.one_minus_beta2, tf).bc;
+    return r;
+}
+
+fn update(i: u32, grad_i: V, h: Row) {
+    var g = grad_i;
+    var p = param[i];
+    if DECOUPLED {
+        p = p * h.decay_factor;
+    } else {
+        g = g + h.weight_decay * p;
+    }
+    g = g + h.l1 * sign(p);
+    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
+    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    let denom = sqrt(v / h.bias_correction2) + h.eps;
+    p = p - h.grad_coef * (g / denom);
+    param[i] = p - h.avg_coef * (m / denom);
+}
