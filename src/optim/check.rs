@@ -77,3 +77,20 @@ pub(crate) fn check_betas(beta1: f64, beta2: f64) -> Result<()> {
         format!("Invalid beta parameter at index 1: {beta2}"),
     )
 }
+
+/// The hyperparameters the Adam family shares: `lr`, `eps`, `beta1` and
+/// `beta2` in `[0, 1)`, `weight_decay`, `l1`.
+pub(crate) fn check_adam_like(
+    lr: f64,
+    eps: f64,
+    beta1: f64,
+    beta2: f64,
+    weight_decay: f64,
+    l1: f64,
+) -> Result<()> {
+    check_lr("lr", lr)?;
+    check_eps("eps", eps)?;
+    check_betas(beta1, beta2)?;
+    check_min("weight_decay", weight_decay, "weight_decay")?;
+    check_min("l1", l1, "l1")
+}

@@ -51,7 +51,7 @@ pub use runtime::{BLOCK_ELEMS, Dispatch, MAX_GROUPS, Optimizer, PassTimestamps};
 pub use sgd::SgdConfig;
 pub use spec::OptimizerSpec;
 
-pub(crate) use check::{check_betas, check_eps, check_lr, check_min, check_unit};
+pub(crate) use check::{check_adam_like, check_eps, check_lr, check_min, check_unit};
 
 use crate::error::Result;
 
@@ -69,6 +69,16 @@ pub(crate) struct KernelDesc {
     pub(crate) active: Vec<(&'static str, f64)>,
     /// The optimizer's own override constants (the prelude adds its own).
     pub(crate) constants: Vec<(&'static str, f64)>,
+}
+
+/// One row's weight-decay pair for `penalize` (`prelude.wgsl`), from f64:
+/// `(weight_decay, 1)` for L2, `(0, 1 - lr * weight_decay)` decoupled.
+pub(crate) fn decay_terms(lr: f64, weight_decay: f64, decoupled: bool) -> (f32, f32) {
+    if decoupled {
+        (0.0, (1.0 - lr * weight_decay) as f32)
+    } else {
+        (weight_decay as f32, 1.0)
+    }
 }
 
 /// The per-optimizer hooks of the generic runtime and reference. A config

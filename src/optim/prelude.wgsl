@@ -28,7 +28,8 @@
 //   fn after_skipped_steps(h: Row, t: DeviceStep) -> Row   (t: gpu/common.wgsl, 64-bit)
 //   fn update(i: u32, g: V, h: Row)             reads / writes param[i] and its states[i],
 //                                               i a vec4 index (V = vec4<f32>)
-//   its state bindings, from @binding(6) on, and its own override constants.
+//   its state bindings, from @binding(6) on, and its own override constants (DECOUPLED, the
+//   weight-decay switch of `penalize`, is declared here for all of them).
 //
 // Bindings (group 0):
 //   0 uniform              step: StepInfo                  (offset 0 of the uniform buffer)
@@ -43,6 +44,8 @@ override MAXIMIZE: bool = false;
 override STATS: bool = false;
 override SKIP_NONFINITE: bool = false;
 override CLIP_VALUE: bool = false;
+// Decoupled weight decay (AdamW style), for the optimizers that offer it; else L2.
+override DECOUPLED: bool = false;
 
 const WG: u32 = 256u;
 
@@ -82,6 +85,27 @@ fn load_grad(i: u32, f: GradFactors) -> V {
         g = -g;
     }
     return g;
+}
+
+// The penalties every optimizer's update starts from (its own weight decay and wgpu-optim's
+// l1), in PyTorch's order:
+//   DECOUPLED: p = p * decay_factor (1 - lr * weight_decay)     else: g = g + weight_decay * p
+//   g = g + l1 * sign(p)
+struct Penalized {
+    p: V,
+    g: V,
+}
+
+fn penalize(p: V, g: V, weight_decay: f32, decay_factor: f32, l1: f32) -> Penalized {
+    var q = p;
+    var d = g;
+    if DECOUPLED {
+        q = p * decay_factor;
+    } else {
+        d = g + weight_decay * p;
+    }
+    d = d + l1 * sign(q);
+    return Penalized(q, d);
 }
 
 // torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w); w is a

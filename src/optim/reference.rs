@@ -23,6 +23,26 @@ pub(crate) fn sign(x: f64) -> f64 {
     }
 }
 
+/// The gradient an optimizer's element update starts from, the f64 twin of
+/// `penalize` in `prelude.wgsl`: `maximize` negates it, then weight decay
+/// (decoupled with `Some(lr)`: `p *= 1 - lr * weight_decay`; else L2:
+/// `g + weight_decay * p`), then wgpu-optim's `g + l1 * sign(p)`.
+pub(crate) fn penalized(
+    p: &mut f64,
+    g: f64,
+    maximize: bool,
+    weight_decay: f64,
+    decoupled_lr: Option<f64>,
+    l1: f64,
+) -> f64 {
+    let mut g = if maximize { -g } else { g };
+    match decoupled_lr {
+        Some(lr) => *p *= 1.0 - lr * weight_decay,
+        None => g += weight_decay * *p,
+    }
+    g + l1 * sign(*p)
+}
+
 /// An optimizer's state on the host, in f64.
 #[derive(Debug, Clone)]
 pub struct Reference {

@@ -2,16 +2,11 @@
 //! `_single_tensor_adagrad` (torch/optim/adagrad.py).
 
 use crate::optim::AdagradConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [sum].
 pub(super) fn element(c: &AdagradConfig, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    g += c.weight_decay * *p;
-    g += c.l1 * sign(*p);
+    let g = penalized(p, g, c.maximize, c.weight_decay, None, c.l1);
     let clr = c.lr / (1.0 + (t - 1.0) * c.lr_decay);
     st[0] += g * g;
     *p -= clr * g / (st[0].sqrt() + c.eps);

@@ -32,10 +32,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    let p = param[i];
-    g = g + h.weight_decay * p;
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let p = pen.p;
+    let g = pen.g;
     let s = sum[i] + g * g;
     sum[i] = s;
     let denom = sqrt(s) + h.eps;

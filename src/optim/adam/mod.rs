@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
+use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
 
 /// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
@@ -197,11 +197,7 @@ pub(crate) struct AdamRow {
 }
 
 fn validate(c: &AdamConfig) -> Result<()> {
-    check_lr("lr", c.lr)?;
-    check_eps("eps", c.eps)?;
-    check_betas(c.beta1, c.beta2)?;
-    check_min("weight_decay", c.weight_decay, "weight_decay")?;
-    check_min("l1", c.l1, "l1")
+    check_adam_like(c.lr, c.eps, c.beta1, c.beta2, c.weight_decay, c.l1)
 }
 
 const SOURCE: &str = concat!(
@@ -232,25 +228,18 @@ fn row(c: &AdamConfig, t: u64, decoupled: bool) -> Vec<u8> {
     let tf = t as f64;
     let bias_correction1 = 1.0 - c.beta1.powf(tf);
     let bias_correction2 = 1.0 - c.beta2.powf(tf);
+    let (weight_decay, decay_factor) = decay_terms(c.lr, c.weight_decay, decoupled);
     let r = AdamRow {
         beta1: c.beta1 as f32,
         one_minus_beta1: (1.0 - c.beta1) as f32,
         beta2: c.beta2 as f32,
         one_minus_beta2: (1.0 - c.beta2) as f32,
         eps: c.eps as f32,
-        weight_decay: if decoupled {
-            0.0
-        } else {
-            c.weight_decay as f32
-        },
+        weight_decay,
         l1: c.l1 as f32,
         step_size: (c.lr / bias_correction1) as f32,
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,
-        decay_factor: if decoupled {
-            (1.0 - c.lr * c.weight_decay) as f32
-        } else {
-            1.0
-        },
+        decay_factor,
         lr: c.lr as f32,
         _pad0: 0,
         _pad1: 0,

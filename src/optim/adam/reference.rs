@@ -2,7 +2,7 @@
 //! `_single_tensor_adam` (torch/optim/adam.py).
 
 use crate::optim::AdamConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [exp_avg, exp_avg_sq, (max_exp_avg_sq)].
 pub(super) fn element(
@@ -13,16 +13,14 @@ pub(super) fn element(
     g: f64,
     st: &mut [f64],
 ) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    if decoupled {
-        *p *= 1.0 - c.lr * c.weight_decay;
-    } else {
-        g += c.weight_decay * *p;
-    }
-    g += c.l1 * sign(*p);
+    let g = penalized(
+        p,
+        g,
+        c.maximize,
+        c.weight_decay,
+        decoupled.then_some(c.lr),
+        c.l1,
+    );
     st[0] += (1.0 - c.beta1) * (g - st[0]);
     st[1] = st[1] * c.beta2 + (1.0 - c.beta2) * g * g;
     let bias_correction1 = 1.0 - c.beta1.powf(t);

@@ -16,7 +16,6 @@
 //
 // Row (Rust: optim::adam::AdamRow): 16 x 4-byte scalars = 64 bytes.
 // State bindings: 6 exp_avg, 7 exp_avg_sq, 8 max_exp_avg_sq (a 1-vec4 dummy unless AMSGRAD).
-override DECOUPLED: bool = false;
 override AMSGRAD: bool = false;
 
 struct Row {
@@ -51,14 +50,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    var p = param[i];
-    if DECOUPLED {
-        p = p * h.decay_factor;
-    } else {
-        g = g + h.weight_decay * p;
-    }
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    let p = pen.p;
+    let g = pen.g;
     let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
     let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
     exp_avg[i] = m;

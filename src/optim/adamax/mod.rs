@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
+use super::{Algo, KernelDesc, check_adam_like, hyperparameters};
 use crate::error::Result;
 
 /// Adamax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm,
@@ -108,11 +108,14 @@ const SOURCE: &str = concat!(
 
 impl Algo for AdamaxConfig {
     fn validate(&self) -> Result<()> {
-        check_lr("lr", self.lr)?;
-        check_eps("eps", self.eps)?;
-        check_betas(self.beta1, self.beta2)?;
-        check_min("weight_decay", self.weight_decay, "weight_decay")?;
-        check_min("l1", self.l1, "l1")
+        check_adam_like(
+            self.lr,
+            self.eps,
+            self.beta1,
+            self.beta2,
+            self.weight_decay,
+            self.l1,
+        )
     }
     fn kernel(&self) -> KernelDesc {
         KernelDesc {

@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
+use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
 
 /// ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with
@@ -141,11 +141,14 @@ const SOURCE: &str = concat!(
 
 impl Algo for AdoptConfig {
     fn validate(&self) -> Result<()> {
-        check_lr("lr", self.lr)?;
-        check_eps("eps", self.eps)?;
-        check_betas(self.beta1, self.beta2)?;
-        check_min("weight_decay", self.weight_decay, "weight_decay")?;
-        check_min("l1", self.l1, "l1")
+        check_adam_like(
+            self.lr,
+            self.eps,
+            self.beta1,
+            self.beta2,
+            self.weight_decay,
+            self.l1,
+        )
     }
     fn kernel(&self) -> KernelDesc {
         KernelDesc {
@@ -163,23 +166,16 @@ impl Algo for AdoptConfig {
     }
     fn row(&self, t: u64) -> Vec<u8> {
         let decoupled = self.decoupled_weight_decay;
+        let (weight_decay, decay_factor) = decay_terms(self.lr, self.weight_decay, decoupled);
         let r = AdoptRow {
             beta1: self.beta1 as f32,
             one_minus_beta1: (1.0 - self.beta1) as f32,
             beta2: self.beta2 as f32,
             one_minus_beta2: (1.0 - self.beta2) as f32,
             eps: self.eps as f32,
-            weight_decay: if decoupled {
-                0.0
-            } else {
-                self.weight_decay as f32
-            },
+            weight_decay,
             l1: self.l1 as f32,
-            decay_factor: if decoupled {
-                (1.0 - self.lr * self.weight_decay) as f32
-            } else {
-                1.0
-            },
+            decay_factor,
             lr: self.lr as f32,
             clip_value: clip_value(t) as f32,
             first: (t == 1) as u32,

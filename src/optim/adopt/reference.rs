@@ -4,20 +4,18 @@
 
 use super::clip_value;
 use crate::optim::AdoptConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [exp_avg, exp_avg_sq].
 pub(super) fn element(c: &AdoptConfig, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    if c.decoupled_weight_decay {
-        *p *= 1.0 - c.lr * c.weight_decay;
-    } else {
-        g += c.weight_decay * *p;
-    }
-    g += c.l1 * sign(*p);
+    let g = penalized(
+        p,
+        g,
+        c.maximize,
+        c.weight_decay,
+        c.decoupled_weight_decay.then_some(c.lr),
+        c.l1,
+    );
     if t == 1.0 {
         st[1] = g * g;
         return;

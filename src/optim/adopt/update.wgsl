@@ -15,7 +15,6 @@
 //
 // Row (Rust: optim::adopt::AdoptRow): 12 x 4-byte scalars = 48 bytes.
 // State bindings: 6 exp_avg, 7 exp_avg_sq.
-override DECOUPLED: bool = false;
 override NESTEROV: bool = false;
 override CLIP: bool = true;
 
@@ -45,14 +44,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    var p = param[i];
-    if DECOUPLED {
-        p = p * h.decay_factor;
-    } else {
-        g = g + h.weight_decay * p;
-    }
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    let p = pen.p;
+    let g = pen.g;
     let v = exp_avg_sq[i];
     if h.first != 0u {
         exp_avg_sq[i] = g * g;

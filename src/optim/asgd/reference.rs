@@ -3,16 +3,11 @@
 
 use super::eta_mu;
 use crate::optim::AsgdConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [ax].
 pub(super) fn element(c: &AsgdConfig, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    g += c.weight_decay * *p;
-    g += c.l1 * sign(*p);
+    let g = penalized(p, g, c.maximize, c.weight_decay, None, c.l1);
     let (eta, mu) = eta_mu(c, t as u64);
     *p *= 1.0 - c.lambd * eta;
     *p -= eta * g;

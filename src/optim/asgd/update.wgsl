@@ -42,10 +42,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    var p = param[i];
-    g = g + h.weight_decay * p;
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    var p = pen.p;
+    let g = pen.g;
     p = p * h.decay;
     p = p - h.eta * g;
     param[i] = p;

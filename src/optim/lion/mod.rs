@@ -124,7 +124,7 @@ impl Algo for LionConfig {
             source: SOURCE,
             slots: &["exp_avg"],
             active: vec![("exp_avg", 0.0)],
-            constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
+            constants: vec![("MAXIMIZE", self.maximize as u8 as f64), ("DECOUPLED", 1.0)],
         }
     }
     fn row(&self, _t: u64) -> Vec<u8> {

@@ -3,8 +3,8 @@
 //
 // Mirrors lion-pytorch's `update_fn` (lion_pytorch/lion_pytorch.py), g being the loaded
 // gradient:
+//   p = p * (1 - lr * weight_decay)                    (always decoupled: DECOUPLED is set)
 //   g = g + l1 * sign(p)                               (wgpu-optim's L1 option)
-//   p = p * (1 - lr * weight_decay)
 //   p = p - lr * sign(exp_avg * beta1 + g * (1 - beta1))
 //   exp_avg = exp_avg * beta2 + g * (1 - beta2)
 // Nothing depends on the step count, so skipped steps need no recomputation.
@@ -30,10 +30,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    var p = param[i];
-    g = g + h.l1 * sign(p);
-    p = p * h.decay_factor;
+    let pen = penalize(param[i], grad_i, 0.0, h.decay_factor, h.l1);
+    let p = pen.p;
+    let g = pen.g;
     let m = exp_avg[i];
     param[i] = p - h.lr * sign(m * h.beta1 + g * h.one_minus_beta1);
     exp_avg[i] = m * h.beta2 + g * h.one_minus_beta2;

@@ -3,7 +3,7 @@
 
 mod reference;
 
-use super::{Algo, KernelDesc, check_betas, check_eps, check_lr, check_min, hyperparameters};
+use super::{Algo, KernelDesc, check_adam_like, check_min, decay_terms, hyperparameters};
 use crate::error::Result;
 
 /// NAdam (Dozat, 2016: Adam with Nesterov momentum and a momentum schedule),
@@ -183,12 +183,15 @@ const SOURCE: &str = concat!(
 
 impl Algo for NAdamConfig {
     fn validate(&self) -> Result<()> {
-        check_lr("lr", self.lr)?;
-        check_eps("eps", self.eps)?;
-        check_betas(self.beta1, self.beta2)?;
-        check_min("weight_decay", self.weight_decay, "weight_decay")?;
-        check_min("momentum_decay", self.momentum_decay, "momentum_decay")?;
-        check_min("l1", self.l1, "l1")
+        check_adam_like(
+            self.lr,
+            self.eps,
+            self.beta1,
+            self.beta2,
+            self.weight_decay,
+            self.l1,
+        )?;
+        check_min("momentum_decay", self.momentum_decay, "momentum_decay")
     }
     fn kernel(&self) -> KernelDesc {
         KernelDesc {
@@ -205,23 +208,16 @@ impl Algo for NAdamConfig {
     fn row(&self, t: u64) -> Vec<u8> {
         let (grad_coef, avg_coef, bias_correction2) = step_scalars(self, t);
         let decoupled = self.decoupled_weight_decay;
+        let (weight_decay, decay_factor) = decay_terms(self.lr, self.weight_decay, decoupled);
         let r = NAdamRow {
             beta1: self.beta1 as f32,
             one_minus_beta1: (1.0 - self.beta1) as f32,
             beta2: self.beta2 as f32,
             one_minus_beta2: (1.0 - self.beta2) as f32,
             eps: self.eps as f32,
-            weight_decay: if decoupled {
-                0.0
-            } else {
-                self.weight_decay as f32
-            },
+            weight_decay,
             l1: self.l1 as f32,
-            decay_factor: if decoupled {
-                (1.0 - self.lr * self.weight_decay) as f32
-            } else {
-                1.0
-            },
+            decay_factor,
             grad_coef: grad_coef as f32,
             avg_coef: avg_coef as f32,
             bias_correction2: bias_correction2 as f32,

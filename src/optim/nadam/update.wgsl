@@ -17,7 +17,6 @@
 //
 // Row (Rust: optim::nadam::NAdamRow): 16 x 4-byte scalars = 64 bytes.
 // State bindings: 6 exp_avg, 7 exp_avg_sq.
-override DECOUPLED: bool = false;
 
 struct Row {
     beta1: f32,
@@ -68,14 +67,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    var p = param[i];
-    if DECOUPLED {
-        p = p * h.decay_factor;
-    } else {
-        g = g + h.weight_decay * p;
-    }
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    var p = pen.p;
+    let g = pen.g;
     let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
     let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
     exp_avg[i] = m;

@@ -3,20 +3,18 @@
 
 use super::step_scalars;
 use crate::optim::RAdamConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [exp_avg, exp_avg_sq].
 pub(super) fn element(c: &RAdamConfig, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    if c.decoupled_weight_decay {
-        *p *= 1.0 - c.lr * c.weight_decay;
-    } else {
-        g += c.weight_decay * *p;
-    }
-    g += c.l1 * sign(*p);
+    let g = penalized(
+        p,
+        g,
+        c.maximize,
+        c.weight_decay,
+        c.decoupled_weight_decay.then_some(c.lr),
+        c.l1,
+    );
     st[0] += (1.0 - c.beta1) * (g - st[0]);
     st[1] = st[1] * c.beta2 + (1.0 - c.beta2) * g * g;
     match step_scalars(c, t as u64) {

@@ -2,17 +2,12 @@
 //! `_single_tensor_rmsprop` (torch/optim/rmsprop.py).
 
 use crate::optim::RmsPropConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [square_avg, (momentum_buffer), (grad_avg)], in the
 /// order of the kernel's active states.
 pub(super) fn element(c: &RmsPropConfig, _t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    g += c.weight_decay * *p;
-    g += c.l1 * sign(*p);
+    let g = penalized(p, g, c.maximize, c.weight_decay, None, c.l1);
     let has_momentum = c.momentum > 0.0;
     let buf = 1;
     let ga = if has_momentum { 2 } else { 1 };

@@ -2,16 +2,11 @@
 //! `_single_tensor_rprop` (torch/optim/rprop.py).
 
 use crate::optim::RpropConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::{penalized, sign};
 
 /// One element; `st` = [prev, step_size].
 pub(super) fn element(c: &RpropConfig, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    g += c.weight_decay * *p;
-    g += c.l1 * sign(*p);
+    let mut g = penalized(p, g, c.maximize, c.weight_decay, None, c.l1);
     let s = sign(g * st[0]);
     let factor = if s > 0.0 {
         c.etaplus

@@ -33,10 +33,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    let p = param[i];
-    g = g + h.weight_decay * p;
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let p = pen.p;
+    var g = pen.g;
     let s = sign(g) * sign(prev[i]);
     let factor = select(select(V(1.0), V(h.etaminus), s < V(0.0)), V(h.etaplus), s > V(0.0));
     let size = clamp(step_size[i] * factor, V(h.step_size_min), V(h.step_size_max));

@@ -2,16 +2,11 @@
 //! (torch/optim/sgd.py).
 
 use crate::optim::SgdConfig;
-use crate::optim::reference::sign;
+use crate::optim::reference::penalized;
 
 /// One element; `st` = [(momentum_buffer)].
 pub(super) fn element(c: &SgdConfig, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
-    let mut g = g;
-    if c.maximize {
-        g = -g;
-    }
-    g += c.weight_decay * *p;
-    g += c.l1 * sign(*p);
+    let mut g = penalized(p, g, c.maximize, c.weight_decay, None, c.l1);
     if c.momentum != 0.0 {
         if t == 1.0 {
             st[0] = g;

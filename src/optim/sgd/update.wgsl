@@ -35,10 +35,9 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    var g = grad_i;
-    let p = param[i];
-    g = g + h.weight_decay * p;
-    g = g + h.l1 * sign(p);
+    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let p = pen.p;
+    var g = pen.g;
     if MOMENTUM {
         var buf = g;
         if h.first_step == 0u {
