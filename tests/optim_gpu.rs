@@ -158,6 +158,50 @@ mod matches_reference_across_skipped_steps {
     crate::optimizer_cases!(super::matches_reference_across_skipped_steps);
 }
 
+/// One case of the table, resumed late (step 10^7, past f32's exact
+/// integers at 2^24 only in the next case, and step 2^32 + 5): the first
+/// step sees a NaN and is skipped, so the next ones recompute their
+/// step-dependent scalars on the device in f32 from a large step count
+/// (RAdam's `rho_t`, NAdam's `mu_product`, ADOPT's clip, ASGD's eta, the
+/// bias corrections) and must still follow the f64 reference.
+fn matches_reference_after_a_skip_at_a_late_step(name: &str, spec: &OptimizerSpec) {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    let spec = spec.clone().nonfinite(wgpu_optim::grad::NonFinite::Skip);
+    for start in [10_000_000u64, (1u64 << 32) + 5] {
+        let mut rng = Rng(23);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        opt.set_step_count(start);
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        reference.step = start;
+        reference.host_step = start;
+        let mut want = widen(&p0);
+        for k in 0..3 {
+            let mut g = random_tensors(&mut rng, &layout, 0.5);
+            if k == 0 {
+                g[4][17] = f32::NAN;
+            }
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+        }
+        assert_eq!(reference.skipped, 1, "{name}");
+        let got = params.read_all(gpu).unwrap();
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+            assert!(r <= 1.0, "{name} from step {start} `{}`: {r}", t.name);
+        }
+    }
+}
+
+/// One test per case of the shared table.
+mod matches_reference_after_a_skip_at_a_late_step {
+    crate::optimizer_cases!(super::matches_reference_after_a_skip_at_a_late_step);
+}
+
 #[test]
 fn group_with_zero_lr_is_untouched_and_others_move() {
     let gpu = gpu();

@@ -126,6 +126,27 @@ fn torch_lerp(a: V, b: V, w: f32) -> V {
 struct BiasCorrection {
     bc: f32,
     d: f32,
+    // (1 - x)^t itself.
+    q: f32,
+}
+
+// l - (1 - e^-l) = l^2/2! - l^3/3! + ..., for 0 <= l < 0.5.
+fn expm1_excess(l: f32) -> f32 {
+    var b = 0.0;
+    var term = l;
+    for (var k = 2; k <= 16; k++) {
+        term = -term * l / f32(k);
+        b = b - term;
+    }
+    return b;
+}
+
+// 1 - e^-l for l >= 0, accurate also for small l.
+fn one_minus_exp_neg(l: f32) -> f32 {
+    if l < 0.5 {
+        return l - expm1_excess(l);
+    }
+    return 1.0 - exp(-l);
 }
 
 fn bias_correction(x: f32, t: f32) -> BiasCorrection {
@@ -142,18 +163,13 @@ fn bias_correction(x: f32, t: f32) -> BiasCorrection {
     }
     let l = t * (x + a);
     if l < 0.5 {
-        // b = l - (1 - e^-l) = l^2/2! - l^3/3! + ...
-        var b = 0.0;
-        var term = l;
-        for (var k = 2; k <= 16; k++) {
-            term = -term * l / f32(k);
-            b = b - term;
-        }
+        let b = expm1_excess(l);
         let bc = l - b;
-        return BiasCorrection(bc, b - t * a);
+        return BiasCorrection(bc, b - t * a, 1.0 - bc);
     }
-    let bc = 1.0 - exp(-l);
-    return BiasCorrection(bc, t * x - bc);
+    let q = exp(-l);
+    let bc = 1.0 - q;
+    return BiasCorrection(bc, t * x - bc, q);
 }
 
 @compute @workgroup_size(256)

@@ -48,8 +48,10 @@ use crate::error::Result;
 /// `weight_decay < 0`, `l1 < 0`, or any NaN value or one not finite in f32.
 ///
 /// # Differences from optax
-/// - `weight_decay` (L2, or decoupled as the authors' PyTorch version) and
-///   `l1` are in the optimizer; with optax one chains `add_decayed_weights`.
+/// - `weight_decay` (L2, or decoupled) and `l1` are in the optimizer; with
+///   optax one chains `add_decayed_weights`, which the decoupled decay
+///   equals, also at the first step (the authors' PyTorch version skips the
+///   decay there: its first step only fills `exp_avg_sq`).
 /// - The clipping schedule is the default `(t - 1)^0.25` (optax's
 ///   `clip_value_fn` of its count); other functions are not offered.
 /// - The step's scalars are computed on the host in f64; after steps

@@ -4,7 +4,7 @@
 // Mirrors optax.contrib.scale_by_adopt (optax/contrib/_adopt.py), g being the loaded gradient:
 //   DECOUPLED: p = p * (1 - lr * weight_decay)        else: g = g + weight_decay * p
 //   g = g + l1 * sign(p)                               (wgpu-optim's L1 option)
-//   first step: exp_avg_sq = g * g, nothing else
+//   first step: exp_avg_sq = g * g, nothing else (but the decoupled decay above, as optax)
 //   n = g / max(sqrt(exp_avg_sq), eps)                 (the previous second moment)
 //   CLIP: n = clamp(n, -clip_value, clip_value)        clip_value = (t - 1)^0.25
 //   exp_avg = exp_avg * beta1 + (1 - beta1) * n

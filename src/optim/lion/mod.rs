@@ -15,8 +15,8 @@ use crate::error::Result;
 /// m_0 = 0
 /// for t = 1, 2, ...
 ///     g = grad * grad_scale;  if maximize { g = -g }
-///     g = g + l1 * sign(p)
 ///     p = p * (1 - lr * weight_decay)
+///     g = g + l1 * sign(p)
 ///     p = p - lr * sign(beta1 * m + (1 - beta1) * g)
 ///     m = beta2 * m + (1 - beta2) * g
 /// ```

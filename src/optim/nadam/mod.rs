@@ -50,17 +50,21 @@ use crate::error::Result;
 ///
 /// # Differences from PyTorch
 /// - `l1` is an extension (not in PyTorch).
-/// - `mu_product` is not a running state: the host computes
-///   `P_t = mu_1 ... mu_t` in f64 from the group's current `beta1` and
-///   `momentum_decay` (stopping once `P_t < 2^-60`, where `1 - P_t` is 1 in
-///   f64). Changing `beta1` or `momentum_decay` during a run therefore gives
-///   the product of the new values over every step, where torch keeps the
-///   product of the values each step saw; so NAdam offers no momentum for
-///   momentum-cycling schedules.
+/// - `mu_product` is not a running state: `P_t = mu_1 ... mu_t` is computed
+///   in closed form from the group's current `beta1` and `momentum_decay`
+///   (below), on the host in f64. Changing `beta1` or `momentum_decay`
+///   during a run therefore gives the product of the new values over every
+///   step, where torch keeps the product of the values each step saw; so
+///   NAdam offers no momentum for momentum-cycling schedules.
 /// - After steps skipped on the device (non-finite gradients) the kernel
-///   recomputes `P_t` in f32 from the device's step count, stopping once
-///   `P_t < 2^-26` (then `1 - P_t` is 1 in f32): a few dozen products with
-///   the default `momentum_decay`, at most `ln(2^-26) / ln(beta1)` of them.
+///   recomputes `P_t` in f32 from the device's step count with the same
+///   closed form (24 terms, whatever the step).
+///
+/// The closed form: with `r = 0.96^momentum_decay`,
+/// `ln P_t = t ln(beta1) + sum_s ln(1 - r^s / 2)
+///         = t ln(beta1) - sum_k (1/2)^k / k * r^k (1 - r^(k t)) / (1 - r^k)`,
+/// whose terms shrink like `2^-k` (55 of them in f64, 24 in f32), and
+/// `(1 - r^(k t)) / (1 - r^k)` is `t` when `momentum_decay = 0`.
 /// - No `foreach`/`capturable`/`differentiable` switches; complex tensors are
 ///   not supported.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,17 +122,28 @@ pub(crate) fn mu(beta1: f64, momentum_decay: f64, t: f64) -> f64 {
     beta1 * (1.0 - 0.5 * 0.96f64.powf(t * momentum_decay))
 }
 
-/// `P_t = mu_1 * ... * mu_t` in f64, stopped once it is below 2^-60 (where
-/// `1 - P_t` and `1 - P_t * mu_{t+1}` are exactly 1 in f64) and then 0.
+/// `P_t = mu_1 * ... * mu_t` in f64, in closed form (see [`NAdamConfig`]):
+/// O(1) in `t`.
 pub(crate) fn mu_product(beta1: f64, momentum_decay: f64, t: u64) -> f64 {
-    let mut p = 1.0;
-    for s in 1..=t {
-        p *= mu(beta1, momentum_decay, s as f64);
-        if p < 2f64.powi(-60) {
-            return 0.0;
-        }
+    if t == 0 {
+        return 1.0;
     }
-    p
+    if beta1 == 0.0 {
+        return 0.0;
+    }
+    let tf = t as f64;
+    let ln_r = momentum_decay * 0.96f64.ln();
+    let mut sum = 0.0;
+    for k in 1..=55 {
+        let kf = k as f64;
+        let ratio = if ln_r == 0.0 {
+            tf
+        } else {
+            (kf * tf * ln_r).exp_m1() / (kf * ln_r).exp_m1()
+        };
+        sum -= 0.5f64.powi(k) / kf * (kf * ln_r).exp() * ratio;
+    }
+    (tf * beta1.ln() + sum).exp()
 }
 
 /// The step's scalars: `(lr * (1 - mu_t) / (1 - P_t),
@@ -170,9 +185,11 @@ pub(crate) struct NAdamRow {
     /// For the device-side recomputation after skipped steps.
     lr: f32,
     momentum_decay: f32,
+    /// ln(beta1) (at least -1e4), from f64.
+    ln_beta1: f32,
+    /// ln(0.96) * momentum_decay, from f64.
+    ln_r: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 const SOURCE: &str = concat!(
@@ -223,9 +240,9 @@ impl Algo for NAdamConfig {
             bias_correction2: bias_correction2 as f32,
             lr: self.lr as f32,
             momentum_decay: self.momentum_decay as f32,
+            ln_beta1: self.beta1.ln().max(-1e4) as f32,
+            ln_r: (self.momentum_decay * 0.96f64.ln()) as f32,
             _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
         };
         bytemuck::bytes_of(&r).to_vec()
     }
@@ -256,28 +273,30 @@ mod tests {
                 bias_correction2,
                 lr,
                 momentum_decay,
-                _pad0,
-                _pad1,
-                _pad2
+                ln_beta1,
+                ln_r,
+                _pad0
             }),
         );
     }
 
     #[test]
-    fn the_mu_product_is_the_running_product_until_it_vanishes() {
-        let (b1, md) = (0.9, 4e-3);
-        let mut running = 1.0;
-        for t in 1..=200u64 {
-            running *= super::mu(b1, md, t as f64);
-            let p = super::mu_product(b1, md, t);
-            if running >= 2f64.powi(-60) {
-                assert!((p - running).abs() <= 1e-15 * running, "t {t}");
-            } else {
-                assert_eq!(p, 0.0, "t {t}");
-                assert_eq!(1.0 - running, 1.0, "t {t}: 1 - P is 1 in f64");
+    fn the_closed_form_mu_product_is_the_running_product() {
+        for (b1, md) in [(0.9, 4e-3), (0.5, 0.05), (0.99, 0.0), (0.999_999_99, 1.0)] {
+            let mut running = 1.0f64;
+            for t in 1..=3000u64 {
+                running *= super::mu(b1, md, t as f64);
+                let p = super::mu_product(b1, md, t);
+                // Both in f64: the running product's t roundings against the
+                // closed form's few dozen (and its exp of a sum near ln P).
+                let tol = 1e-13 * t as f64 * running + 1e-300;
+                assert!(
+                    (p - running).abs() <= tol,
+                    "b1 {b1} md {md} t {t}: {p} vs {running}"
+                );
             }
         }
-        assert_eq!(super::mu_product(0.0, md, 3), 0.0);
-        assert_eq!(super::mu_product(b1, md, 0), 1.0);
+        assert_eq!(super::mu_product(0.0, 4e-3, 3), 0.0);
+        assert_eq!(super::mu_product(0.9, 4e-3, 0), 1.0);
     }
 }

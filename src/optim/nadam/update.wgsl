@@ -12,8 +12,8 @@
 //   p = p - avg_coef * exp_avg / denom                 avg_coef = lr mu_{t+1} / (1 - P_t mu_{t+1})
 // with mu_t = beta1 (1 - 0.5 * 0.96^(t momentum_decay)) and P_t = mu_1 ... mu_t. The scalars
 // are computed on the host in f64 (optim/nadam/mod.rs); after skipped steps they are recomputed
-// here in f32 from the device step (1 - beta2^t by prelude.wgsl's bias_correction), the product
-// stopping once P_t < 2^-26 (then 1 - P_t is 1).
+// here in f32 from the device step (1 - beta2^t by prelude.wgsl's bias_correction, P_t in closed
+// form).
 //
 // Row (Rust: optim::nadam::NAdamRow): 16 x 4-byte scalars = 64 bytes.
 // State bindings: 6 exp_avg, 7 exp_avg_sq.
@@ -32,9 +32,9 @@ struct Row {
     bias_correction2: f32,
     lr: f32,
     momentum_decay: f32,
+    ln_beta1: f32,
+    ln_r: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
@@ -44,20 +44,28 @@ fn nadam_mu(h: Row, t: f32) -> f32 {
     return h.beta1 * (1.0 - 0.5 * pow(0.96, t * h.momentum_decay));
 }
 
+// ln P_t in closed form (optim/nadam/mod.rs): t ln(beta1) - sum_k 2^-k / k r^k (1 - r^(k t)) /
+// (1 - r^k), ln r = ln(0.96) momentum_decay; 24 terms leave 2^-24 of the sum.
+fn nadam_log_mu_product(h: Row, t: f32) -> f32 {
+    var sum = 0.0;
+    var w = 1.0;
+    for (var k = 1; k <= 24; k++) {
+        let kf = f32(k);
+        w = w * 0.5;
+        let y = -kf * h.ln_r;
+        var ratio = t;
+        if y > 0.0 {
+            ratio = one_minus_exp_neg(y * t) / one_minus_exp_neg(y);
+        }
+        sum = sum - w / kf * exp(-y) * ratio;
+    }
+    return max(t * h.ln_beta1 + sum, -200.0);
+}
+
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
     let tf = step_f32(t);
-    // P_t, stopped once below 2^-26 (and for steps past 2^32, long after it vanished).
-    var product = 1.0;
-    if t.hi != 0u {
-        product = 0.0;
-    }
-    for (var s = 1u; s <= t.lo && product > 0.0; s++) {
-        product = product * nadam_mu(h, f32(s));
-        if product < 1.4901161e-8 {
-            product = 0.0;
-        }
-    }
+    let product = exp(nadam_log_mu_product(h, tf));
     let mu_t = nadam_mu(h, tf);
     let mu_next = nadam_mu(h, tf + 1.0);
     r.grad_coef = h.lr * (1.0 - mu_t) / (1.0 - product);

@@ -54,8 +54,8 @@ use crate::error::Result;
 /// - The step's scalars (`rho_t`, the rectification, the bias corrections)
 ///   are computed on the host in f64 (PyTorch's non-capturable path); after
 ///   steps skipped on the device they are recomputed in f32 from the
-///   device's step count, where `rho_t > 5` may then decide differently
-///   within f32 rounding of the threshold.
+///   device's step count (the regime from the first rectified step, which
+///   the host finds in f64, so it is decided exactly).
 /// - No `foreach`/`capturable`/`differentiable` switches; complex tensors are
 ///   not supported.
 #[derive(Debug, Clone, Copy, PartialEq)]

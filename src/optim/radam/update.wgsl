@@ -45,11 +45,16 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     let c1 = bias_correction(h.one_minus_beta1, tf);
     let c2 = bias_correction(h.one_minus_beta2, tf);
     r.step_size = h.lr / c1.bc;
-    // rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t), rewritten without the cancellation of two
-    // terms near rho_inf: 2 t - 1 - 2 d / (x (1 - beta2^t)), d = t x - (1 - beta2^t).
+    // rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t). While 1 - beta2^t is small its two terms
+    // are both near rho_inf and cancel, so there it is rewritten as
+    // 2 t - 1 - 2 d / (x (1 - beta2^t)), d = t x - (1 - beta2^t); later (large t) that form
+    // cancels instead and the direct one is accurate.
     let x = h.one_minus_beta2;
     let rho_inf = 2.0 / x - 1.0;
-    let rho_t = 2.0 * tf - 1.0 - 2.0 * c2.d / (x * c2.bc);
+    var rho_t = rho_inf - 2.0 * tf * c2.q / c2.bc;
+    if c2.bc < 0.375 {
+        rho_t = 2.0 * tf - 1.0 - 2.0 * c2.d / (x * c2.bc);
+    }
     // rho_t grows with t: the host found the first rectified step in f64.
     let rectified = h.rectify_from != 0xffffffffu && (t.hi != 0u || t.lo >= h.rectify_from);
     r.rectified = select(0u, 1u, rectified);
