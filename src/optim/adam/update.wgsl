@@ -12,7 +12,8 @@
 //   p = p - step_size * exp_avg / denom                   step_size = lr / (1 - beta1^t)
 // Step-dependent scalars (step_size, bias_correction2_sqrt, decay_factor) are computed on the
 // host in f64 for each param group (optim/adam/mod.rs); after skipped steps step_size and
-// bias_correction2_sqrt are recomputed here in f32 from the device step.
+// bias_correction2_sqrt are recomputed here in f32 from the device step (prelude.wgsl's
+// bias_correction: accurate where pow(beta, t) near 1 is not on GPUs).
 //
 // Row (Rust: optim::adam::AdamRow): 16 x 4-byte scalars = 64 bytes.
 // State bindings: 6 exp_avg, 7 exp_avg_sq, 8 max_exp_avg_sq (a 1-vec4 dummy unless AMSGRAD).
@@ -44,8 +45,8 @@ struct Row {
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
     let tf = step_f32(t);
-    r.step_size = h.lr / (1.0 - pow(h.beta1, tf));
-    r.bias_correction2_sqrt = sqrt(1.0 - pow(h.beta2, tf));
+    r.step_size = h.lr / bias_correction(h.one_minus_beta1, tf).bc;
+    r.bias_correction2_sqrt = sqrt(bias_correction(h.one_minus_beta2, tf).bc);
     return r;
 }
 

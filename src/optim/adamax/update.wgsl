@@ -29,7 +29,7 @@ struct Row {
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
-    r.clr = h.lr / (1.0 - pow(h.beta1, step_f32(t)));
+    r.clr = h.lr / bias_correction(h.one_minus_beta1, step_f32(t)).bc;
     return r;
 }
 
