@@ -104,6 +104,15 @@ fn bits(gpu: &Gpu, p: &ParamSet) -> Vec<u32> {
         .collect()
 }
 
+/// The bits of state `s` of tensor `tensor`.
+fn state_bits(gpu: &Gpu, o: &Optimizer, s: &str, tensor: &str) -> Vec<u32> {
+    o.read_state(gpu, s, tensor)
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
 #[test]
 fn resume_from_step_k_equals_an_uninterrupted_run() {
     let gpu = gpu();
@@ -137,13 +146,7 @@ fn resume_from_step_k_equals_an_uninterrupted_run() {
         for s in whole.opt.state_names() {
             for t in layout().tensors() {
                 // Bitwise (the unguarded specs carry the planted Inf into NaN state).
-                let b = |o: &Optimizer| {
-                    o.read_state(gpu, s, &t.name)
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.to_bits())
-                        .collect::<Vec<u32>>()
-                };
+                let b = |o: &Optimizer| state_bits(gpu, o, s, &t.name);
                 assert!(b(&resumed.opt) == b(&whole.opt), "spec {i} {s} {}", t.name);
             }
         }
@@ -1133,13 +1136,7 @@ fn resumes_bitwise(name: &str, spec: &OptimizerSpec) {
     assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "{name}: params");
     for s in wo.state_names() {
         for t in l.tensors() {
-            let b = |o: &Optimizer| {
-                o.read_state(gpu, s, &t.name)
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect::<Vec<u32>>()
-            };
+            let b = |o: &Optimizer| state_bits(gpu, o, s, &t.name);
             assert!(b(&ro) == b(&wo), "{name}: {s} of {}", t.name);
         }
     }

@@ -47,6 +47,45 @@ fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Every tensor of `params` against the f64 reference's `want`, within
+/// `GPU_RTOL`; `what` names the case and step in the message.
+fn assert_params_match(
+    gpu: &wgpu_optim::Gpu,
+    params: &ParamSet,
+    layout: &ParamLayout,
+    want: &[Vec<f64>],
+    what: &str,
+) {
+    let got = params.read_all(gpu).unwrap();
+    for (k, t) in layout.tensors().iter().enumerate() {
+        let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
+        assert!(
+            r <= 1.0,
+            "{what} `{}`: error/tolerance {r}: {:?} vs {:?}",
+            t.name,
+            &got[k][..got[k].len().min(4)],
+            &want[k][..want[k].len().min(4)],
+        );
+    }
+}
+
+/// Every state of `opt` against the reference's, within `GPU_RTOL`.
+fn assert_states_match(
+    gpu: &wgpu_optim::Gpu,
+    opt: &Optimizer,
+    reference: &Reference,
+    layout: &ParamLayout,
+    name: &str,
+) {
+    for (state, tensors) in &reference.state {
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let got = opt.read_state(gpu, state, &t.name).unwrap();
+            let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
+            assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
+        }
+    }
+}
+
 /// One case of the table against the f64 reference: 8 steps on the mixed,
 /// chunked layout, params and every state.
 fn matches_reference(name: &str, spec: &OptimizerSpec) {
@@ -68,23 +107,9 @@ fn matches_reference(name: &str, spec: &OptimizerSpec) {
         params.write_grads_all(gpu, &g).unwrap();
         opt.step(gpu, &mut params).unwrap();
         reference.step(&mut want, &widen(&g));
-        let got = params.read_all(gpu).unwrap();
-        for (k, t) in layout.tensors().iter().enumerate() {
-            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
-            assert!(
-                r <= 1.0,
-                "{name} step {step} `{}`: error/tolerance {r}",
-                t.name
-            );
-        }
+        assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
     }
-    for (state, tensors) in &reference.state {
-        for (k, t) in layout.tensors().iter().enumerate() {
-            let got = opt.read_state(gpu, state, &t.name).unwrap();
-            let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
-            assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
-        }
-    }
+    assert_states_match(gpu, &opt, &reference, &layout, name);
     assert_eq!(opt.step_count(), 8);
 }
 
@@ -129,28 +154,11 @@ fn matches_reference_across_skipped_steps(name: &str, spec: &OptimizerSpec) {
         params.write_grads_all(gpu, &g).unwrap();
         opt.step(gpu, &mut params).unwrap();
         reference.step(&mut want, &widen(&g));
-        let got = params.read_all(gpu).unwrap();
-        for (k, t) in layout.tensors().iter().enumerate() {
-            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
-            assert!(
-                r <= 1.0,
-                "{name} step {step} `{}`: error/tolerance {r}: {:?} vs {:?} (from {:?})",
-                t.name,
-                &got[k][..got[k].len().min(4)],
-                &want[k][..want[k].len().min(4)],
-                &p0[k][..p0[k].len().min(4)],
-            );
-        }
+        assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
     }
     assert_eq!((reference.step, reference.skipped), (6, 3), "{name}");
     assert_eq!(opt.stats(gpu).unwrap().skipped_steps, 3, "{name}");
-    for (state, tensors) in &reference.state {
-        for (k, t) in layout.tensors().iter().enumerate() {
-            let got = opt.read_state(gpu, state, &t.name).unwrap();
-            let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
-            assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
-        }
-    }
+    assert_states_match(gpu, &opt, &reference, &layout, name);
 }
 
 /// One test per case of the shared table.
@@ -189,11 +197,8 @@ fn matches_reference_after_a_skip_at_a_late_step(name: &str, spec: &OptimizerSpe
             reference.step(&mut want, &widen(&g));
         }
         assert_eq!(reference.skipped, 1, "{name}");
-        let got = params.read_all(gpu).unwrap();
-        for (k, t) in layout.tensors().iter().enumerate() {
-            let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
-            assert!(r <= 1.0, "{name} from step {start} `{}`: {r}", t.name);
-        }
+        let what = format!("{name} from step {start}");
+        assert_params_match(gpu, &params, &layout, &want, &what);
     }
 }
 
@@ -599,19 +604,9 @@ fn every_hyperparameter_can_differ_per_group_and_matches_the_reference() {
             params.write_grads_all(gpu, &g).unwrap();
             opt.step(gpu, &mut params).unwrap();
             reference.step(&mut want, &widen(&g));
-            let got = params.read_all(gpu).unwrap();
-            for (k, t) in layout.tensors().iter().enumerate() {
-                let r = worst_ratio(&got[k], &want[k], GPU_RTOL);
-                assert!(r <= 1.0, "{name} step {step} `{}`: {r}", t.name);
-            }
+            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
         }
-        for (state, tensors) in &reference.state {
-            for (k, t) in layout.tensors().iter().enumerate() {
-                let got = opt.read_state(gpu, state, &t.name).unwrap();
-                let r = worst_ratio(&got, &tensors[k], GPU_RTOL);
-                assert!(r <= 1.0, "{name} state {state} `{}`: {r}", t.name);
-            }
-        }
+        assert_states_match(gpu, &opt, &reference, &layout, name);
         // The overridden group really runs with its own values.
         let g1 = opt.group_config(1).unwrap();
         assert_ne!(g1, opt.group_config(0).unwrap(), "{name}");

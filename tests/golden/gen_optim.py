@@ -397,14 +397,15 @@ def run_case(c):
                     assert traj[-1][i] == params0[i].tolist(), \
                         f"{c['name']}: lr=0 group changed"
 
-    out = {
-        "name": c["name"],
-        "optimizer": opt_name,
-        "config": cfg,
-        "shapes": shapes,
-    }
-    if groups is not None:
-        out["groups"] = groups
+    return record(c, params0, grads, traj, state)
+
+
+def record(c, params0, grads, traj, state):
+    """One case of optim.json: its inputs, the trajectory and the final state."""
+    out = {"name": c["name"], "optimizer": c["optimizer"], "config": c["config"],
+           "shapes": c["shapes"]}
+    if c["groups"] is not None:
+        out["groups"] = c["groups"]
     out["params0"] = [p.tolist() for p in params0]
     out["grads"] = [[g.tolist() for g in gs] for gs in grads]
     out["params"] = traj
@@ -447,15 +448,10 @@ def run_optax_adopt(c):
         params = optax.apply_updates(params, updates)
         traj.append([[float(x) for x in p] for p in params])
     adopt_state = state[0]
-    out = {"name": c["name"], "optimizer": "adopt", "config": cfg, "shapes": shapes}
-    out["params0"] = [p.tolist() for p in params0]
-    out["grads"] = [[g.tolist() for g in gs] for gs in grads]
-    out["params"] = traj
-    out["state"] = {
+    return record(c, params0, grads, traj, {
         "exp_avg": [[float(x) for x in m] for m in adopt_state.mu],
         "exp_avg_sq": [[float(x) for x in v] for v in adopt_state.nu],
-    }
-    return out
+    })
 
 
 def main():

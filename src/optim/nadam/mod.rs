@@ -184,12 +184,12 @@ pub(crate) struct NAdamRow {
     bias_correction2: f32,
     /// For the device-side recomputation after skipped steps.
     lr: f32,
-    momentum_decay: f32,
     /// ln(beta1) (at least -1e4), from f64.
     ln_beta1: f32,
     /// ln(0.96) * momentum_decay, from f64.
     ln_r: f32,
     _pad0: u32,
+    _pad1: u32,
 }
 
 const SOURCE: &str = concat!(
@@ -239,10 +239,10 @@ impl Algo for NAdamConfig {
             avg_coef: avg_coef as f32,
             bias_correction2: bias_correction2 as f32,
             lr: self.lr as f32,
-            momentum_decay: self.momentum_decay as f32,
             ln_beta1: self.beta1.ln().max(-1e4) as f32,
             ln_r: (self.momentum_decay * 0.96f64.ln()) as f32,
             _pad0: 0,
+            _pad1: 0,
         };
         bytemuck::bytes_of(&r).to_vec()
     }
@@ -272,10 +272,10 @@ mod tests {
                 avg_coef,
                 bias_correction2,
                 lr,
-                momentum_decay,
                 ln_beta1,
                 ln_r,
-                _pad0
+                _pad0,
+                _pad1
             }),
         );
     }

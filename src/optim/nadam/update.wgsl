@@ -31,17 +31,18 @@ struct Row {
     avg_coef: f32,
     bias_correction2: f32,
     lr: f32,
-    momentum_decay: f32,
     ln_beta1: f32,
     ln_r: f32,
     _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
 @group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
 
+// mu_t = beta1 (1 - 0.5 * 0.96^(t momentum_decay)) = beta1 (1 - 0.5 r^t), ln r from the host.
 fn nadam_mu(h: Row, t: f32) -> f32 {
-    return h.beta1 * (1.0 - 0.5 * pow(0.96, t * h.momentum_decay));
+    return h.beta1 * (1.0 - 0.5 * exp(t * h.ln_r));
 }
 
 // ln P_t in closed form (optim/nadam/mod.rs): t ln(beta1) - sum_k 2^-k / k r^k (1 - r^(k t)) /

@@ -18,7 +18,9 @@ pub(super) fn element(c: &RAdamConfig, t: f64, p: &mut f64, g: f64, st: &mut [f6
     st[0] += (1.0 - c.beta1) * (g - st[0]);
     st[1] = st[1] * c.beta2 + (1.0 - c.beta2) * g * g;
     match step_scalars(c, t as u64) {
-        (step_size, Some(adaptive)) => *p -= step_size * st[0] * adaptive / (st[1].sqrt() + c.eps),
-        (step_size, None) => *p -= step_size * st[0],
+        (step_size, Some(adaptive), _) => {
+            *p -= step_size * st[0] * adaptive / (st[1].sqrt() + c.eps)
+        }
+        (step_size, None, _) => *p -= step_size * st[0],
     }
 }
