@@ -16,6 +16,38 @@ fn invalid_configs() -> Vec<(OptimizerSpec, &'static str, &'static str)> {
     let nan = f64::NAN;
     vec![
         (
+            OptimizerSpec::lamb(LambConfig {
+                clamp_value: -1.0,
+                ..Default::default()
+            }),
+            "clamp_value",
+            "Invalid clamp value: -1",
+        ),
+        (
+            OptimizerSpec::lamb(LambConfig {
+                beta2: 1.0,
+                ..Default::default()
+            }),
+            "beta2",
+            "Invalid beta parameter at index 1: 1",
+        ),
+        (
+            OptimizerSpec::lars(LarsConfig {
+                trust_ratio_mask: 0.5,
+                ..Default::default()
+            }),
+            "trust_ratio_mask",
+            "Invalid trust_ratio_mask value: 0.5",
+        ),
+        (
+            OptimizerSpec::lars(LarsConfig {
+                trust_coefficient: f64::INFINITY,
+                ..Default::default()
+            }),
+            "trust_coefficient",
+            "Invalid trust_coefficient value: inf",
+        ),
+        (
             OptimizerSpec::sgd(SgdConfig {
                 lr: -0.1,
                 ..Default::default()

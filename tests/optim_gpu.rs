@@ -330,18 +330,28 @@ fn dispatches_do_not_grow_with_the_number_of_tensors() {
         names.iter().map(|n| (n.as_str(), &[37usize][..])).collect();
     let many = ParamLayout::new(&shapes).unwrap();
     let few = ParamLayout::new(&shapes[..3]).unwrap();
-    let spec = OptimizerSpec::adam(AdamConfig::default());
-    for layout in [&many, &few] {
-        let params = ParamSet::new(gpu, layout).unwrap();
-        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        assert_eq!(opt.dispatches_per_step(), 1, "{} tensors", layout.len());
+    // Adam: one dispatch per chunk; LAMB (per-tensor trust ratios): two per
+    // chunk and one reduce over all tensors.
+    let adam = OptimizerSpec::adam(AdamConfig::default());
+    let lamb = OptimizerSpec::lamb(LambConfig::default());
+    for (spec, per, extra) in [(&adam, 1, 0), (&lamb, 2, 1)] {
+        for layout in [&many, &few] {
+            let params = ParamSet::new(gpu, layout).unwrap();
+            let opt = Optimizer::new(gpu, spec, &params).unwrap();
+            assert_eq!(
+                opt.dispatches_per_step(),
+                per + extra,
+                "{} tensors",
+                layout.len()
+            );
+        }
+        // Only chunks add dispatches: 150 tensors of 64 padded elements over
+        // chunks of 1024 elements = 10 chunks.
+        let params = ParamSet::with_chunk_elems(gpu, &many, 1024).unwrap();
+        assert_eq!(params.num_chunks(), 10);
+        let opt = Optimizer::new(gpu, spec, &params).unwrap();
+        assert_eq!(opt.dispatches_per_step(), 10 * per + extra);
     }
-    // Only chunks add dispatches: 150 tensors of 64 padded elements over
-    // chunks of 1024 elements = 10 chunks.
-    let params = ParamSet::with_chunk_elems(gpu, &many, 1024).unwrap();
-    assert_eq!(params.num_chunks(), 10);
-    let opt = Optimizer::new(gpu, &spec, &params).unwrap();
-    assert_eq!(opt.dispatches_per_step(), 10);
 }
 
 #[test]
@@ -432,20 +442,34 @@ fn zero_grads_clears_on_the_device() {
 
 #[test]
 fn per_tensor_dispatch_is_bitwise_equal_to_fused() {
-    let gpu = gpu();
-    let layout = mixed_layout();
     let spec = OptimizerSpec::rmsprop(RmsPropConfig {
         centered: true,
         momentum: 0.9,
         ..Default::default()
     });
+    fused_equals_per_tensor(&spec, 1, 0);
+}
+
+/// LAMB's three passes (measure, reduce, apply): two dispatches per piece
+/// or chunk and one reduce, the same bits either way.
+#[test]
+fn per_tensor_dispatch_of_a_trust_ratio_optimizer_is_bitwise_equal_to_fused() {
+    let spec = common::cases::case("lamb_wd_clamp_debias_maximize_l1_groups");
+    fused_equals_per_tensor(&spec, 2, 1);
+}
+
+/// Fused and per-tensor dispatch of `spec` give the same bits; each records
+/// `per` dispatches per table (chunk or piece) plus `extra`.
+fn fused_equals_per_tensor(spec: &OptimizerSpec, per: usize, extra: usize) {
+    let gpu = gpu();
+    let layout = mixed_layout();
     let run = |mode: Dispatch| {
         let mut rng = Rng(9);
         let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
         params
             .write_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
             .unwrap();
-        let mut opt = Optimizer::with_dispatch(gpu, &spec, &params, mode).unwrap();
+        let mut opt = Optimizer::with_dispatch(gpu, spec, &params, mode).unwrap();
         for _ in 0..4 {
             params
                 .write_grads_all(gpu, &random_tensors(&mut rng, &layout, 1.0))
@@ -475,12 +499,17 @@ fn per_tensor_dispatch_is_bitwise_equal_to_fused() {
                 .len()
         })
         .sum();
-    assert_eq!(n_unfused, pieces, "one dispatch per non-empty tensor piece");
+    assert_eq!(
+        n_unfused,
+        per * pieces + extra,
+        "per dispatches per non-empty tensor piece"
+    );
     assert_eq!(
         n_fused,
-        ParamSet::with_chunk_elems(gpu, &layout, 128)
+        per * ParamSet::with_chunk_elems(gpu, &layout, 128)
             .unwrap()
             .num_chunks()
+            + extra
     );
 }
 
@@ -590,6 +619,28 @@ fn every_hyperparameter_can_differ_per_group_and_matches_the_reference() {
             OptimizerSpec::adopt(AdoptConfig::default())
                 .group(ParamGroup::matching("b*").betas(0.8, 0.95).eps(1e-4)),
         ),
+        (
+            "lamb_clamp_betas",
+            OptimizerSpec::lamb(LambConfig {
+                lr: 0.01,
+                ..Default::default()
+            })
+            .group(
+                ParamGroup::matching("b*")
+                    .betas(0.8, 0.99)
+                    .set("clamp_value", 0.3),
+            ),
+        ),
+        (
+            "lars_trust_momentum_mask",
+            OptimizerSpec::lars(LarsConfig::default())
+                .group(
+                    ParamGroup::matching("b*")
+                        .set("trust_coefficient", 0.01)
+                        .set("momentum", 0.5),
+                )
+                .group(ParamGroup::names(["mat"]).set("trust_ratio_mask", 0.0)),
+        ),
     ];
     for (name, spec) in cases {
         let mut rng = Rng(21);
@@ -671,4 +722,47 @@ fn set_hyperparameter_changes_one_group_and_refuses_what_would_change_the_kernel
     assert!(opt.set_hyperparameter(1, "momentum", 0.5).is_err());
     assert!(opt.set_hyperparameter(7, "lr", 0.5).is_err());
     assert_eq!(opt.group_config(1).unwrap(), &before, "nothing changed");
+}
+
+/// LARS scales each tensor by its own ratio: two tensors with the same
+/// gradients, one with 10x the params, move 10x as far (momentum 0, no
+/// decay: the step is -lr * trust_coefficient * |p| / |g| * g).
+#[test]
+fn lars_scales_each_tensor_by_its_own_trust_ratio() {
+    let gpu = gpu();
+    let layout = ParamLayout::new(&[("small", &[300][..]), ("large", &[300][..])]).unwrap();
+    let mut rng = Rng(3);
+    let p: Vec<f32> = rng.vec(300, 1.0);
+    let g: Vec<f32> = rng.vec(300, 1.0);
+    let large: Vec<f32> = p.iter().map(|x| 10.0 * x).collect();
+    let mut params = ParamSet::new(gpu, &layout).unwrap();
+    params.write_all(gpu, &[p.clone(), large.clone()]).unwrap();
+    params
+        .write_grads_all(gpu, &[g.clone(), g.clone()])
+        .unwrap();
+    let spec = OptimizerSpec::lars(LarsConfig {
+        momentum: 0.0,
+        ..Default::default()
+    });
+    let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+    opt.step(gpu, &mut params).unwrap();
+    let got = params.read_all(gpu).unwrap();
+    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let ratio = 1e-3 * norm(&p) / norm(&g);
+    for i in 0..300 {
+        let small_step = got[0][i] as f64 - p[i] as f64;
+        let large_step = got[1][i] as f64 - large[i] as f64;
+        // The new f32 param is rounded once (half an ulp of |p|, 2 ulps
+        // allowed) and the f32 ratio carries ~1e-6 relative (1e-4 allowed).
+        let want = -ratio * g[i] as f64;
+        let ulps = |x: f32| 2.0 * f32::EPSILON as f64 * (x as f64).abs();
+        assert!(
+            (small_step - want).abs() <= ulps(p[i]) + 1e-4 * want.abs(),
+            "{i}"
+        );
+        assert!(
+            (large_step - 10.0 * want).abs() <= ulps(large[i]) + 1e-3 * want.abs(),
+            "{i}"
+        );
+    }
 }

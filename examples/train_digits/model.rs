@@ -433,7 +433,7 @@ impl Default for TrainConfig {
 /// The optimizers `--optimizer` takes.
 pub const OPTIMIZERS: &[&str] = &[
     "sgd", "adam", "adamw", "adagrad", "adadelta", "rmsprop", "adamax", "nadam", "radam", "lion",
-    "adopt",
+    "adopt", "lamb", "lars",
 ];
 
 pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerSpec, BoxError> {
@@ -492,6 +492,25 @@ pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerS
             lr: lr.unwrap_or(1e-2),
             ..Default::default()
         }),
+        // LAMB and LARS: per-tensor trust ratios; biases and norms are
+        // usually left out of the decay (and, for LARS, out of the ratio).
+        "lamb" => OptimizerSpec::lamb(LambConfig {
+            lr: lr.unwrap_or(1e-2),
+            weight_decay: 1e-2,
+            ..Default::default()
+        })
+        .group(ParamGroup::matching("*.bias").weight_decay(0.0)),
+        "lars" => OptimizerSpec::lars(LarsConfig {
+            lr: lr.unwrap_or(5.0),
+            weight_decay: 1e-4,
+            ..Default::default()
+        })
+        .group(
+            ParamGroup::matching("*.bias")
+                .weight_decay(0.0)
+                .set("trust_ratio_mask", 0.0)
+                .lr(0.1),
+        ),
         other => {
             return Err(
                 format!("unknown optimizer {other:?}: use {}", OPTIMIZERS.join(", ")).into(),

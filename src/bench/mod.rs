@@ -87,8 +87,12 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 }
 
 /// Bytes one step moves per parameter: reads of param, grad and each state,
-/// writes of param and each state, 4 bytes each (Adam: 28).
+/// writes of param and each state, 4 bytes each (Adam: 28); for the
+/// trust-ratio optimizers, both of their passes (LAMB: 40).
 pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
+    if let Some(t) = algorithm.algo().trust() {
+        return t.accesses_per_param() * 4;
+    }
     let s = algorithm.state_names().len() as u64;
     (3 + 2 * s) * 4
 }

@@ -17,7 +17,7 @@
 //   1 uniform              step: StepInfo               (the optimizer's per-step uniform)
 //   2 storage, read        partials: array<vec4<f32>>  (m, s, nonfinite, bitcast group)
 //   3 storage, read_write  control: Control
-// Structs StatsParams, StepInfo, GroupOut, Control: gpu/common.wgsl; power / combine: grad/norm.wgsl;
+// Structs StatsParams, StepInfo, GroupOut, Control: gpu/common.wgsl; nrm_power / nrm_combine: grad/norm.wgsl;
 // both prepended at compile time.
 // Uniform layout: StatsParams, 48 bytes (Rust: grad::StatsParams).
 // Dispatch: exactly one workgroup. Guard rule: loops stop at params.n_partials; only
@@ -49,7 +49,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         for (var i = lid; i < params.n_partials; i += WG) {
             let p = partials[i];
             if params.per_group == 0u || bitcast<u32>(p.w) == g {
-                acc = combine(acc, p.xy);
+                acc = nrm_combine(acc, p.xy, params.norm_type == 1u);
                 bad = max(bad, u32(p.z));
             }
         }
@@ -59,7 +59,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
         for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
             if lid < stride {
-                let c = combine(vec2<f32>(wm[lid], ws[lid]), vec2<f32>(wm[lid + stride], ws[lid + stride]));
+                let c = nrm_combine(
+                vec2<f32>(wm[lid], ws[lid]),
+                vec2<f32>(wm[lid + stride], ws[lid + stride]),
+                params.norm_type == 1u,
+            );
                 wm[lid] = c.x;
                 ws[lid] = c.y;
                 wbad[lid] = max(wbad[lid], wbad[lid + stride]);

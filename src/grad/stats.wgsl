@@ -22,7 +22,7 @@
 //   3 storage, read        grad
 //   4 storage, read_write  partials: array<vec4<f32>> (one per block, all chunks)
 //   5 storage, read        control: Control           (loss scale)
-// Structs StatsParams, Block, StepInfo, Control: gpu/common.wgsl; power / combine: grad/norm.wgsl;
+// Structs StatsParams, Block, StepInfo, Control: gpu/common.wgsl; nrm_power / nrm_combine: grad/norm.wgsl;
 // both prepended at compile time.
 // Uniform layout: StatsParams, 12 x 4-byte scalars = 48 bytes (Rust: grad::StatsParams).
 // Dispatch: one workgroup (64 invocations) per block on a 2-D grid, b = wid.x + wid.y * nwg.x.
@@ -88,7 +88,7 @@ fn main(
     if m > 0.0 {
         let inv = 1.0 / m;
         for (var k = 0u; k < PER_THREAD; k++) {
-            s = s + power(u[k] * inv);
+            s = s + nrm_power(u[k] * inv, params.norm_type == 1u);
         }
     }
     wm[lid] = m;
@@ -97,7 +97,11 @@ fn main(
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
         if lid < stride {
-            let c = combine(vec2<f32>(wm[lid], ws[lid]), vec2<f32>(wm[lid + stride], ws[lid + stride]));
+            let c = nrm_combine(
+                vec2<f32>(wm[lid], ws[lid]),
+                vec2<f32>(wm[lid + stride], ws[lid + stride]),
+                params.norm_type == 1u,
+            );
             wm[lid] = c.x;
             ws[lid] = c.y;
             wbad[lid] = max(wbad[lid], wbad[lid + stride]);

@@ -21,6 +21,7 @@ pub mod groups;
 pub mod reference;
 pub mod runtime;
 pub mod spec;
+mod trust;
 
 pub mod adadelta;
 pub mod adagrad;
@@ -28,6 +29,8 @@ pub mod adam;
 pub mod adamax;
 pub mod adopt;
 pub mod asgd;
+pub mod lamb;
+pub mod lars;
 pub mod lion;
 pub mod nadam;
 pub mod radam;
@@ -42,6 +45,8 @@ pub use adamax::AdamaxConfig;
 pub use adopt::AdoptConfig;
 pub use asgd::AsgdConfig;
 pub use groups::{GroupHp, ParamGroup};
+pub use lamb::LambConfig;
+pub use lars::LarsConfig;
 pub use lion::LionConfig;
 pub use nadam::NAdamConfig;
 pub use radam::RAdamConfig;
@@ -100,8 +105,17 @@ pub(crate) trait Algo: Hyperparameters {
     }
     /// One element of the f64 reference: `p` updated in place from the
     /// processed gradient `g` at step `t`; `st` holds the element's states in
-    /// the order of `KernelDesc::active`.
-    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]);
+    /// the order of `KernelDesc::active`. Not called for an optimizer that
+    /// returns [`trust`](Self::trust) (its reference is per tensor).
+    fn reference(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64]) {
+        let _ = (t, p, g, st);
+        unreachable!("a trust-ratio optimizer's reference is its `Trust`");
+    }
+    /// The per-tensor trust ratio's f64 reference, for the optimizers whose
+    /// kernel is `trust/passes.wgsl`'s three passes (LAMB, LARS).
+    fn trust(&self) -> Option<&dyn trust::Trust> {
+        None
+    }
 }
 
 /// Named numeric hyperparameters of a config, read and written by name, so
@@ -217,6 +231,10 @@ registry! {
     Lion(LionConfig) "lion" lion;
     /// ADOPT, see [`AdoptConfig`].
     Adopt(AdoptConfig) "adopt" adopt;
+    /// LAMB, see [`LambConfig`].
+    Lamb(LambConfig) "lamb" lamb;
+    /// LARS, see [`LarsConfig`].
+    Lars(LarsConfig) "lars" lars;
 }
 
 impl Algorithm {
@@ -263,6 +281,6 @@ mod tests {
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
             variants += validate_every_variant(a.name(), k.source, &names);
         }
-        assert!(variants >= 13 * 16, "{variants} variants");
+        assert!(variants >= 15 * 16, "{variants} variants");
     }
 }

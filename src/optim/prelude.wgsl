@@ -1,6 +1,7 @@
 // prelude.wgsl — the skeleton every fused optimizer kernel shares; each optimizer's
 // update.wgsl (src/optim/<name>/update.wgsl) adds only its per-element update. The kernel is
-// gpu/common.wgsl + this file + one update.wgsl, assembled at compile time.
+// gpu/common.wgsl + this file + one update.wgsl + the entry point (optim/single_pass.wgsl, or
+// optim/trust/passes.wgsl for the trust-ratio optimizers), assembled at compile time.
 //
 // One dispatch per chunk covers every tensor and param group: workgroup b (b = wid.x +
 // wid.y * nwg.x on a 2-D grid) takes block b of the chunk's block table, its param group's row
@@ -170,30 +171,4 @@ fn bias_correction(x: f32, t: f32) -> BiasCorrection {
     let q = exp(-l);
     let bc = 1.0 - q;
     return BiasCorrection(bc, t * x - bc, q);
-}
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = wid.x + wid.y * nwg.x;
-    if b >= arrayLength(&blocks) {
-        return;
-    }
-    if SKIP_NONFINITE && control.found_inf != 0u {
-        return;
-    }
-    let blk = blocks[b];
-    var h = groups[blk.group];
-    if SKIP_NONFINITE && control.skipped != 0u {
-        h = after_skipped_steps(h, device_step(step, control.skipped));
-    }
-    let f = grad_factors(blk.group);
-    if 4u * lid >= blk.len {
-        return;
-    }
-    let i = blk.start / 4u + lid;
-    update(i, load_grad(i, f), h);
 }

@@ -155,11 +155,31 @@ impl Reference {
             let grp = self.assignment[k];
             let algo = self.groups[grp].algo();
             let names: Vec<&str> = algo.kernel().active.iter().map(|a| a.0).collect();
-            for i in 0..params[k].len() {
-                let mut st: Vec<f64> = names.iter().map(|n| self.state[n][k][i]).collect();
-                algo.reference(t, &mut params[k][i], u[k][i] * coefs[grp], &mut st);
-                for (n, v) in names.iter().zip(st) {
-                    self.state.get_mut(n).expect("kept")[k][i] = v;
+            let g = |i: usize| u[k][i] * coefs[grp];
+            let p = &mut params[k];
+            let state = &mut self.state;
+            let mut each = |f: &mut dyn FnMut(usize, &mut f64, &mut [f64])| {
+                for (i, p) in p.iter_mut().enumerate() {
+                    let mut st: Vec<f64> = names.iter().map(|n| state[n][k][i]).collect();
+                    f(i, p, &mut st);
+                    for (n, v) in names.iter().zip(st) {
+                        state.get_mut(n).expect("kept")[k][i] = v;
+                    }
+                }
+            };
+            match algo.trust() {
+                None => each(&mut |i, p, st| algo.reference(t, p, g(i), st)),
+                Some(tr) => {
+                    // LAMB, LARS: the direction and the norms over the
+                    // tensor first, then the update with its ratio.
+                    let (mut p2, mut u2) = (0.0, 0.0);
+                    each(&mut |i, p, st| {
+                        let (q, d) = tr.direction(t, *p, g(i), st);
+                        p2 += q * q;
+                        u2 += d * d;
+                    });
+                    let ratio = tr.ratio(p2.sqrt(), u2.sqrt());
+                    each(&mut |i, p, st| tr.apply(t, p, g(i), st, ratio));
                 }
             }
         }

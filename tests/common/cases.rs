@@ -288,6 +288,54 @@ pub fn configs() -> Vec<(&'static str, OptimizerSpec)> {
                 ..Default::default()
             }),
         ),
+        ("lamb", OptimizerSpec::lamb(LambConfig::default())),
+        (
+            "lamb_wd_clamp_debias_maximize_l1_groups",
+            groups(OptimizerSpec::lamb(LambConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                clamp_value: 0.5,
+                debias: true,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
+        (
+            "lamb_adam_mode",
+            OptimizerSpec::lamb(LambConfig {
+                lr: 0.01,
+                weight_decay: 0.01,
+                adam: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "lars",
+            OptimizerSpec::lars(LarsConfig {
+                lr: 2.0,
+                ..Default::default()
+            }),
+        ),
+        (
+            "lars_nesterov_wd_eps_maximize_l1_groups_mask",
+            groups(OptimizerSpec::lars(LarsConfig {
+                lr: 2.0,
+                weight_decay: 0.01,
+                trust_coefficient: 0.02,
+                eps: 1e-3,
+                momentum: 0.8,
+                nesterov: true,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            }))
+            .group(
+                ParamGroup::names(["mat"])
+                    .weight_decay(0.0)
+                    .set("trust_ratio_mask", 0.0),
+            ),
+        ),
     ]
 }
 
@@ -304,7 +352,7 @@ pub fn case(name: &str) -> OptimizerSpec {
 #[macro_export]
 macro_rules! optimizer_cases {
     ($run:path) => {
-        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups, nadam, nadam_decoupled_maximize_l1_groups, nadam_l2_betas, radam, radam_decoupled_maximize_l1_groups, radam_l2, asgd, asgd_t0_wd_maximize_l1_groups, rprop, rprop_groups_etas_bounds_wd_maximize_l1, lion, lion_wd_maximize_l1_groups, adopt, adopt_decoupled_nesterov_maximize_l1_groups, adopt_l2_noclip);
+        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups, nadam, nadam_decoupled_maximize_l1_groups, nadam_l2_betas, radam, radam_decoupled_maximize_l1_groups, radam_l2, asgd, asgd_t0_wd_maximize_l1_groups, rprop, rprop_groups_etas_bounds_wd_maximize_l1, lion, lion_wd_maximize_l1_groups, adopt, adopt_decoupled_nesterov_maximize_l1_groups, adopt_l2_noclip, lamb, lamb_wd_clamp_debias_maximize_l1_groups, lamb_adam_mode, lars, lars_nesterov_wd_eps_maximize_l1_groups_mask);
     };
     (@each $run:path; $($case:ident),*) => {
         /// The cases this macro expanded, to check against the table.

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use wgpu_optim::Gpu;
 use wgpu_optim::optim::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, AdoptConfig, AsgdConfig,
-    LionConfig, NAdamConfig, OptimizerSpec, ParamGroup, RAdamConfig, RmsPropConfig, RpropConfig,
-    SgdConfig,
+    LambConfig, LarsConfig, LionConfig, NAdamConfig, OptimizerSpec, ParamGroup, RAdamConfig,
+    RmsPropConfig, RpropConfig, SgdConfig,
 };
 
 /// A fresh device on the default adapter. There is no skip: a machine without
@@ -263,6 +263,29 @@ impl GoldenCase {
                 decoupled_weight_decay: self.b("decoupled_weight_decay"),
                 nesterov: self.b("nesterov"),
                 clip: self.b("clip"),
+                maximize: self.b("maximize"),
+            }),
+            "lamb" => OptimizerSpec::lamb(LambConfig {
+                lr: self.f("lr"),
+                beta1: self.f("beta1"),
+                beta2: self.f("beta2"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                clamp_value: self.f("clamp_value"),
+                l1: self.f("l1"),
+                adam: self.b("adam"),
+                debias: self.b("debias"),
+                maximize: self.b("maximize"),
+            }),
+            "lars" => OptimizerSpec::lars(LarsConfig {
+                lr: self.f("lr"),
+                weight_decay: self.f("weight_decay"),
+                trust_coefficient: self.f("trust_coefficient"),
+                eps: self.f("eps"),
+                momentum: self.f("momentum"),
+                trust_ratio_mask: self.f("trust_ratio_mask"),
+                l1: self.f("l1"),
+                nesterov: self.b("nesterov"),
                 maximize: self.b("maximize"),
             }),
             other => panic!("unknown optimizer {other}"),

@@ -27,11 +27,14 @@ Lion from the `lion-pytorch` package (lion_pytorch.Lion, a torch optimizer:
 it has no `maximize`, so the script negates the gradient itself), ADOPT from
 optax (`optax.contrib.scale_by_adopt` on CPU in float64, chained with
 `add_decayed_weights` for decoupled weight decay; L2 decay, L1 and maximize
-are folded into the gradient it is given). Scalar per-tensor states (NAdam's
+are folded into the gradient it is given), LAMB from `torch-optimizer`
+(torch_optimizer.Lamb, no `maximize` either), LARS from optax (`optax.lars`,
+float64 on CPU, one optax.lars per param group over that group's tensors;
+L1 and maximize folded into the gradient). Scalar per-tensor states (NAdam's
 mu_product, ASGD's eta and mu) are not recorded: the crate computes them from
 the step count.
 
-Requirements: pip install torch lion-pytorch optax
+Requirements: pip install torch lion-pytorch torch-optimizer optax
 """
 
 import json
@@ -43,6 +46,7 @@ warnings.filterwarnings("ignore")  # e.g. "Failed to initialize NumPy" on numpy-
 
 import torch  # noqa: E402
 import lion_pytorch  # noqa: E402
+import torch_optimizer  # noqa: E402
 
 STEPS = 8
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
@@ -77,6 +81,12 @@ DEFAULTS = {
     # The authors' defaults (optax's adopt takes lr without a default).
     "adopt": dict(lr=1e-3, beta1=0.9, beta2=0.9999, eps=1e-6, weight_decay=0.0,
                   decoupled_weight_decay=False, nesterov=False, clip=True, maximize=False),
+    # torch-optimizer's Lamb defaults.
+    "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0, clamp_value=10.0,
+                 adam=False, debias=False, maximize=False),
+    # optax.lars defaults (its learning_rate has none: the crate's default of 1).
+    "lars": dict(lr=1.0, weight_decay=0.0, trust_coefficient=1e-3, eps=0.0, momentum=0.9,
+                 trust_ratio_mask=1.0, nesterov=False, maximize=False),
 }
 
 TORCH_CLASS = {
@@ -92,6 +102,7 @@ TORCH_CLASS = {
     "asgd": torch.optim.ASGD,
     "rprop": torch.optim.Rprop,
     "lion": lion_pytorch.Lion,
+    "lamb": torch_optimizer.Lamb,
 }
 
 
@@ -264,6 +275,25 @@ CASES = [
     case("adopt_nesterov", "adopt", lr=0.01, nesterov=True),
     case("adopt_noclip_eps", "adopt", lr=0.01, clip=False, eps=1e-3),
     case("adopt_l2_betas", "adopt", lr=0.01, beta1=0.5, beta2=0.9, weight_decay=0.1),
+    # ---- LAMB (torch-optimizer) ----
+    case("lamb_default", "lamb"),
+    case("lamb_wd_clamp", "lamb", lr=0.01, weight_decay=0.1, clamp_value=0.5),
+    case("lamb_debias_maximize_l1", "lamb", shapes=[[9], [0], [3, 4]], lr=0.01, debias=True,
+         maximize=True, l1=0.01),
+    case("lamb_adam_mode", "lamb", lr=0.01, weight_decay=0.01, adam=True),
+    case("lamb_groups", "lamb", lr=0.01, weight_decay=0.05, groups=[
+        dict(params=[0, 1], lr=0.02, weight_decay=0.0, beta1=0.8, eps=1e-4),
+        dict(params=[2, 3, 4], l1=0.01),
+    ]),
+    # ---- LARS (optax) ----
+    case("lars_default", "lars"),
+    case("lars_wd_nesterov", "lars", lr=2.0, weight_decay=0.01, nesterov=True, momentum=0.8),
+    case("lars_eps_tc_maximize_l1", "lars", shapes=[[9], [0], [3, 4]], lr=0.5,
+         trust_coefficient=0.02, eps=1e-3, maximize=True, l1=0.01),
+    case("lars_groups_mask", "lars", lr=2.0, weight_decay=0.01, groups=[
+        dict(params=[0, 1], weight_decay=0.0, trust_ratio_mask=0.0, lr=0.01),
+        dict(params=[2, 3, 4], lr=0.5, momentum=0.5, trust_coefficient=0.01),
+    ]),
     case("adopt_decoupled_maximize_l1", "adopt", shapes=[[9], [0], [3, 4]], lr=0.01,
          weight_decay=0.1, decoupled_weight_decay=True, maximize=True, l1=0.01),
 ]
@@ -312,6 +342,9 @@ def make_inputs(c):
     return params0, grads
 
 
+# Reference optimizers without `maximize`: run_case negates the gradient.
+NO_MAXIMIZE = ("lion", "lamb")
+
 SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max")
 
 
@@ -323,7 +356,7 @@ def torch_kwargs(opt, cfg):
         kw["etas"] = (cfg["etaminus"], cfg["etaplus"])
         kw["step_sizes"] = (cfg["step_size_min"], cfg["step_size_max"])
         assert kw.pop("weight_decay") == 0.0, "torch's Rprop has no weight decay"
-    if opt == "lion":
+    if opt in NO_MAXIMIZE:
         del kw["maximize"]  # negated by run_case
     else:
         kw["foreach"] = False
@@ -368,11 +401,11 @@ def run_case(c):
         for i, p in enumerate(params):
             gi = grads[step][i].reshape(shapes[i]).clone()
             l1 = l1_of[i]
-            if opt_name == "lion" and maximize:
-                gi = -gi  # lion-pytorch has no maximize
+            if opt_name in NO_MAXIMIZE and maximize:
+                gi = -gi
             if l1 != 0.0:
                 sgn = torch.sign(p.detach())
-                gi = gi - l1 * sgn if maximize and opt_name != "lion" else gi + l1 * sgn
+                gi = gi - l1 * sgn if maximize and opt_name not in NO_MAXIMIZE else gi + l1 * sgn
             p.grad = gi
         opt.step()
         traj.append([p.detach().reshape(-1).tolist() for p in params])
@@ -454,6 +487,60 @@ def run_optax_adopt(c):
     })
 
 
+def run_optax_lars(c):
+    """LARS by optax (optax.lars) in float64 on CPU, on the inputs run_case
+    would use; each param group is its own optax.lars over its tensors (LARS
+    has no cross-tensor term, so that is what per-group hyperparameters mean)."""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    cfg, shapes = c["config"], c["shapes"]
+    params0, grads = make_inputs(c)
+    groups = c["groups"] or [{"params": list(range(len(shapes))), "lr": cfg["lr"],
+                              "weight_decay": cfg["weight_decay"], "l1": cfg["l1"]}]
+    params = [jnp.asarray(p.tolist(), dtype=jnp.float64) for p in params0]
+    runs = []
+    for grp in groups:
+        h = dict(cfg, **{k: v for k, v in grp.items() if k != "params"})
+        tx = optax.lars(learning_rate=h["lr"], weight_decay=h["weight_decay"],
+                        trust_coefficient=h["trust_coefficient"], eps=h["eps"],
+                        trust_ratio_mask=bool(h["trust_ratio_mask"]), momentum=h["momentum"],
+                        nesterov=cfg["nesterov"])
+        idx = grp["params"]
+        runs.append((tx, idx, h, tx.init([params[i] for i in idx])))
+    traj = []
+    for step in range(STEPS):
+        for r, (tx, idx, h, st) in enumerate(runs):
+            gs = []
+            for i in idx:
+                g = jnp.asarray(grads[step][i].tolist(), dtype=jnp.float64)
+                if cfg["maximize"]:
+                    g = -g
+                gs.append(g + h["l1"] * jnp.sign(params[i]))
+            mine = [params[i] for i in idx]
+            updates, st = tx.update(gs, st, mine)
+            for i, p in zip(idx, optax.apply_updates(mine, updates)):
+                params[i] = p
+            runs[r] = (tx, idx, h, st)
+        traj.append([[float(x) for x in p] for p in params])
+    trace = [None] * len(shapes)
+    for tx, idx, h, st in runs:
+        (ts,) = [s for s in st if isinstance(s, optax.TraceState)]
+        for i, t in zip(idx, ts.trace):
+            trace[i] = [float(x) for x in t]
+    return record(c, params0, grads, traj, {"trace": trace})
+
+
+def run(c):
+    if c["optimizer"] == "adopt":
+        return run_optax_adopt(c)
+    if c["optimizer"] == "lars":
+        return run_optax_lars(c)
+    return run_case(c)
+
+
 def main():
     torch.set_grad_enabled(False)
     torch.set_default_dtype(torch.float64)
@@ -465,8 +552,7 @@ def main():
         "torch_version": torch.__version__,
         "generated_by": "tests/golden/gen_optim.py",
         "steps": STEPS,
-        "cases": [run_optax_adopt(c) if c["optimizer"] == "adopt" else run_case(c)
-                  for c in CASES],
+        "cases": [run(c) for c in CASES],
     }
     with open(OUT, "w") as f:
         json.dump(doc, f, allow_nan=False, separators=(",", ":"))

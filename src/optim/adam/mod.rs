@@ -203,7 +203,8 @@ fn validate(c: &AdamConfig) -> Result<()> {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl")
+    include_str!("update.wgsl"),
+    include_str!("../single_pass.wgsl")
 );
 
 fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {

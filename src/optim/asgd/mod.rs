@@ -127,7 +127,8 @@ pub(crate) struct AsgdRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl")
+    include_str!("update.wgsl"),
+    include_str!("../single_pass.wgsl")
 );
 
 impl Algo for AsgdConfig {

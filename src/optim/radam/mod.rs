@@ -177,7 +177,8 @@ pub(crate) struct RAdamRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl")
+    include_str!("update.wgsl"),
+    include_str!("../single_pass.wgsl")
 );
 
 impl Algo for RAdamConfig {

@@ -20,6 +20,7 @@ use crate::grad::device::{GradPipeline, dummy_control, step_binding};
 use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::{Block, block_tables};
 use crate::optim::groups::GroupHp;
+use crate::optim::trust::{self, TrustPasses};
 use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, check_lr};
 use crate::params::{ParamSet, Role, read_role};
 
@@ -52,6 +53,8 @@ pub(crate) struct StepInfo {
 
 struct ChunkDispatch {
     bind_group: wgpu::BindGroup,
+    /// The measure pass of a trust-ratio optimizer over the same blocks.
+    measure_bind_group: Option<wgpu::BindGroup>,
     /// The gradient-statistics pass over the same blocks, when configured.
     stats_bind_group: Option<wgpu::BindGroup>,
     grid: (u32, u32),
@@ -91,6 +94,9 @@ pub struct Optimizer {
     states: Vec<(&'static str, Role)>,
     dispatches: Vec<ChunkDispatch>,
     grad: Option<GradPipeline>,
+    /// A trust-ratio optimizer's measure and reduce passes, with the
+    /// reduce pass's bind group and grid.
+    trust: Option<(TrustPasses, wgpu::BindGroup, (u32, u32))>,
     pass_timestamps: Option<PassTimestamps>,
     _keep: Vec<wgpu::Buffer>,
 }
@@ -106,10 +112,18 @@ impl std::fmt::Debug for Optimizer {
 }
 
 /// The pipeline of the base group's variant plus the gradient pipeline's
-/// switches, cached per device.
-fn choose_kernel(gpu: &Gpu, desc: &KernelDesc, spec: &OptimizerSpec) -> Result<Arc<Kernel>> {
+/// switches (and, for a trust-ratio optimizer, the pass `phase` selects),
+/// cached per device.
+fn choose_kernel(
+    gpu: &Gpu,
+    desc: &KernelDesc,
+    spec: &OptimizerSpec,
+    trust: bool,
+    phase: Option<(&'static str, f64)>,
+) -> Result<Arc<Kernel>> {
     let mut constants = desc.constants.clone();
     constants.extend(GradPipeline::kernel_constants(&spec.gradients));
+    constants.extend(phase);
     let mut slots = vec![
         Slot::Uniform,
         Slot::Uniform,
@@ -118,6 +132,9 @@ fn choose_kernel(gpu: &Gpu, desc: &KernelDesc, spec: &OptimizerSpec) -> Result<A
         Slot::StorageReadWrite,
         Slot::StorageRead,
     ];
+    if trust {
+        slots.extend(trust::SLOTS);
+    }
     slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
     let mut key = format!("optim/{}", desc.name);
     for (k, v) in &constants {
@@ -176,7 +193,8 @@ impl Optimizer {
         let resolved = spec.resolve(&layout)?;
         let (groups, assignment) = (resolved.groups, resolved.assignment);
         let desc = groups[0].algo().kernel();
-        let kernel = choose_kernel(gpu, &desc, spec)?;
+        let is_trust = groups[0].algo().trust().is_some();
+        let kernel = choose_kernel(gpu, &desc, spec, is_trust, None)?;
         let placement = params.placement().clone();
         let (tables, n_blocks) = block_tables(&placement, &assignment, mode);
         let row_len = groups[0].algo().row(1).len() as u64;
@@ -191,6 +209,18 @@ impl Optimizer {
             );
             let states = allocate_states(gpu, name, &placement, &groups, &assignment);
             let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
+            let passes = if is_trust {
+                Some(TrustPasses::new(
+                    gpu,
+                    name,
+                    &placement,
+                    &assignment,
+                    n_blocks,
+                    |phase| choose_kernel(gpu, &desc, spec, true, Some(phase)),
+                )?)
+            } else {
+                None
+            };
             let mut keep: Vec<wgpu::Buffer> = desc
                 .slots
                 .iter()
@@ -209,6 +239,7 @@ impl Optimizer {
                 size: std::num::NonZeroU64::new(row_len * MAX_GROUPS as u64),
             });
             let mut dispatches = Vec::new();
+            let mut reduce = None;
             for (c, blocks) in tables {
                 let table = gpu.create_buffer_init(
                     &format!("optim/{name}/blocks/chunk{c}"),
@@ -223,6 +254,9 @@ impl Optimizer {
                     params.params.buffers[c].as_entire_binding(),
                     params.grads.buffers[c].as_entire_binding(),
                 ];
+                if let Some(p) = &passes {
+                    res.extend(p.bindings());
+                }
                 for (i, slot) in desc.slots.iter().enumerate() {
                     match states.iter().find(|s| s.0 == *slot) {
                         Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
@@ -231,20 +265,35 @@ impl Optimizer {
                 }
                 let bind_group =
                     gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
+                let measure_bind_group = passes.as_ref().map(|p| {
+                    let label = format!("optim/{name}/measure/chunk{c}");
+                    gpu.create_bind_group(&label, &p.measure.layout, &res)
+                });
+                if let Some(p) = &passes
+                    && reduce.is_none()
+                {
+                    let label = format!("optim/{name}/reduce");
+                    reduce = Some(gpu.create_bind_group(&label, &p.reduce.layout, &res));
+                }
                 let stats_bind_group = grad
                     .as_ref()
                     .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
                 dispatches.push(ChunkDispatch {
                     bind_group,
+                    measure_bind_group,
                     stats_bind_group,
                     grid: grid(blocks.len() as u32, max_dim),
                 });
                 keep.push(table);
             }
             keep.push(control);
-            Ok((uniform, states, dispatches, grad, keep))
+            let trust = passes.zip(reduce).map(|(p, bg)| {
+                let grid = p.reduce_grid(max_dim);
+                (p, bg, grid)
+            });
+            Ok((uniform, states, dispatches, grad, trust, keep))
         })??;
-        let (uniform, states, dispatches, grad, keep) = built;
+        let (uniform, states, dispatches, grad, trust, keep) = built;
         Ok(Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
@@ -261,6 +310,7 @@ impl Optimizer {
             states,
             dispatches,
             grad,
+            trust,
             pass_timestamps: None,
             _keep: keep,
         })
@@ -351,6 +401,18 @@ impl Optimizer {
                             .filter_map(|d| d.stats_bind_group.as_ref().map(|bg| (bg, d.grid))),
                     );
                 }
+                if let Some((passes, reduce, reduce_grid)) = &self.trust {
+                    pass.set_pipeline(&passes.measure.pipeline);
+                    for d in &self.dispatches {
+                        if let Some(bg) = &d.measure_bind_group {
+                            pass.set_bind_group(0, bg, &[]);
+                            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                        }
+                    }
+                    pass.set_pipeline(&passes.reduce.pipeline);
+                    pass.set_bind_group(0, reduce, &[]);
+                    pass.dispatch_workgroups(reduce_grid.0, reduce_grid.1, 1);
+                }
                 pass.set_pipeline(&self.kernel.pipeline);
                 for d in &self.dispatches {
                     pass.set_bind_group(0, &d.bind_group, &[]);
@@ -395,9 +457,12 @@ impl Optimizer {
     pub fn id(&self) -> u64 {
         self.id
     }
-    /// Number of compute dispatches one step records (one per chunk when fused).
+    /// Number of optimizer dispatches one step records: one per chunk when
+    /// fused; a trust-ratio optimizer (LAMB, LARS) records two per chunk
+    /// and one more. The gradient pipeline's passes are not counted.
     pub fn dispatches_per_step(&self) -> usize {
-        self.dispatches.len()
+        let per_chunk = if self.trust.is_some() { 2 } else { 1 };
+        per_chunk * self.dispatches.len() + self.trust.is_some() as usize
     }
     /// Multiplies every gradient by `scale` inside the update (gradient
     /// accumulation or data-parallel averaging; 1 by default). No extra pass.

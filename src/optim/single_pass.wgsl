@@ -1,0 +1,31 @@
+// single_pass.wgsl — the entry point of every one-pass optimizer kernel, assembled last
+// (gpu/common.wgsl + optim/prelude.wgsl + <name>/update.wgsl + this file): workgroup b takes
+// block b of the chunk's table and calls the optimizer's `update` on each of its vec4s.
+// The optimizers whose update needs a per-tensor reduction (LAMB, LARS) end with
+// optim/trust/passes.wgsl instead.
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = wid.x + wid.y * nwg.x;
+    if b >= arrayLength(&blocks) {
+        return;
+    }
+    if SKIP_NONFINITE && control.found_inf != 0u {
+        return;
+    }
+    let blk = blocks[b];
+    var h = groups[blk.group];
+    if SKIP_NONFINITE && control.skipped != 0u {
+        h = after_skipped_steps(h, device_step(step, control.skipped));
+    }
+    let f = grad_factors(blk.group);
+    if 4u * lid >= blk.len {
+        return;
+    }
+    let i = blk.start / 4u + lid;
+    update(i, load_grad(i, f), h);
+}

@@ -1,0 +1,198 @@
+//! Per-tensor trust ratios inside the step (LAMB, LARS): the one home of
+//! the optimizers whose update is scaled per tensor by a ratio of norms.
+//!
+//! Such an optimizer implements [`Trust`] (its three element functions, the
+//! f64 twins of `direction`, `trust_ratio` and `apply` in its
+//! `update.wgsl`) and returns it from `Algo::trust`. The runtime then builds
+//! three pipelines of one module (`passes.wgsl`: measure, reduce, apply)
+//! instead of the one-pass kernel, and records `2 x chunks + 1` dispatches a
+//! step, in the same compute pass and submit, with no readback: the number
+//! of dispatches does not grow with the number of tensors. The reduction
+//! order is fixed (no float atomics), so steps are bitwise reproducible.
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Kernel, Slot, grid};
+use crate::layout::Placement;
+use crate::optim::blocks::BLOCK_ELEMS;
+
+/// The f64 reference of a trust-ratio optimizer, per element and per tensor
+/// (`crate::optim::reference` runs it over each tensor).
+pub(crate) trait Trust {
+    /// The update direction `u` of one element at step `t`, from its param
+    /// and processed gradient; writes the states that come before the ratio
+    /// (`st` in the order of `KernelDesc::active`). Returns `(p, u)`: the
+    /// param value the ratio measures and `u`.
+    fn direction(&self, t: f64, p: f64, g: f64, st: &mut [f64]) -> (f64, f64);
+    /// The tensor's ratio from the L2 norms of its `p` and `u`.
+    fn ratio(&self, p_norm: f64, u_norm: f64) -> f64;
+    /// The update of one element with its tensor's `ratio` (after
+    /// `direction` ran on every element of the tensor).
+    fn apply(&self, t: f64, p: &mut f64, g: f64, st: &mut [f64], ratio: f64);
+    /// The 4-byte element accesses per param of one step, both passes
+    /// (LAMB: 6 in measure, 4 in apply), for benchmark rooflines.
+    fn accesses_per_param(&self) -> u64;
+}
+
+/// One tensor's blocks in the trust buffer: `trust[first .. first + count]`.
+/// Matches WGSL `struct Segment` (`passes.wgsl`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Segment {
+    first: u32,
+    count: u32,
+    group: u32,
+    _pad0: u32,
+}
+
+/// The block index range of every tensor, in layout order. Blocks are
+/// numbered chunk by chunk and, inside a chunk, tensor by tensor
+/// (`blocks::block_tables`), so a tensor that straddles chunks (the last of
+/// one, the first of the next) still has consecutive indices.
+pub(crate) fn segments(placement: &Placement, assignment: &[usize]) -> Vec<Segment> {
+    let mut segs: Vec<Option<Segment>> = vec![None; assignment.len()];
+    let mut next = 0u32;
+    for c in 0..placement.chunk_lens().len() {
+        for (k, &group) in assignment.iter().enumerate() {
+            for p in placement.pieces(k).iter().filter(|p| p.chunk == c) {
+                let n = p.len.div_ceil(BLOCK_ELEMS) as u32;
+                let s = segs[k].get_or_insert(Segment {
+                    first: next,
+                    count: 0,
+                    group: group as u32,
+                    _pad0: 0,
+                });
+                debug_assert_eq!(s.first + s.count, next, "a tensor's blocks are consecutive");
+                s.count += n;
+                next += n;
+            }
+        }
+    }
+    segs.into_iter()
+        .zip(assignment)
+        .map(|(s, &group)| {
+            s.unwrap_or(Segment {
+                first: 0,
+                count: 0,
+                group: group as u32,
+                _pad0: 0,
+            })
+        })
+        .collect()
+}
+
+/// The measure and reduce pipelines of a trust-ratio optimizer and their
+/// buffers, built once with the optimizer (the apply pipeline is the
+/// optimizer's own kernel).
+pub(crate) struct TrustPasses {
+    pub(crate) measure: std::sync::Arc<Kernel>,
+    pub(crate) reduce: std::sync::Arc<Kernel>,
+    /// One vec4 per block of all chunks.
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) tensors: wgpu::Buffer,
+    pub(crate) n_tensors: u32,
+}
+
+/// The override that selects each pass (both false: apply).
+pub(crate) const MEASURE: (&str, f64) = ("MEASURE", 1.0);
+pub(crate) const REDUCE: (&str, f64) = ("REDUCE", 1.0);
+
+impl TrustPasses {
+    /// Builds the two extra pipelines (`build` makes one from its extra
+    /// override constant) and the buffers. Call inside the optimizer's
+    /// error scope.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        name: &str,
+        placement: &Placement,
+        assignment: &[usize],
+        n_blocks: u32,
+        build: impl Fn((&'static str, f64)) -> Result<std::sync::Arc<Kernel>>,
+    ) -> Result<TrustPasses> {
+        let segs = segments(placement, assignment);
+        Ok(TrustPasses {
+            measure: build(MEASURE)?,
+            reduce: build(REDUCE)?,
+            buffer: gpu.create_buffer(
+                &format!("optim/{name}/trust"),
+                16 * n_blocks.max(1) as u64,
+                wgpu::BufferUsages::STORAGE,
+            ),
+            tensors: gpu.create_buffer_init(
+                &format!("optim/{name}/tensors"),
+                bytemuck::cast_slice(&segs),
+                wgpu::BufferUsages::STORAGE,
+            ),
+            n_tensors: segs.len() as u32,
+        })
+    }
+
+    /// The bindings 6 and 7 of every pass.
+    pub(crate) fn bindings(&self) -> [wgpu::BindingResource<'_>; 2] {
+        [
+            self.buffer.as_entire_binding(),
+            self.tensors.as_entire_binding(),
+        ]
+    }
+
+    /// The reduce pass's grid: one workgroup per tensor.
+    pub(crate) fn reduce_grid(&self, max_dim: u32) -> (u32, u32) {
+        grid(self.n_tensors, max_dim)
+    }
+}
+
+/// The binding kinds 6 and 7 (`trust`, `tensors`).
+pub(crate) const SLOTS: [Slot; 2] = [Slot::StorageReadWrite, Slot::StorageRead];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::layout_check::{parse, rust_struct, wgsl_struct};
+    use crate::layout::ParamLayout;
+    use crate::optim::Dispatch;
+    use crate::optim::blocks::block_tables;
+
+    #[test]
+    fn segment_matches_its_wgsl_struct() {
+        let (module, _) = parse("lamb", crate::optim::lamb::SOURCE);
+        assert_eq!(
+            wgsl_struct(&module, "Segment"),
+            rust_struct!(Segment {
+                first,
+                count,
+                group,
+                _pad0
+            })
+        );
+    }
+
+    #[test]
+    fn segments_match_the_block_numbering_across_chunks() {
+        let layout = ParamLayout::new(&[
+            ("a", &[0][..]),
+            ("b", &[2500][..]),
+            ("c", &[3][..]),
+            ("d", &[1100][..]),
+        ])
+        .unwrap();
+        let placement = Placement::new(&layout, 1024).unwrap();
+        let assignment = [0, 1, 0, 1];
+        let segs = segments(&placement, &assignment);
+        for mode in [Dispatch::Fused, Dispatch::PerTensor] {
+            let (tables, n) = block_tables(&placement, &assignment, mode);
+            let blocks: Vec<_> = tables.iter().flat_map(|t| t.1.clone()).collect();
+            assert_eq!(segs.iter().map(|s| s.count).sum::<u32>(), n);
+            for (k, s) in segs.iter().enumerate() {
+                let numel = layout.tensors()[k].numel;
+                let covered: u64 = blocks
+                    .iter()
+                    .filter(|b| b.index >= s.first && b.index < s.first + s.count)
+                    .map(|b| b.len as u64)
+                    .sum();
+                assert_eq!(covered, numel, "tensor {k}");
+                assert_eq!(s.group, assignment[k] as u32);
+            }
+        }
+        assert_eq!(segs[0].count, 0);
+        assert!(placement.pieces(1).len() > 1, "b straddles chunks");
+    }
+}

@@ -1,0 +1,148 @@
+// trust/passes.wgsl — the entry point of the optimizers whose update is scaled per tensor by
+// a ratio of norms (LAMB, LARS), assembled last: gpu/common.wgsl + grad/norm.wgsl +
+// optim/prelude.wgsl + <name>/update.wgsl + this file. One module, three pipelines chosen by
+// override constants, recorded in the step's one compute pass after the gradient pipeline:
+//
+//   MEASURE (one dispatch per chunk, a workgroup per block, as the one-pass kernels):
+//     d = direction(i, g, row)      the optimizer's update direction u of 4 elements and the
+//                                   params p it is measured against (it may write the states
+//                                   that come before the ratio: LAMB's exp_avg, exp_avg_sq)
+//     trust[block.index] = (m_p, s_p, m_u, s_u)     the block's overflow-safe L2 pairs of p and
+//                                   u (grad/norm.wgsl), lanes past the block's end excluded
+//   REDUCE (one dispatch in all, a workgroup per tensor of `tensors`):
+//     (|p|, |u|) = the tensor's pairs combined in a fixed order (no float atomics)
+//     r = trust_ratio(|p|, |u|, row)                 the optimizer's formula
+//     trust[b] = (r, |p|, |u|, 0) for each of the tensor's blocks b
+//   neither (the apply pass, one dispatch per chunk):
+//     apply(i, g, row, trust[block.index].x)         the update itself, u recomputed from the
+//                                                    states and g (no scratch tensor)
+// So a step is 2 x chunks + 1 dispatches whatever the number of tensors, and the gradient is
+// loaded twice (measure and apply); nothing is read back. Every pass returns at once on a
+// step the non-finite guard skips.
+//
+// What an update.wgsl for these passes provides (besides `struct Row`, `after_skipped_steps`
+// and its states from @binding(8) on):
+//   fn direction(i: u32, g: V, h: Row) -> Direction
+//   fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32
+//   fn apply(i: u32, g: V, h: Row, ratio: f32)
+//
+// Bindings 0-5 as prelude.wgsl, then:
+//   6 storage, read_write  trust: array<vec4<f32>>   one per block of all chunks
+//   7 storage, read        tensors: array<Segment>   one per tensor: its blocks' index range
+// Guard rule: a workgroup returns when b is past its table (uniform, before any barrier);
+// invocations past the block's or the tensor's end contribute (0, 0).
+override MEASURE: bool = false;
+override REDUCE: bool = false;
+
+// Rust: optim::trust::Segment (16 bytes): the tensor's blocks are trust[first .. first + count].
+struct Segment {
+    first: u32,
+    count: u32,
+    group: u32,
+    _pad0: u32,
+}
+
+struct Direction {
+    p: V,
+    u: V,
+}
+
+@group(0) @binding(6) var<storage, read_write> trust: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> tensors: array<Segment>;
+
+var<workgroup> wpairs: array<vec4<f32>, 256>;
+
+// The L2 pair of the lanes of x below `lanes`.
+fn lane_pair(x: V, lanes: u32) -> vec2<f32> {
+    var a = vec2<f32>(0.0, 0.0);
+    for (var c = 0u; c < 4u; c++) {
+        if c < lanes {
+            a = nrm_combine(a, vec2<f32>(abs(x[c]), 1.0), false);
+        }
+    }
+    return a;
+}
+
+// Combines every invocation's (p pair, u pair) in a fixed tree; the result is in wpairs[0].
+fn reduce_workgroup(lid: u32, mine: vec4<f32>) {
+    wpairs[lid] = mine;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let a = wpairs[lid];
+            let b = wpairs[lid + stride];
+            wpairs[lid] = vec4<f32>(nrm_combine(a.xy, b.xy, false), nrm_combine(a.zw, b.zw, false));
+        }
+        workgroupBarrier();
+    }
+}
+
+fn skipped_step() -> bool {
+    return SKIP_NONFINITE && control.found_inf != 0u;
+}
+
+fn row_of(group: u32) -> Row {
+    var h = groups[group];
+    if SKIP_NONFINITE && control.skipped != 0u {
+        h = after_skipped_steps(h, device_step(step, control.skipped));
+    }
+    return h;
+}
+
+fn reduce_tensor(b: u32, lid: u32) {
+    if b >= arrayLength(&tensors) || skipped_step() {
+        return;
+    }
+    let seg = tensors[b];
+    var acc = vec4<f32>(0.0);
+    for (var j = lid; j < seg.count; j += WG) {
+        let q = trust[seg.first + j];
+        acc = vec4<f32>(nrm_combine(acc.xy, q.xy, false), nrm_combine(acc.zw, q.zw, false));
+    }
+    reduce_workgroup(lid, acc);
+    let t = wpairs[0];
+    let p_norm = t.x * sqrt(t.y);
+    let u_norm = t.z * sqrt(t.w);
+    let ratio = trust_ratio(p_norm, u_norm, row_of(seg.group));
+    // Each invocation overwrites only the entries it read itself.
+    for (var j = lid; j < seg.count; j += WG) {
+        trust[seg.first + j] = vec4<f32>(ratio, p_norm, u_norm, 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = wid.x + wid.y * nwg.x;
+    if REDUCE {
+        reduce_tensor(b, lid);
+        return;
+    }
+    if b >= arrayLength(&blocks) || skipped_step() {
+        return;
+    }
+    let blk = blocks[b];
+    let h = row_of(blk.group);
+    let f = grad_factors(blk.group);
+    let i = blk.start / 4u + lid;
+    let in_block = 4u * lid < blk.len;
+    if MEASURE {
+        var mine = vec4<f32>(0.0);
+        if in_block {
+            let d = direction(i, load_grad(i, f), h);
+            let lanes = min(4u, blk.len - 4u * lid);
+            mine = vec4<f32>(lane_pair(d.p, lanes), lane_pair(d.u, lanes));
+        }
+        reduce_workgroup(lid, mine);
+        if lid == 0u {
+            trust[blk.index] = wpairs[0];
+        }
+        return;
+    }
+    if in_block {
+        apply(i, load_grad(i, f), h, trust[blk.index].x);
+    }
+}
