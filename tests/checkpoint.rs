@@ -1147,3 +1147,80 @@ fn resumes_bitwise(name: &str, spec: &OptimizerSpec) {
 mod every_optimizer_resumes_bitwise {
     crate::optimizer_cases!(super::resumes_bitwise);
 }
+
+/// Schedule-Free saved in eval mode (params = x, as schedulefree advises
+/// for checkpoints): the file records the mode, a fresh optimizer loads
+/// into eval mode, and train() then step() continue bitwise as the run that
+/// was never saved; the running state (lr_max, weight_sum) comes from the
+/// file although the fresh optimizer's differs. A file saved in eval mode
+/// cannot be loaded into an optimizer without one, and changes nothing.
+#[test]
+fn schedule_free_resumes_from_eval_mode_bitwise() {
+    let gpu = gpu();
+    let l = layout();
+    let spec = OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {
+        lr: 0.01,
+        warmup_steps: 3.0,
+        weight_decay: 0.05,
+        r: 0.5,
+        ..Default::default()
+    })
+    .group(ParamGroup::names(["b"]).lr(0.02).betas(0.8, 0.99));
+    let fresh = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(3), &l)).unwrap();
+        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        (params, opt)
+    };
+    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
+        for s in from..to {
+            p.write_grads_all(gpu, &grads(&mut Rng(70 + s), &l))
+                .unwrap();
+            o.step(gpu, p).unwrap();
+        }
+    };
+    let (mut wp, mut wo) = fresh();
+    steps(&mut wp, &mut wo, 0, 4);
+    wo.eval(gpu, &mut wp).unwrap();
+    wo.train(gpu, &mut wp).unwrap();
+    steps(&mut wp, &mut wo, 4, 7);
+
+    let (mut fp, mut fo) = fresh();
+    steps(&mut fp, &mut fo, 0, 4);
+    fo.eval(gpu, &mut fp).unwrap();
+    let path = tmp("schedule-free-eval.safetensors");
+    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let (mut rp, mut ro) = fresh();
+    assert_ne!(ro.group_config(0).unwrap(), fo.group_config(0).unwrap());
+    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
+    assert!(ro.is_eval_mode());
+    assert_eq!(ro.group_config(0).unwrap(), fo.group_config(0).unwrap());
+    assert_eq!(bits(gpu, &rp), bits(gpu, &fp), "x restored");
+    ro.train(gpu, &mut rp).unwrap();
+    steps(&mut rp, &mut ro, 4, 7);
+    assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "params after resuming");
+    for s in wo.state_names() {
+        for t in l.tensors() {
+            let b = |o: &Optimizer| state_bits(gpu, o, s, &t.name);
+            assert!(b(&ro) == b(&wo), "{s} of {}", t.name);
+        }
+    }
+
+    // The eval-mode flag in a file of an optimizer without an eval mode
+    // (a crafted file: the checksum is recomputed) is refused up front.
+    let adam = OptimizerSpec::adam(AdamConfig::default());
+    let mut ap = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+    let mut ao = Optimizer::new(gpu, &adam, &ap).unwrap();
+    let apath = tmp("adam-eval-flag.safetensors");
+    checkpoint::save(&apath, gpu, &ap, &mut ao, &TrainingState::default()).unwrap();
+    rewrite_meta(&apath, |doc| {
+        doc["eval_mode"] = json!(true);
+    });
+    let before = bits(gpu, &ap);
+    let e = checkpoint::load(&apath, gpu, &mut ap, &mut ao).unwrap_err();
+    assert!(e.to_string().contains("eval mode"), "{e}");
+    assert!(!ao.is_eval_mode());
+    assert_eq!(bits(gpu, &ap), before);
+    std::fs::remove_file(&path).ok();
+    std::fs::remove_file(&apath).ok();
+}

@@ -16,6 +16,36 @@ fn invalid_configs() -> Vec<(OptimizerSpec, &'static str, &'static str)> {
     let nan = f64::NAN;
     vec![
         (
+            OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig {
+                momentum: 1.0,
+                ..Default::default()
+            }),
+            "momentum",
+            "Momentum must be between 0 and 1 exclusive: 1",
+        ),
+        (
+            OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {
+                warmup_steps: 2.5,
+                ..Default::default()
+            }),
+            "warmup_steps",
+            "Invalid warmup_steps value: 2.5",
+        ),
+        (
+            OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {
+                beta1: 0.0,
+                ..Default::default()
+            }),
+            "beta1",
+            "eval swap divides by beta1",
+        ),
+        (
+            OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig::default())
+                .nonfinite(wgpu_optim::grad::NonFinite::Skip),
+            "gradients.nonfinite",
+            "running averaging state",
+        ),
+        (
             OptimizerSpec::lamb(LambConfig {
                 clamp_value: -1.0,
                 ..Default::default()

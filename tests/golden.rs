@@ -78,6 +78,33 @@ fn reference_matches_pytorch_golden_trajectories() {
             "{}: the state keys are PyTorch's",
             case.name
         );
+        // Schedule-Free: the running state of every group, then eval().
+        // torch's groups are ours from 1 on when the case has groups (our
+        // base group 0 then holds no tensor).
+        let ours = |g: usize| g + (!case.groups.is_empty()) as usize;
+        for (g, want) in case.running.iter().enumerate() {
+            for (name, &b) in want {
+                let a = r.group(ours(g)).get(name).unwrap();
+                assert!(
+                    (a - b).abs() <= REF_RTOL * b.abs(),
+                    "{} group {g} {name}: {a} vs {b}",
+                    case.name
+                );
+            }
+        }
+        if let Some(want) = &case.params_eval {
+            r.swap(&mut params, true);
+            for (k, (p, w)) in params.iter().zip(want).enumerate() {
+                let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
+                for (a, b) in p.iter().zip(w) {
+                    assert!(
+                        (a - b).abs() <= REF_RTOL * (b.abs() + scale),
+                        "{} eval tensor {k}: {a} vs {b}",
+                        case.name
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -127,6 +154,27 @@ fn gpu_matches_pytorch_golden_trajectories() {
             "{}: same state buffers as PyTorch",
             case.name
         );
+        // Schedule-Free: the host's running state (f64, as schedulefree's),
+        // then the eval swap on the device.
+        let ours = |g: usize| g + (!case.groups.is_empty()) as usize;
+        for (g, want) in case.running.iter().enumerate() {
+            for (name, &b) in want {
+                let a = opt.group_config(ours(g)).unwrap().get(name).unwrap();
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs(),
+                    "{} group {g} {name}",
+                    case.name
+                );
+            }
+        }
+        if let Some(want) = &case.params_eval {
+            opt.eval(gpu, &mut params).unwrap();
+            let got = params.read_all(gpu).unwrap();
+            for (k, w) in want.iter().enumerate() {
+                let r = worst_ratio(&got[k], w, GPU_RTOL);
+                assert!(r <= 1.0, "{} eval tensor {k}: ratio {r}", case.name);
+            }
+        }
     }
     println!("worst error / tolerance: {:.3} at {}", worst.0, worst.1);
 }

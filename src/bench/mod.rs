@@ -192,6 +192,74 @@ impl CopyKernel {
     }
 }
 
+/// The driver's own copy, `copy_buffer_to_buffer`, moving the same bytes as a
+/// [`CopyKernel`] of `bytes` (half read, half written): the second roofline
+/// beside the WGSL copy (a copy engine or the driver's blit on GPUs). Source
+/// and destination are cut into buffers of at most `max_buffer_size`.
+pub struct BufferCopy {
+    pairs: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Bytes one run moves (read + write).
+    pub bytes: u64,
+}
+
+impl BufferCopy {
+    /// A copy moving about `bytes` (rounded up to whole 256-byte units) per run.
+    pub fn new(gpu: &Gpu, bytes: u64) -> Result<BufferCopy> {
+        let half = (bytes / 2).div_ceil(256).max(1) * 256;
+        let piece = (gpu.limits().max_buffer_size / 256 * 256).max(256);
+        let pairs = gpu.scoped("bench/buffer-copy/new", || {
+            let mut pairs = Vec::new();
+            let mut left = half;
+            while left > 0 {
+                let n = left.min(piece);
+                let make = |label: &str, usage| gpu.create_buffer(label, n, usage);
+                pairs.push((
+                    make("bench/buffer-copy/src", wgpu::BufferUsages::COPY_SRC),
+                    make("bench/buffer-copy/dst", wgpu::BufferUsages::COPY_DST),
+                ));
+                left -= n;
+            }
+            pairs
+        })?;
+        Ok(BufferCopy {
+            pairs,
+            bytes: 2 * half,
+        })
+    }
+
+    /// Submits one run. With `timestamps`, an empty compute pass writes the
+    /// beginning one before the copies and another the end one after them.
+    pub fn submit_timed(&self, gpu: &Gpu, timestamps: Option<&PassTimestamps>) -> Result<()> {
+        gpu.scoped("bench/buffer-copy", || {
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bench/buffer-copy"),
+                });
+            let mark = |enc: &mut wgpu::CommandEncoder, t: &PassTimestamps, begin: bool| {
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("bench/buffer-copy/timestamp"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &t.query_set,
+                        beginning_of_pass_write_index: begin.then_some(t.begin),
+                        end_of_pass_write_index: (!begin).then_some(t.end),
+                    }),
+                });
+            };
+            if let Some(t) = timestamps {
+                mark(&mut enc, t, true);
+            }
+            for (src, dst) in &self.pairs {
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
+            }
+            if let Some(t) = timestamps {
+                mark(&mut enc, t, false);
+            }
+            gpu.queue().submit([enc.finish()]);
+        })
+    }
+}
+
 /// Times one compute pass on the GPU with two timestamp queries: hand
 /// [`writes`](Self::writes) to the pass (an optimizer through
 /// [`Optimizer::set_pass_timestamps`](crate::Optimizer::set_pass_timestamps),

@@ -150,6 +150,10 @@ pub struct CheckpointMeta {
     pub groups: Vec<GroupMeta>,
     /// The gradient pipeline's state, when it has one.
     pub gradient_state: Option<GradientState>,
+    /// Whether the params were saved in Schedule-Free's eval mode (they
+    /// hold `x`, not `y`); absent (false) in files of optimizers without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eval_mode: bool,
     /// `(name, shape)` of every tensor, in layout order.
     pub layout: Vec<(String, Vec<usize>)>,
     /// FNV-1a 64 of each tensor's bytes, as 16 hex digits.
@@ -305,6 +309,7 @@ pub fn save(
         step: opt.step_count(),
         groups,
         gradient_state,
+        eval_mode: opt.is_eval_mode(),
         layout: layout_of(params),
         checksums: checksums(&entries)?,
         training: training.clone(),
@@ -492,6 +497,7 @@ pub fn load_with(
         }
     }
     opt.set_step_count(meta.step);
+    opt.set_eval_mode(meta.eval_mode).map_err(partly)?;
     Ok(meta.training)
 }
 

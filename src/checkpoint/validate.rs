@@ -88,6 +88,11 @@ pub(super) fn check(
             meta.optimizer
         )));
     }
+    if meta.eval_mode && opt.spec().algorithm().algo().swap_weights().is_none() {
+        return Err(err(format!(
+            "the params were saved in eval mode, which {kind} does not have"
+        )));
+    }
     let live_states: Vec<&str> = opt.state_names();
     if meta.state_names != live_states {
         return Err(err(format!(
@@ -285,7 +290,10 @@ fn plan(
             else {
                 continue;
             };
+            // Running state (Schedule-Free's lr_max, weight_sum) always
+            // continues from the file.
             let taken = name == "lr"
+                || live.algo().running().contains(&name)
                 || (momentum_scheduled && momentum == Some(name))
                 || options.hyperparameters == Hyperparameters::FromFile;
             if !taken {

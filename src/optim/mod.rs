@@ -36,6 +36,7 @@ pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
+pub mod schedule_free;
 pub mod sgd;
 
 pub use adadelta::AdadeltaConfig;
@@ -53,6 +54,8 @@ pub use radam::RAdamConfig;
 pub use rmsprop::RmsPropConfig;
 pub use rprop::RpropConfig;
 pub use runtime::{BLOCK_ELEMS, Dispatch, MAX_GROUPS, Optimizer, PassTimestamps};
+pub use schedule_free::adamw::ScheduleFreeAdamWConfig;
+pub use schedule_free::sgd::ScheduleFreeSgdConfig;
 pub use sgd::SgdConfig;
 pub use spec::OptimizerSpec;
 
@@ -114,6 +117,23 @@ pub(crate) trait Algo: Hyperparameters {
     /// The per-tensor trust ratio's f64 reference, for the optimizers whose
     /// kernel is `trust/passes.wgsl`'s three passes (LAMB, LARS).
     fn trust(&self) -> Option<&dyn trust::Trust> {
+        None
+    }
+    /// Advances the running state the config keeps for step `t`
+    /// (Schedule-Free's `lr_max`, `weight_sum`), before `row(t)` and
+    /// `reference` of that step. The runtime and the reference call it once
+    /// per applied step.
+    fn advance(&mut self, t: u64) {
+        let _ = t;
+    }
+    /// The hyperparameter names that are running state, not settings
+    /// (`advance` writes them; checkpoints restore them, never compare them).
+    fn running(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The lerp weights toward the state `z` of the eval and train swaps
+    /// (Schedule-Free), if this optimizer has an eval mode.
+    fn swap_weights(&self) -> Option<(f64, f64)> {
         None
     }
 }
@@ -235,6 +255,10 @@ registry! {
     Lamb(LambConfig) "lamb" lamb;
     /// LARS, see [`LarsConfig`].
     Lars(LarsConfig) "lars" lars;
+    /// Schedule-Free AdamW, see [`ScheduleFreeAdamWConfig`].
+    ScheduleFreeAdamW(ScheduleFreeAdamWConfig) "schedule_free_adamw" schedule_free_adamw;
+    /// Schedule-Free SGD, see [`ScheduleFreeSgdConfig`].
+    ScheduleFreeSgd(ScheduleFreeSgdConfig) "schedule_free_sgd" schedule_free_sgd;
 }
 
 impl Algorithm {
@@ -281,6 +305,6 @@ mod tests {
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
             variants += validate_every_variant(a.name(), k.source, &names);
         }
-        assert!(variants >= 15 * 16, "{variants} variants");
+        assert!(variants >= 17 * 16, "{variants} variants");
     }
 }

@@ -110,6 +110,28 @@ impl Reference {
         })
     }
 
+    /// Schedule-Free's eval (`to_eval`) or train swap of `params`:
+    /// `p = p + w * (z - p)` with each group's weight; nothing before the
+    /// first step (no `z` yet), as `schedulefree`.
+    pub fn swap(&mut self, params: &mut [Vec<f64>], to_eval: bool) {
+        if self.step == 0 {
+            return;
+        }
+        for (k, p) in params.iter_mut().enumerate() {
+            let algo = self.groups[self.assignment[k]].algo();
+            let (e, t) = algo.swap_weights().expect("an optimizer with an eval mode");
+            let w = if to_eval { e } else { t };
+            for (p, z) in p.iter_mut().zip(&self.state["z"][k]) {
+                *p += w * (z - *p);
+            }
+        }
+    }
+
+    /// The config of param group `g`, with its running state.
+    pub fn group(&self, g: usize) -> &Algorithm {
+        &self.groups[g]
+    }
+
     /// Sets the learning rate of `group`.
     pub fn set_lr(&mut self, group: usize, lr: f64) {
         self.groups[group].algo_mut().set("lr", lr);
@@ -150,6 +172,9 @@ impl Reference {
             })
             .collect();
         self.step += 1;
+        for g in &mut self.groups {
+            g.algo_mut().advance(self.step);
+        }
         let t = self.step as f64;
         for k in 0..params.len() {
             let grp = self.assignment[k];

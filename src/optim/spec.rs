@@ -107,6 +107,21 @@ impl OptimizerSpec {
     pub fn resolve(&self, layout: &ParamLayout) -> Result<Resolved> {
         self.algorithm.validate()?;
         self.gradients.validate()?;
+        if !self.algorithm.algo().running().is_empty()
+            && self.gradients.nonfinite != NonFinite::Propagate
+        {
+            return Err(Error::invalid(
+                "gradients.nonfinite",
+                format!("{:?}", self.gradients.nonfinite),
+                "NonFinite::Propagate",
+                format!(
+                    "{} keeps running averaging state on the host that a step skipped on the \
+                     device would leave ahead of the params; skip non-finite steps on the host \
+                     instead (or use another optimizer)",
+                    self.algorithm.name()
+                ),
+            ));
+        }
         if self.groups.len() + 1 > MAX_GROUPS {
             return Err(Error::LimitExceeded {
                 limit: "param groups (the crate's own limit)".into(),

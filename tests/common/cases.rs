@@ -336,6 +336,45 @@ pub fn configs() -> Vec<(&'static str, OptimizerSpec)> {
                     .set("trust_ratio_mask", 0.0),
             ),
         ),
+        (
+            "schedule_free_adamw",
+            OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig::default()),
+        ),
+        (
+            "schedule_free_adamw_warmup_wd_r_maximize_l1_groups",
+            groups(OptimizerSpec::schedule_free_adamw(
+                ScheduleFreeAdamWConfig {
+                    lr: 0.01,
+                    beta1: 0.8,
+                    warmup_steps: 3.0,
+                    weight_decay: 0.05,
+                    r: 0.5,
+                    weight_lr_power: 1.0,
+                    maximize: true,
+                    l1: 0.01,
+                    ..Default::default()
+                },
+            )),
+        ),
+        (
+            "schedule_free_sgd",
+            OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig {
+                lr: 0.1,
+                ..Default::default()
+            }),
+        ),
+        (
+            "schedule_free_sgd_warmup_wd_maximize_l1_groups",
+            groups(OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig {
+                lr: 0.1,
+                momentum: 0.7,
+                warmup_steps: 4.0,
+                weight_decay: 0.01,
+                maximize: true,
+                l1: 0.01,
+                ..Default::default()
+            })),
+        ),
     ]
 }
 
@@ -352,7 +391,7 @@ pub fn case(name: &str) -> OptimizerSpec {
 #[macro_export]
 macro_rules! optimizer_cases {
     ($run:path) => {
-        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups, nadam, nadam_decoupled_maximize_l1_groups, nadam_l2_betas, radam, radam_decoupled_maximize_l1_groups, radam_l2, asgd, asgd_t0_wd_maximize_l1_groups, rprop, rprop_groups_etas_bounds_wd_maximize_l1, lion, lion_wd_maximize_l1_groups, adopt, adopt_decoupled_nesterov_maximize_l1_groups, adopt_l2_noclip, lamb, lamb_wd_clamp_debias_maximize_l1_groups, lamb_adam_mode, lars, lars_nesterov_wd_eps_maximize_l1_groups_mask);
+        $crate::optimizer_cases!(@each $run; sgd, sgd_momentum_dampening_wd, sgd_nesterov_maximize_l1, sgd_groups, adam, adam_wd_amsgrad_maximize, adam_groups, adamw, adamw_amsgrad_l1, adamw_groups, adagrad, adagrad_decay_init_wd_maximize, adagrad_groups, adadelta, adadelta_rho_wd_maximize_l1, adadelta_groups, rmsprop, rmsprop_centered_momentum_wd, rmsprop_momentum_maximize_l1, rmsprop_centered_groups, adamax, adamax_wd_maximize_l1_groups, nadam, nadam_decoupled_maximize_l1_groups, nadam_l2_betas, radam, radam_decoupled_maximize_l1_groups, radam_l2, asgd, asgd_t0_wd_maximize_l1_groups, rprop, rprop_groups_etas_bounds_wd_maximize_l1, lion, lion_wd_maximize_l1_groups, adopt, adopt_decoupled_nesterov_maximize_l1_groups, adopt_l2_noclip, lamb, lamb_wd_clamp_debias_maximize_l1_groups, lamb_adam_mode, lars, lars_nesterov_wd_eps_maximize_l1_groups_mask, schedule_free_adamw, schedule_free_adamw_warmup_wd_r_maximize_l1_groups, schedule_free_sgd, schedule_free_sgd_warmup_wd_maximize_l1_groups);
     };
     (@each $run:path; $($case:ident),*) => {
         /// The cases this macro expanded, to check against the table.

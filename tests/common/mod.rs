@@ -11,7 +11,7 @@ use wgpu_optim::Gpu;
 use wgpu_optim::optim::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, AdoptConfig, AsgdConfig,
     LambConfig, LarsConfig, LionConfig, NAdamConfig, OptimizerSpec, ParamGroup, RAdamConfig,
-    RmsPropConfig, RpropConfig, SgdConfig,
+    RmsPropConfig, RpropConfig, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig, SgdConfig,
 };
 
 /// A fresh device on the default adapter. There is no skip: a machine without
@@ -105,6 +105,12 @@ pub struct GoldenCase {
     pub grads: Vec<Vec<Vec<f64>>>,
     pub params: Vec<Vec<Vec<f64>>>,
     pub state: std::collections::BTreeMap<String, Vec<Vec<f64>>>,
+    /// Schedule-Free: each group's running state after the last step.
+    #[serde(default)]
+    pub running: Vec<std::collections::BTreeMap<String, f64>>,
+    /// Schedule-Free: the params after `eval()` following the last step.
+    #[serde(default)]
+    pub params_eval: Option<Vec<Vec<f64>>>,
 }
 
 pub fn golden() -> GoldenFile {
@@ -286,6 +292,32 @@ impl GoldenCase {
                 trust_ratio_mask: self.f("trust_ratio_mask"),
                 l1: self.f("l1"),
                 nesterov: self.b("nesterov"),
+                maximize: self.b("maximize"),
+            }),
+            "schedule_free_adamw" => OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {
+                lr: self.f("lr"),
+                beta1: self.f("beta1"),
+                beta2: self.f("beta2"),
+                eps: self.f("eps"),
+                weight_decay: self.f("weight_decay"),
+                warmup_steps: self.f("warmup_steps"),
+                r: self.f("r"),
+                weight_lr_power: self.f("weight_lr_power"),
+                l1: self.f("l1"),
+                lr_max: self.f("lr_max"),
+                weight_sum: self.f("weight_sum"),
+                maximize: self.b("maximize"),
+            }),
+            "schedule_free_sgd" => OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig {
+                lr: self.f("lr"),
+                momentum: self.f("momentum"),
+                weight_decay: self.f("weight_decay"),
+                warmup_steps: self.f("warmup_steps"),
+                r: self.f("r"),
+                weight_lr_power: self.f("weight_lr_power"),
+                l1: self.f("l1"),
+                lr_max: self.f("lr_max"),
+                weight_sum: self.f("weight_sum"),
                 maximize: self.b("maximize"),
             }),
             other => panic!("unknown optimizer {other}"),

@@ -28,13 +28,17 @@ it has no `maximize`, so the script negates the gradient itself), ADOPT from
 optax (`optax.contrib.scale_by_adopt` on CPU in float64, chained with
 `add_decayed_weights` for decoupled weight decay; L2 decay, L1 and maximize
 are folded into the gradient it is given), LAMB from `torch-optimizer`
-(torch_optimizer.Lamb, no `maximize` either), LARS from optax (`optax.lars`,
+(torch_optimizer.Lamb, no `maximize` either), Schedule-Free AdamW and SGD
+from `schedulefree` (AdamWScheduleFree / SGDScheduleFree, foreach=False,
+train() before the first step; after the last step the case also records each
+group's running lr_max / weight_sum and the params after eval()), LARS from
+optax (`optax.lars`,
 float64 on CPU, one optax.lars per param group over that group's tensors;
 L1 and maximize folded into the gradient). Scalar per-tensor states (NAdam's
 mu_product, ASGD's eta and mu) are not recorded: the crate computes them from
 the step count.
 
-Requirements: pip install torch lion-pytorch torch-optimizer optax
+Requirements: pip install torch lion-pytorch torch-optimizer schedulefree optax
 """
 
 import json
@@ -47,6 +51,7 @@ warnings.filterwarnings("ignore")  # e.g. "Failed to initialize NumPy" on numpy-
 import torch  # noqa: E402
 import lion_pytorch  # noqa: E402
 import torch_optimizer  # noqa: E402
+import schedulefree  # noqa: E402
 
 STEPS = 8
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
@@ -87,6 +92,13 @@ DEFAULTS = {
     # optax.lars defaults (its learning_rate has none: the crate's default of 1).
     "lars": dict(lr=1.0, weight_decay=0.0, trust_coefficient=1e-3, eps=0.0, momentum=0.9,
                  trust_ratio_mask=1.0, nesterov=False, maximize=False),
+    # schedulefree's defaults; lr_max and weight_sum are its running state in
+    # each param group (recorded after the last step as "running").
+    "schedule_free_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                warmup_steps=0.0, r=0.0, weight_lr_power=2.0, lr_max=-1.0,
+                                weight_sum=0.0, maximize=False),
+    "schedule_free_sgd": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0.0, r=0.0,
+                              weight_lr_power=2.0, lr_max=-1.0, weight_sum=0.0, maximize=False),
 }
 
 TORCH_CLASS = {
@@ -103,7 +115,11 @@ TORCH_CLASS = {
     "rprop": torch.optim.Rprop,
     "lion": lion_pytorch.Lion,
     "lamb": torch_optimizer.Lamb,
+    "schedule_free_adamw": schedulefree.AdamWScheduleFree,
+    "schedule_free_sgd": schedulefree.SGDScheduleFree,
 }
+
+SCHEDULE_FREE = ("schedule_free_adamw", "schedule_free_sgd")
 
 
 def case(name, optimizer, shapes=None, grad_scale=1.0, groups=None, **overrides):
@@ -294,6 +310,26 @@ CASES = [
         dict(params=[0, 1], weight_decay=0.0, trust_ratio_mask=0.0, lr=0.01),
         dict(params=[2, 3, 4], lr=0.5, momentum=0.5, trust_coefficient=0.01),
     ]),
+    # ---- Schedule-Free AdamW and SGD (schedulefree) ----
+    case("schedule_free_adamw_default", "schedule_free_adamw"),
+    case("schedule_free_adamw_warmup_wd", "schedule_free_adamw", lr=0.01, warmup_steps=5,
+         weight_decay=0.1, beta1=0.8),
+    case("schedule_free_adamw_r_power_maximize_l1", "schedule_free_adamw",
+         shapes=[[9], [0], [3, 4]], lr=0.01, r=0.5, weight_lr_power=1.0, eps=1e-4,
+         maximize=True, l1=0.01),
+    case("schedule_free_adamw_groups", "schedule_free_adamw", lr=0.01, warmup_steps=3, groups=[
+        dict(params=[0, 1], lr=0.02, weight_decay=0.05, beta1=0.5, beta2=0.99, warmup_steps=6),
+        dict(params=[2, 3], lr=0.0),
+        dict(params=[4], l1=0.01, r=1.0),
+    ]),
+    case("schedule_free_sgd_default", "schedule_free_sgd", lr=0.1),
+    case("schedule_free_sgd_warmup_wd_maximize_l1", "schedule_free_sgd",
+         shapes=[[9], [0], [3, 4]], lr=0.05, warmup_steps=4, weight_decay=0.01, momentum=0.7,
+         maximize=True, l1=0.01),
+    case("schedule_free_sgd_groups", "schedule_free_sgd", lr=0.1, groups=[
+        dict(params=[0, 1, 2], lr=0.05, momentum=0.5, weight_lr_power=0.0),
+        dict(params=[3, 4], r=2.0, warmup_steps=3),
+    ]),
     case("adopt_decoupled_maximize_l1", "adopt", shapes=[[9], [0], [3, 4]], lr=0.01,
          weight_decay=0.1, decoupled_weight_decay=True, maximize=True, l1=0.01),
 ]
@@ -343,7 +379,7 @@ def make_inputs(c):
 
 
 # Reference optimizers without `maximize`: run_case negates the gradient.
-NO_MAXIMIZE = ("lion", "lamb")
+NO_MAXIMIZE = ("lion", "lamb", "schedule_free_adamw", "schedule_free_sgd")
 
 SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max")
 
@@ -358,7 +394,10 @@ def torch_kwargs(opt, cfg):
         assert kw.pop("weight_decay") == 0.0, "torch's Rprop has no weight decay"
     if opt in NO_MAXIMIZE:
         del kw["maximize"]  # negated by run_case
-    else:
+    if opt in SCHEDULE_FREE:
+        del kw["lr_max"], kw["weight_sum"]  # running state, not arguments
+        kw["warmup_steps"] = int(kw["warmup_steps"])
+    if opt not in ("lion", "lamb"):  # the others have a foreach switch
         kw["foreach"] = False
     return kw
 
@@ -389,6 +428,8 @@ def run_case(c):
             torch_groups.append(tg)
 
     opt = TORCH_CLASS[opt_name](torch_groups, **torch_kwargs(opt_name, cfg))
+    if opt_name in SCHEDULE_FREE:
+        opt.train()
 
     l1_of = {}
     for grp in eff_groups:
@@ -430,7 +471,14 @@ def run_case(c):
                     assert traj[-1][i] == params0[i].tolist(), \
                         f"{c['name']}: lr=0 group changed"
 
-    return record(c, params0, grads, traj, state)
+    out = record(c, params0, grads, traj, state)
+    if opt_name in SCHEDULE_FREE:
+        # The running state of each group, then the weights eval() gives.
+        out["running"] = [{"lr_max": g["lr_max"], "weight_sum": g["weight_sum"]}
+                          for g in opt.param_groups]
+        opt.eval()
+        out["params_eval"] = [p.detach().reshape(-1).tolist() for p in params]
+    return out
 
 
 def record(c, params0, grads, traj, state):

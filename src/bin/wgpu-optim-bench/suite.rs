@@ -5,7 +5,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
-    CopyKernel, PassTimer, bytes_per_param, gpt2_like_layout, single_tensor_layout,
+    BufferCopy, CopyKernel, PassTimer, bytes_per_param, gpt2_like_layout, single_tensor_layout,
 };
 use wgpu_optim::optim::{AdamConfig, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig};
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
@@ -20,9 +20,12 @@ pub fn optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 /// Name of the clipped case in reports.
 pub const CLIP_NAME: &str = "adam+clip_global_norm";
 
+/// Name of the `copy_buffer_to_buffer` rows in reports.
+pub const BUFFER_COPY_NAME: &str = "copy_buffer_to_buffer";
+
 /// How many progress ticks [`run_adapter`] makes for `plan`.
 pub fn jobs_per_adapter(plan: &Plan) -> u64 {
-    (optimizers().len() * (1 + plan.sizes.len()) + 1) as u64
+    (optimizers().len() * (1 + plan.sizes.len()) + 1 + plan.sizes.len()) as u64
 }
 
 /// How the cases of an adapter were timed.
@@ -63,7 +66,8 @@ pub struct CopyRef {
 /// One benchmark case's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
-    /// `sgd_momentum`, `adam`, ... or `adam+clip_global_norm`.
+    /// `sgd_momentum`, `adam`, ..., `adam+clip_global_norm`, or
+    /// `copy_buffer_to_buffer` (the driver's copy of 8 bytes per param).
     pub optimizer: String,
     /// `gpt2_like` (50 tensors) or `single` (one tensor).
     pub layout: String,
@@ -71,7 +75,7 @@ pub struct Measurement {
     pub tensors: usize,
     /// Number of parameters.
     pub params: u64,
-    /// `fused` (one dispatch per chunk) or `per_tensor`.
+    /// `fused` (one dispatch per chunk), `per_tensor`, or `copy`.
     pub dispatch: String,
     /// Compute dispatches per step (the gradient pipeline's not included).
     pub dispatches_per_step: usize,
@@ -253,6 +257,12 @@ impl Case for CopyKernel {
     }
 }
 
+impl Case for BufferCopy {
+    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()> {
+        self.submit_timed(gpu, ts)
+    }
+}
+
 /// Medians of one case.
 #[derive(Debug, Clone, Copy)]
 struct Timed {
@@ -392,7 +402,7 @@ struct Row<'a> {
     name: &'a str,
     layout_name: &'a str,
     layout: &'a ParamLayout,
-    case: &'a StepCase,
+    dispatches: usize,
     dispatch: &'a str,
     bpp: u64,
     step: Timed,
@@ -411,7 +421,7 @@ impl Row<'_> {
             tensors: self.layout.len(),
             params,
             dispatch: self.dispatch.to_string(),
-            dispatches_per_step: self.case.opt.dispatches_per_step(),
+            dispatches_per_step: self.dispatches,
             bytes_per_param: self.bpp,
             reps,
             time_s: t,
@@ -431,7 +441,8 @@ impl Row<'_> {
     }
 }
 
-/// Runs the whole suite on one opened device: for every optimizer the
+/// Runs the whole suite on one opened device (last, the driver's
+/// `copy_buffer_to_buffer` against the copy kernel): for every optimizer the
 /// GPT-2-like mix fused and per tensor, then single tensors of every size,
 /// each beside the copy roofline; then Adam with global-norm clipping.
 pub fn run_adapter(
@@ -452,11 +463,11 @@ pub fn run_adapter(
         let mut per = StepCase::new(gpu, &spec, &mix, Dispatch::PerTensor)?;
         let mut copy = CopyKernel::new(gpu, bpp * n_mix)?;
         let t = clock.interleaved(gpu, plan.reps, &mut [&mut fused, &mut per, &mut copy])?;
-        let row = |case, dispatch, step, baseline| Row {
+        let row = |case: &StepCase, dispatch, step, baseline| Row {
             name,
             layout_name: "gpt2_like",
             layout: &mix,
-            case,
+            dispatches: case.opt.dispatches_per_step(),
             dispatch,
             bpp,
             step,
@@ -478,7 +489,7 @@ pub fn run_adapter(
                 name,
                 layout_name: "single",
                 layout: &layout,
-                case: &one,
+                dispatches: one.opt.dispatches_per_step(),
                 dispatch: "fused",
                 bpp,
                 step: t[0],
@@ -508,7 +519,7 @@ pub fn run_adapter(
         name: CLIP_NAME,
         layout_name: "gpt2_like",
         layout: &mix,
-        case: &clipped,
+        dispatches: clipped.opt.dispatches_per_step(),
         dispatch: "fused",
         bpp,
         step: t[1],
@@ -517,5 +528,28 @@ pub fn run_adapter(
     };
     out.push(row.measurement(plan.reps));
     progress.inc(1);
+
+    // The driver's copy_buffer_to_buffer of one f32 tensor of each size (8
+    // bytes per element) against the WGSL copy kernel of the same bytes.
+    for &n in &plan.sizes {
+        progress.set_message(format!("{tag}: {BUFFER_COPY_NAME} {}", fmt_size(n)));
+        let layout = single_tensor_layout(n as usize);
+        let mut kernel = CopyKernel::new(gpu, 8 * n)?;
+        let mut driver = BufferCopy::new(gpu, 8 * n)?;
+        let t = clock.interleaved(gpu, plan.reps, &mut [&mut driver, &mut kernel])?;
+        let row = Row {
+            name: BUFFER_COPY_NAME,
+            layout_name: "single",
+            layout: &layout,
+            dispatches: 0,
+            dispatch: "copy",
+            bpp: 8,
+            step: t[0],
+            copy: (&kernel, t[1]),
+            baseline: None,
+        };
+        out.push(row.measurement(plan.reps));
+        progress.inc(1);
+    }
     Ok(out)
 }

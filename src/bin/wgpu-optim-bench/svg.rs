@@ -19,10 +19,10 @@ const RIGHT: u32 = 300;
 const FONT: f64 = 15.0;
 const TITLE_FONT: f64 = 20.0;
 
-/// One color per optimizer, in [`optimizers`] order: Tableau's 10 and six
-/// darker ones, 16 distinct colors for the 14 registered optimizers (a 17th
-/// would reuse the first).
-const COLORS: [RGBColor; 16] = [
+/// One color per optimizer row, in [`optimizers`] order: Tableau's 10 and
+/// ten darker or lighter ones, 20 distinct colors for the 16 rows of today
+/// (a 21st would reuse the first).
+const COLORS: [RGBColor; 20] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -39,6 +39,10 @@ const COLORS: [RGBColor; 16] = [
     RGBColor(0x4b, 0x00, 0x82),
     RGBColor(0xa0, 0x52, 0x00),
     RGBColor(0x00, 0x6d, 0x77),
+    RGBColor(0x6b, 0x8e, 0x23),
+    RGBColor(0xc7, 0x15, 0x85),
+    RGBColor(0x46, 0x82, 0xb4),
+    RGBColor(0xb8, 0x86, 0x0b),
 ];
 /// One dash pattern per adapter: (dash, gap) in pixels, (0, 0) solid.
 const DASHES: [(u32, u32); 5] = [(0, 0), (8, 4), (2, 3), (14, 4), (4, 4)];

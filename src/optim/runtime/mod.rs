@@ -53,6 +53,8 @@ pub(crate) struct StepInfo {
 
 struct ChunkDispatch {
     bind_group: wgpu::BindGroup,
+    /// Schedule-Free's eval and train swaps over the same blocks.
+    swap_bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
     /// The measure pass of a trust-ratio optimizer over the same blocks.
     measure_bind_group: Option<wgpu::BindGroup>,
     /// The gradient-statistics pass over the same blocks, when configured.
@@ -97,6 +99,10 @@ pub struct Optimizer {
     /// A trust-ratio optimizer's measure and reduce passes, with the
     /// reduce pass's bind group and grid.
     trust: Option<(TrustPasses, wgpu::BindGroup, (u32, u32))>,
+    /// Schedule-Free's eval and train swap pipelines.
+    swap: Option<(Arc<Kernel>, Arc<Kernel>)>,
+    /// Whether the params hold Schedule-Free's evaluation weights `x`.
+    eval_mode: bool,
     pass_timestamps: Option<PassTimestamps>,
     _keep: Vec<wgpu::Buffer>,
 }
@@ -195,6 +201,13 @@ impl Optimizer {
         let desc = groups[0].algo().kernel();
         let is_trust = groups[0].algo().trust().is_some();
         let kernel = choose_kernel(gpu, &desc, spec, is_trust, None)?;
+        let swap = match groups[0].algo().swap_weights() {
+            Some(_) => Some((
+                choose_kernel(gpu, &desc, spec, false, Some(("SWAP_TO_EVAL", 1.0)))?,
+                choose_kernel(gpu, &desc, spec, false, Some(("SWAP_TO_TRAIN", 1.0)))?,
+            )),
+            None => None,
+        };
         let placement = params.placement().clone();
         let (tables, n_blocks) = block_tables(&placement, &assignment, mode);
         let row_len = groups[0].algo().row(1).len() as u64;
@@ -265,6 +278,13 @@ impl Optimizer {
                 }
                 let bind_group =
                     gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
+                let swap_bind_groups = swap.as_ref().map(|(e, t)| {
+                    let label = format!("optim/{name}/swap/chunk{c}");
+                    (
+                        gpu.create_bind_group(&label, &e.layout, &res),
+                        gpu.create_bind_group(&label, &t.layout, &res),
+                    )
+                });
                 let measure_bind_group = passes.as_ref().map(|p| {
                     let label = format!("optim/{name}/measure/chunk{c}");
                     gpu.create_bind_group(&label, &p.measure.layout, &res)
@@ -280,6 +300,7 @@ impl Optimizer {
                     .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
                 dispatches.push(ChunkDispatch {
                     bind_group,
+                    swap_bind_groups,
                     measure_bind_group,
                     stats_bind_group,
                     grid: grid(blocks.len() as u32, max_dim),
@@ -311,6 +332,8 @@ impl Optimizer {
             dispatches,
             grad,
             trust,
+            swap,
+            eval_mode: false,
             pass_timestamps: None,
             _keep: keep,
         })
@@ -332,8 +355,8 @@ impl Optimizer {
     }
 
     /// The bytes of the uniform buffer for step `t`: `StepInfo`, padding,
-    /// then one row per param group.
-    fn uniform_bytes(&self, t: u64) -> Vec<u8> {
+    /// then one row per param group of `groups`.
+    fn uniform_bytes(&self, t: u64, groups: &[Algorithm]) -> Vec<u8> {
         let info = StepInfo {
             grad_scale: (self.grad_scale * self.spec.gradients.static_factor()) as f32,
             t: t as u32,
@@ -342,7 +365,7 @@ impl Optimizer {
         };
         let mut bytes = bytemuck::bytes_of(&info).to_vec();
         bytes.resize(ROWS_OFFSET as usize, 0);
-        for g in &self.groups {
+        for g in groups {
             bytes.extend(g.algo().row(t));
         }
         bytes
@@ -373,7 +396,21 @@ impl Optimizer {
                 "the step count cannot grow past u64::MAX",
             )
         })?;
-        let bytes = self.uniform_bytes(t);
+        if self.eval_mode {
+            return Err(Error::invalid(
+                "mode",
+                "eval",
+                "train mode: call train() before step()",
+                "Optimizer was not in train mode when step is called",
+            ));
+        }
+        // Running state (Schedule-Free's averaging weights) of step t,
+        // kept only once the step is submitted.
+        let mut groups = self.groups.clone();
+        for g in &mut groups {
+            g.algo_mut().advance(t);
+        }
+        let bytes = self.uniform_bytes(t, &groups);
         let request_read = error_mode && self.grad.as_ref().is_some_and(|g| g.read_idle());
         let submission = gpu.scoped(self.spec.algorithm.name(), || {
             gpu.queue().write_buffer(&self.uniform, 0, &bytes);
@@ -425,9 +462,95 @@ impl Optimizer {
             gpu.queue().submit([enc.finish()])
         })?;
         self.step = t;
+        self.groups = groups;
         if request_read && let Some(gp) = self.grad.as_mut() {
             gp.map_staging(submission, t);
         }
+        Ok(())
+    }
+
+    /// Schedule-Free: switches the params from `y` (where gradients are
+    /// taken) to the averaged weights `x` to evaluate or save, on the device
+    /// (one dispatch per chunk, `p = lerp(p, z, 1 - 1/beta)`), as
+    /// `schedulefree`'s `optimizer.eval()`. Already in eval mode, or before
+    /// the first step (no `z` yet), nothing moves; the mode is set either way.
+    ///
+    /// # Errors
+    /// An optimizer without an eval mode (every one but Schedule-Free),
+    /// another device or ParamSet, or a wgpu error; nothing changes then.
+    pub fn eval(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
+        self.swap_to(gpu, params, true)
+    }
+
+    /// Schedule-Free: switches the params back from `x` to `y` before the
+    /// next step (`p = lerp(p, z, 1 - beta)`), as `schedulefree`'s
+    /// `optimizer.train()`. Already in train mode, nothing moves.
+    ///
+    /// # Errors
+    /// As [`eval`](Self::eval).
+    pub fn train(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
+        self.swap_to(gpu, params, false)
+    }
+
+    /// Whether the params hold the evaluation weights (after
+    /// [`eval`](Self::eval)); always false for optimizers without an eval mode.
+    pub fn is_eval_mode(&self) -> bool {
+        self.eval_mode
+    }
+
+    /// Sets the mode flag without moving the params (a checkpoint restores
+    /// params saved in that mode).
+    pub(crate) fn set_eval_mode(&mut self, eval: bool) -> Result<()> {
+        if eval && self.swap.is_none() {
+            return Err(self.no_eval_mode());
+        }
+        self.eval_mode = eval;
+        Ok(())
+    }
+
+    fn no_eval_mode(&self) -> Error {
+        Error::invalid(
+            "mode",
+            "eval",
+            "an optimizer with an eval mode (Schedule-Free AdamW or SGD)",
+            format!("{} has no eval mode", self.spec.algorithm.name()),
+        )
+    }
+
+    fn swap_to(&mut self, gpu: &Gpu, params: &mut ParamSet, to_eval: bool) -> Result<()> {
+        self.check_params(gpu, params)?;
+        let Some((to_x, to_y)) = &self.swap else {
+            return Err(self.no_eval_mode());
+        };
+        if self.eval_mode == to_eval || self.step == 0 {
+            self.eval_mode = to_eval;
+            return Ok(());
+        }
+        let bytes = self.uniform_bytes(self.step, &self.groups);
+        let kernel = if to_eval { to_x } else { to_y };
+        gpu.scoped("optim/swap", || {
+            gpu.queue().write_buffer(&self.uniform, 0, &bytes);
+            let mut enc = gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("optim/swap"),
+                });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("optim/swap"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&kernel.pipeline);
+                for d in &self.dispatches {
+                    if let Some((e, t)) = &d.swap_bind_groups {
+                        pass.set_bind_group(0, if to_eval { e } else { t }, &[]);
+                        pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                    }
+                }
+            }
+            gpu.queue().submit([enc.finish()]);
+        })?;
+        self.eval_mode = to_eval;
         Ok(())
     }
 
