@@ -26,7 +26,7 @@
 //! ```
 //!
 //! ## GPU requirements
-//! Any adapter wgpu supports with at least 6 storage buffers per shader stage,
+//! Any adapter wgpu supports with at least 8 storage buffers per shader stage,
 //! 256 invocations per workgroup and a 12 KiB uniform binding: every Vulkan,
 //! Metal and DX12 GPU, and GL / WebGPU defaults. On Linux without a GPU,
 //! Mesa's lavapipe (`apt-get install mesa-vulkan-drivers`) runs everything on

@@ -86,6 +86,23 @@ impl Trainer {
         Ok(())
     }
 
+    /// Schedule-Free's eval mode: the params become the averaged weights
+    /// (see [`Optimizer::eval`]).
+    ///
+    /// # Errors
+    /// As [`Optimizer::eval`].
+    pub fn eval(&mut self) -> Result<()> {
+        self.opt.eval(&self.gpu, &mut self.params)
+    }
+    /// Schedule-Free's train mode, before the next step (see
+    /// [`Optimizer::train`]).
+    ///
+    /// # Errors
+    /// As [`Optimizer::train`].
+    pub fn train(&mut self) -> Result<()> {
+        self.opt.train(&self.gpu, &mut self.params)
+    }
+
     /// Uploads the values of tensor `name`.
     pub fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
         self.params.write(&self.gpu, name, data)

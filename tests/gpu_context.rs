@@ -46,15 +46,15 @@ fn an_applications_own_device_runs_the_engine() {
 #[test]
 fn a_device_with_too_few_storage_buffers_is_refused_by_name() {
     let adapter = adapter();
-    // WebGPU's downlevel defaults allow 4 storage buffers per stage; AMSGrad
-    // with the gradient pipeline needs 7.
+    // WebGPU's downlevel defaults allow 4 storage buffers per stage; LAMB
+    // (two states and the trust passes' two buffers) needs 8.
     let (device, queue) = device(&adapter, wgpu::Limits::downlevel_defaults());
     let e = Gpu::from_device(device, queue).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
     let msg = e.to_string();
     assert!(
         msg.contains("max_storage_buffers_per_shader_stage")
-            && msg.contains("7 needed")
+            && msg.contains("8 needed")
             && msg.contains("offers 4"),
         "{msg}"
     );

@@ -852,3 +852,79 @@ fn schedule_free_eval_and_train_swap_on_the_device() {
     assert!(e.to_string().contains("no eval mode"), "{e}");
     assert!(!adam.is_eval_mode());
 }
+
+/// The trust-ratio passes at sizes where every invocation of the measure
+/// pass's tree holds data (blocks of 1024) and the reduce pass loops over
+/// more than 256 blocks of one tensor (300,000 elements: 293 blocks), with
+/// the default chunks: LAMB and LARS against the f64 reference.
+#[test]
+fn trust_ratios_match_the_reference_on_large_tensors() {
+    let gpu = gpu();
+    let layout = ParamLayout::new(&[
+        ("a", &[1030][..]),
+        ("b", &[5000][..]),
+        ("c", &[300, 1000][..]),
+        ("d", &[3][..]),
+    ])
+    .unwrap();
+    for name in [
+        "lamb",
+        "lamb_wd_clamp_debias_maximize_l1_groups",
+        "lars_nesterov_wd_eps_maximize_l1_groups_mask",
+    ] {
+        // The table's groups name tensors of the mixed layout; take the
+        // case's config over this layout with one group of its own.
+        let spec = common::cases::case(name);
+        let spec =
+            OptimizerSpec::new(spec.algorithm().clone()).group(ParamGroup::names(["a"]).lr(0.003));
+        let mut rng = Rng(31);
+        let mut params = ParamSet::new(gpu, &layout).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = widen(&p0);
+        for step in 1..=7 {
+            let g = random_tensors(&mut rng, &layout, 0.5);
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
+        }
+        assert_states_match(gpu, &opt, &reference, &layout, name);
+    }
+}
+
+/// Without the non-finite guard, a NaN gradient in one tensor makes that
+/// tensor's norms and trust ratio NaN, so all of it becomes NaN (as
+/// torch-optimizer's LAMB does), never a finite ratio of its finite part;
+/// the other tensors go on as the reference says.
+#[test]
+fn a_nan_poisons_its_tensors_trust_ratio_and_nothing_else() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    for name in ["lamb", "lars"] {
+        let spec = common::cases::case(name);
+        let mut rng = Rng(37);
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = widen(&p0);
+        for step in 1..=3 {
+            let mut g = random_tensors(&mut rng, &layout, 0.5);
+            if step == 2 {
+                g[3][150] = f32::NAN; // "straddle", in its second chunk
+            }
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
+        }
+        let straddle = params.read(gpu, "straddle").unwrap();
+        assert!(straddle.iter().all(|x| x.is_nan()), "{name}: {straddle:?}");
+        let big = params.read(gpu, "big").unwrap();
+        assert!(big.iter().all(|x| x.is_finite()), "{name}");
+    }
+}

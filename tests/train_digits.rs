@@ -213,6 +213,18 @@ fn two_devices_train_like_one() {
 
 #[test]
 fn resuming_from_the_epoch_checkpoint_equals_an_uninterrupted_run() {
+    resume_equals_uninterrupted("adamw");
+}
+
+/// Schedule-Free saves its checkpoints in eval mode (the averaged weights);
+/// the resumed run goes back to train mode and continues bitwise, on one
+/// device and data-parallel on two.
+#[test]
+fn schedule_free_resumes_from_its_eval_mode_checkpoint_bitwise() {
+    resume_equals_uninterrupted("schedule_free_adamw");
+}
+
+fn resume_equals_uninterrupted(optimizer: &str) {
     let data = data();
     for devices in [1, 2] {
         let pool = if devices == 1 {
@@ -221,7 +233,7 @@ fn resuming_from_the_epoch_checkpoint_equals_an_uninterrupted_run() {
             open_devices(2).unwrap()
         };
         let dir = std::env::temp_dir().join(format!(
-            "wgpu-optim-digits-{}-{devices}",
+            "wgpu-optim-digits-{}-{optimizer}-{devices}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
@@ -230,6 +242,7 @@ fn resuming_from_the_epoch_checkpoint_equals_an_uninterrupted_run() {
             epochs: 4,
             patience: 100,
             devices,
+            optimizer: optimizer.into(),
             ..Default::default()
         };
         let whole = train(&pool, &data, &cfg, |_| {}).unwrap();
@@ -258,6 +271,10 @@ fn resuming_from_the_epoch_checkpoint_equals_an_uninterrupted_run() {
         )
         .unwrap();
         assert_eq!(resumed.epochs_run, 2);
-        assert_eq!(bits(&resumed), bits(&whole), "{devices} device(s)");
+        assert_eq!(
+            bits(&resumed),
+            bits(&whole),
+            "{optimizer}, {devices} device(s)"
+        );
     }
 }

@@ -432,8 +432,21 @@ impl Default for TrainConfig {
 /// The optimizer spec for `name` with the example's default lr for it.
 /// The optimizers `--optimizer` takes.
 pub const OPTIMIZERS: &[&str] = &[
-    "sgd", "adam", "adamw", "adagrad", "adadelta", "rmsprop", "adamax", "nadam", "radam", "lion",
-    "adopt", "lamb", "lars",
+    "sgd",
+    "adam",
+    "adamw",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adamax",
+    "nadam",
+    "radam",
+    "lion",
+    "adopt",
+    "lamb",
+    "lars",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
 ];
 
 pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerSpec, BoxError> {
@@ -511,6 +524,18 @@ pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerS
                 .set("trust_ratio_mask", 0.0)
                 .lr(0.1),
         ),
+        // Schedule-Free: no schedule (run() keeps the lr constant), its own
+        // warmup, and eval() / train() around every evaluation.
+        "schedule_free_adamw" => OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {
+            lr: lr.unwrap_or(1e-2),
+            warmup_steps: 50.0,
+            ..Default::default()
+        }),
+        "schedule_free_sgd" => OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig {
+            lr: lr.unwrap_or(0.5),
+            warmup_steps: 50.0,
+            ..Default::default()
+        }),
         other => {
             return Err(
                 format!("unknown optimizer {other:?}: use {}", OPTIMIZERS.join(", ")).into(),
@@ -608,10 +633,14 @@ pub fn train(
     let total = (cfg.epochs * steps_per_epoch).max(2);
     let peak = dp.replica(0).opt.group_hp(0)?.lr;
     let warmup = (cfg.warmup_epochs * steps_per_epoch).min(total - 1);
-    let mut sched = LrScheduler::new_data_parallel(
-        &mut dp,
-        Schedule::warmup_cosine(peak, warmup, total, peak / 100.0)?,
-    )?;
+    // Schedule-Free replaces the schedule (a constant lr; it warms up itself).
+    let schedule_free = dp.replica(0).opt.has_eval_mode();
+    let schedule = if schedule_free {
+        Schedule::constant(peak)?
+    } else {
+        Schedule::warmup_cosine(peak, warmup, total, peak / 100.0)?
+    };
+    let mut sched = LrScheduler::new_data_parallel(&mut dp, schedule)?;
     let mut stop = EarlyStopping::new(EarlyStoppingConfig {
         patience: cfg.patience,
         restore_best_weights: true,
@@ -671,7 +700,22 @@ pub fn train(
         }
         Ok(())
     };
+    // Schedule-Free evaluates, keeps the best of, and saves its averaged
+    // weights x (eval mode); it trains at y (train mode).
+    let set_mode = |dp: &mut DataParallel, eval: bool| -> Result<(), BoxError> {
+        if schedule_free {
+            for r in dp.replicas_mut() {
+                if eval {
+                    r.opt.eval(&r.gpu, &mut r.params)?;
+                } else {
+                    r.opt.train(&r.gpu, &mut r.params)?;
+                }
+            }
+        }
+        Ok(())
+    };
     for epoch in first_epoch..cfg.epochs {
+        set_mode(&mut dp, false)?;
         // The order of an epoch depends on (seed, epoch) only: resuming needs no replay.
         let mut order = split.train.clone();
         SplitMix64(cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
@@ -696,6 +740,7 @@ pub fn train(
             acc += a;
         }
         let (train_loss, train_acc) = (loss / order.len() as f64, acc / order.len() as f64);
+        set_mode(&mut dp, true)?;
         let (val_loss, val_acc) = mlps[0].eval_val(&dp.replica(0).gpu)?;
         let e = EpochStats {
             epoch,
@@ -720,6 +765,7 @@ pub fn train(
         }
         save(&mut dp, epoch + 1, &sched, &stop, &best[0])?;
     }
+    set_mode(&mut dp, true)?;
     if !stop.should_stop() && stop.on_train_end() {
         for (r, b) in dp.replicas_mut().iter_mut().zip(&best) {
             b.restore(&r.gpu, &mut r.params)?;

@@ -28,9 +28,10 @@ type LimitCheck = (&'static str, u64, fn(&wgpu::Limits) -> u64);
 
 pub(crate) fn required_limits_table() -> [LimitCheck; 4] {
     [
-        // blocks, params, grads, up to three optimizer states (AMSGrad, centered RMSprop)
-        // and the gradient pipeline's control block.
-        ("max_storage_buffers_per_shader_stage", 7, |l| {
+        // blocks, the gradient pipeline's control block, params, grads, and up to three
+        // optimizer states (AMSGrad, centered RMSprop), or two states and the trust
+        // passes' two buffers (LAMB): 8, WebGPU's default.
+        ("max_storage_buffers_per_shader_stage", 8, |l| {
             l.max_storage_buffers_per_shader_stage as u64
         }),
         (

@@ -283,6 +283,12 @@ impl Algorithm {
     pub fn hyperparameter_names(&self) -> &'static [&'static str] {
         self.algo().names()
     }
+    /// The hyperparameters that are running state the optimizer advances
+    /// itself (Schedule-Free's `lr_max`, `weight_sum`; empty for the others):
+    /// host-side f64, checkpoints restore them.
+    pub fn running_state_names(&self) -> &'static [&'static str] {
+        self.algo().running()
+    }
 }
 
 #[cfg(test)]

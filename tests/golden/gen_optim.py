@@ -93,12 +93,13 @@ DEFAULTS = {
     "lars": dict(lr=1.0, weight_decay=0.0, trust_coefficient=1e-3, eps=0.0, momentum=0.9,
                  trust_ratio_mask=1.0, nesterov=False, maximize=False),
     # schedulefree's defaults; lr_max and weight_sum are its running state in
-    # each param group (recorded after the last step as "running").
+    # each param group (recorded after the last step as "running"; the crate
+    # starts lr_max at 0, which acts as schedulefree's -1 since every lr >= 0).
     "schedule_free_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                                warmup_steps=0.0, r=0.0, weight_lr_power=2.0, lr_max=-1.0,
+                                warmup_steps=0.0, r=0.0, weight_lr_power=2.0, lr_max=0.0,
                                 weight_sum=0.0, maximize=False),
     "schedule_free_sgd": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0.0, r=0.0,
-                              weight_lr_power=2.0, lr_max=-1.0, weight_sum=0.0, maximize=False),
+                              weight_lr_power=2.0, lr_max=0.0, weight_sum=0.0, maximize=False),
 }
 
 TORCH_CLASS = {

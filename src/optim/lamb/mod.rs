@@ -54,6 +54,12 @@ use crate::error::Result;
 ///   group; torch-optimizer refuses `lr <= 0`).
 /// - The norms are f32 sums on the device (overflow-safe scaled pairs, in a
 ///   fixed tree order), torch's are sums in the tensor's dtype.
+/// - `clamp_value` may differ per param group (torch-optimizer has one per
+///   optimizer).
+/// - A NaN or infinite param or direction anywhere in a tensor makes its
+///   trust ratio NaN, so the whole tensor's update is NaN. torch-optimizer
+///   does the same for a NaN; for an infinity its clamp and norms can give
+///   a finite ratio instead.
 /// - torch-optimizer keeps `weight_norm`, `adam_norm` and `trust_ratio` in
 ///   the state of each tensor for inspection; here they live only on the
 ///   device during the step and are not kept.
@@ -77,8 +83,8 @@ pub struct LambConfig {
     pub clamp_value: f64,
     /// L1 penalty (default 0; not in torch-optimizer).
     pub l1: f64,
-    /// Trust ratio 1 everywhere: Adam without bias correction, for
-    /// comparisons (default false).
+    /// Trust ratio 1 everywhere, for comparisons: an Adam whose `eps` is
+    /// outside the bias correction (none at all unless `debias`) (default false).
     pub adam: bool,
     /// Bias-correct the step size (default false, the paper's v3).
     pub debias: bool,

@@ -20,7 +20,11 @@ impl Trust for LambConfig {
     }
     fn ratio(&self, p_norm: f64, u_norm: f64) -> f64 {
         let w = p_norm.min(self.clamp_value);
-        if self.adam || w == 0.0 || u_norm == 0.0 {
+        if self.adam {
+            1.0
+        } else if !p_norm.is_finite() || !u_norm.is_finite() {
+            f64::NAN
+        } else if w == 0.0 || u_norm == 0.0 {
             1.0
         } else {
             w / u_norm

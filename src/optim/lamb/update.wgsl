@@ -61,8 +61,16 @@ fn direction(i: u32, grad_i: V, h: Row) -> Direction {
 }
 
 fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32 {
+    if h.adam != 0.0 {
+        return 1.0;
+    }
+    // A NaN or infinite param or direction anywhere in the tensor: a NaN ratio, so the whole
+    // tensor's update is NaN (never silently the ratio of its finite part).
+    if !finite(p_norm) || !finite(u_norm) {
+        return poison(p_norm + u_norm);
+    }
     let w = min(p_norm, h.clamp_value);
-    if h.adam != 0.0 || w == 0.0 || u_norm == 0.0 {
+    if w == 0.0 || u_norm == 0.0 {
         return 1.0;
     }
     return w / u_norm;

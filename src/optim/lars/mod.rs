@@ -63,6 +63,9 @@ use crate::error::{Error, Result};
 ///   pytree of booleans; `weight_decay_mask` is a group's `weight_decay(0.0)`.
 /// - The norms are f32 sums on the device (overflow-safe scaled pairs, in a
 ///   fixed tree order).
+/// - A NaN or infinite param or update anywhere in a tensor (of a group the
+///   ratio applies to) makes its ratio NaN, so the whole tensor's update is
+///   NaN; optax gives NaN for a NaN, and for an infinity a ratio of 0 or NaN.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LarsConfig {
     /// Learning rate (default 1; optax requires one).

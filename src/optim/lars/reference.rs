@@ -13,7 +13,11 @@ impl Trust for LarsConfig {
         (q, u)
     }
     fn ratio(&self, p_norm: f64, u_norm: f64) -> f64 {
-        if self.trust_ratio_mask == 0.0 || p_norm == 0.0 || u_norm == 0.0 {
+        if self.trust_ratio_mask == 0.0 {
+            1.0
+        } else if !p_norm.is_finite() || !u_norm.is_finite() {
+            f64::NAN
+        } else if p_norm == 0.0 || u_norm == 0.0 {
             1.0
         } else {
             self.trust_coefficient * p_norm / (u_norm + self.eps)

@@ -39,7 +39,15 @@ fn direction(i: u32, grad_i: V, h: Row) -> Direction {
 }
 
 fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32 {
-    if h.trust_ratio_mask == 0.0 || p_norm == 0.0 || u_norm == 0.0 {
+    if h.trust_ratio_mask == 0.0 {
+        return 1.0;
+    }
+    // A NaN or infinite param or update anywhere in the tensor: a NaN ratio (the whole
+    // tensor's update NaN, never silently the ratio of its finite part).
+    if !finite(p_norm) || !finite(u_norm) {
+        return poison(p_norm + u_norm);
+    }
+    if p_norm == 0.0 || u_norm == 0.0 {
         return 1.0;
     }
     return h.trust_coefficient * p_norm / (u_norm + h.eps);

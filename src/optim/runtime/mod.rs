@@ -8,8 +8,10 @@
 //! buffer, and records one compute pass: the gradient pipeline's passes
 //! (`crate::grad`, when configured), then one dispatch per chunk of the
 //! optimizer kernel (`gpu/common.wgsl` + `optim/prelude.wgsl` +
-//! `<name>/update.wgsl`), whose workgroup `b` updates block `b` of the
-//! chunk's table.
+//! `<name>/update.wgsl` + `optim/single_pass.wgsl`), whose workgroup `b`
+//! updates block `b` of the chunk's table. The trust-ratio optimizers (LAMB,
+//! LARS) record their three passes instead (`crate::optim::trust`: measure
+//! per chunk, one reduce, apply per chunk), in the same compute pass.
 
 use std::sync::Arc;
 
@@ -372,11 +374,12 @@ impl Optimizer {
     }
 
     /// Applies one step to every tensor: one uniform write, one compute pass
-    /// with one dispatch per chunk (plus the gradient pipeline's passes when
-    /// clipping, the guard or loss scaling are configured), one submit.
-    /// Never waits for the GPU.
+    /// with one dispatch per chunk (LAMB and LARS: two per chunk and one
+    /// more; plus the gradient pipeline's passes when clipping, the guard or
+    /// loss scaling are configured), one submit. Never waits for the GPU.
     ///
     /// # Errors
+    /// Schedule-Free in eval mode (call [`train`](Self::train) first).
     /// A `params` other than the one the optimizer was built for, another
     /// device, or a wgpu error; the step count is unchanged then. With
     /// [`NonFinite::Error`], [`Error::NonFinite`] once the host has learned
@@ -490,6 +493,13 @@ impl Optimizer {
     /// As [`eval`](Self::eval).
     pub fn train(&mut self, gpu: &Gpu, params: &mut ParamSet) -> Result<()> {
         self.swap_to(gpu, params, false)
+    }
+
+    /// Whether this optimizer has an eval mode (Schedule-Free AdamW and SGD):
+    /// [`eval`](Self::eval) before evaluating, [`train`](Self::train) before
+    /// stepping.
+    pub fn has_eval_mode(&self) -> bool {
+        self.swap.is_some()
     }
 
     /// Whether the params hold the evaluation weights (after

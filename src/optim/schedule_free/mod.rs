@@ -93,23 +93,9 @@ pub(crate) fn check_averaging(h: &Averaging, lr_max: f64, weight_sum: f64) -> cr
             format!("Invalid warmup_steps value: {w}"),
         ));
     }
-    if !h.r.is_finite() || h.r.abs() > f32::MAX as f64 {
-        return Err(Error::invalid(
-            "r",
-            h.r,
-            "a finite number",
-            format!("Invalid r value: {}", h.r),
-        ));
-    }
+    super::check_min("r", h.r, "r")?;
     super::check_min("weight_lr_power", h.weight_lr_power, "weight_lr_power")?;
-    if !(lr_max >= -1.0 && lr_max.is_finite()) {
-        return Err(Error::invalid(
-            "lr_max",
-            lr_max,
-            "-1 (no step yet) or a learning rate >= 0",
-            format!("Invalid lr_max value: {lr_max}"),
-        ));
-    }
+    super::check_min("lr_max", lr_max, "lr_max")?;
     if !(weight_sum >= 0.0 && weight_sum.is_finite()) {
         return Err(Error::invalid(
             "weight_sum",

@@ -179,16 +179,25 @@ mod tests {
         let segs = segments(&placement, &assignment);
         for mode in [Dispatch::Fused, Dispatch::PerTensor] {
             let (tables, n) = block_tables(&placement, &assignment, mode);
-            let blocks: Vec<_> = tables.iter().flat_map(|t| t.1.clone()).collect();
             assert_eq!(segs.iter().map(|s| s.count).sum::<u32>(), n);
             for (k, s) in segs.iter().enumerate() {
-                let numel = layout.tensors()[k].numel;
-                let covered: u64 = blocks
-                    .iter()
-                    .filter(|b| b.index >= s.first && b.index < s.first + s.count)
-                    .map(|b| b.len as u64)
-                    .sum();
-                assert_eq!(covered, numel, "tensor {k}");
+                let mut covered = 0;
+                for (c, blocks) in &tables {
+                    let mine = blocks
+                        .iter()
+                        .filter(|b| b.index >= s.first && b.index < s.first + s.count);
+                    for b in mine {
+                        // Each block of the range lies inside a piece of tensor k.
+                        let inside = placement.pieces(k).iter().any(|p| {
+                            p.chunk == *c
+                                && p.chunk_offset <= b.start as u64
+                                && b.start as u64 + b.len as u64 <= p.chunk_offset + p.len
+                        });
+                        assert!(inside, "tensor {k}: block {b:?} of chunk {c}");
+                        covered += b.len as u64;
+                    }
+                }
+                assert_eq!(covered, layout.tensors()[k].numel, "tensor {k}");
                 assert_eq!(s.group, assignment[k] as u32);
             }
         }

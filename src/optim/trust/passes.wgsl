@@ -16,14 +16,16 @@
 //   neither (the apply pass, one dispatch per chunk):
 //     apply(i, g, row, trust[block.index].x)         the update itself, u recomputed from the
 //                                                    states and g (no scratch tensor)
-// So a step is 2 x chunks + 1 dispatches whatever the number of tensors, and the gradient is
-// loaded twice (measure and apply); nothing is read back. Every pass returns at once on a
+// So a step is 2 x chunks + 1 dispatches whatever the number of tensors (2 x pieces + 1 with
+// per-tensor dispatch); LARS loads the gradient in both passes, LAMB's apply does not use it
+// (its moments hold it); nothing is read back. Every pass returns at once on a
 // step the non-finite guard skips.
 //
 // What an update.wgsl for these passes provides (besides `struct Row`, `after_skipped_steps`
 // and its states from @binding(8) on):
 //   fn direction(i: u32, g: V, h: Row) -> Direction
-//   fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32
+//   fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32   (NaN norms where the tensor has a
+//                                          non-finite value; `poison` gives a NaN ratio)
 //   fn apply(i: u32, g: V, h: Row, ratio: f32)
 //
 // Bindings 0-5 as prelude.wgsl, then:
@@ -52,12 +54,29 @@ struct Direction {
 
 var<workgroup> wpairs: array<vec4<f32>, 256>;
 
-// The L2 pair of the lanes of x below `lanes`.
+fn finite(x: f32) -> bool {
+    // Exponent bits all ones means Inf or NaN; robust where `x != x` may be folded away.
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// A quiet NaN made from x (a value the compiler cannot fold away).
+fn poison(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) | 0x7fc00000u);
+}
+
+// The L2 pair of the lanes of x below `lanes`. A NaN or infinite lane makes the pair's sum NaN,
+// which every later nrm_combine keeps (both of its branches add the sums): the tensor's norm
+// is then NaN, not the norm of its finite elements.
 fn lane_pair(x: V, lanes: u32) -> vec2<f32> {
     var a = vec2<f32>(0.0, 0.0);
     for (var c = 0u; c < 4u; c++) {
         if c < lanes {
-            a = nrm_combine(a, vec2<f32>(abs(x[c]), 1.0), false);
+            let v = abs(x[c]);
+            if finite(v) {
+                a = nrm_combine(a, vec2<f32>(v, 1.0), false);
+            } else {
+                a = vec2<f32>(max(a.x, 1.0), poison(v));
+            }
         }
     }
     return a;

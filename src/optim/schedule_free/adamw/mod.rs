@@ -37,7 +37,7 @@ use crate::optim::{Algo, KernelDesc, check_adam_like, hyperparameters};
 ///
 /// State: `z`, `exp_avg_sq` (schedulefree's names). Running state, kept
 /// per group as `schedulefree` keeps it in `param_groups` and saved with
-/// checkpoints: `lr_max` (starts at -1) and `weight_sum` (starts at 0).
+/// checkpoints: `lr_max` (starts at 0) and `weight_sum` (starts at 0).
 ///
 /// Per param group: every numeric field (`lr`, `beta1`, `beta2`, `eps`,
 /// `weight_decay`, `warmup_steps`, `r`, `weight_lr_power`, `l1`).
@@ -56,7 +56,7 @@ use crate::optim::{Algo, KernelDesc, check_adam_like, hyperparameters};
 /// # Errors
 /// `lr < 0`, `eps < 0`, `beta1` outside `(0, 1)` (the eval swap divides by
 /// it), `beta2` outside `[0, 1)`, `weight_decay < 0`, `warmup_steps` not a
-/// whole number >= 0, `r` not finite, `weight_lr_power < 0`, `l1 < 0`, any
+/// whole number >= 0, `r < 0`, `weight_lr_power < 0`, `l1 < 0`, any
 /// NaN or value not finite in f32; with the non-finite guard's skipping
 /// (`NonFinite::Skip` / `Error`), `gradients.nonfinite` (module docs).
 ///
@@ -87,7 +87,8 @@ pub struct ScheduleFreeAdamWConfig {
     pub weight_lr_power: f64,
     /// L1 penalty (default 0; not in schedulefree).
     pub l1: f64,
-    /// Running state: the largest scheduled lr so far (starts at -1).
+    /// Running state: the largest scheduled lr so far (starts at 0;
+    /// schedulefree's -1 acts the same, as every lr is >= 0).
     pub lr_max: f64,
     /// Running state: the sum of the averaging weights so far (starts at 0).
     pub weight_sum: f64,
@@ -107,7 +108,7 @@ impl Default for ScheduleFreeAdamWConfig {
             r: 0.0,
             weight_lr_power: 2.0,
             l1: 0.0,
-            lr_max: -1.0,
+            lr_max: 0.0,
             weight_sum: 0.0,
             maximize: false,
         }

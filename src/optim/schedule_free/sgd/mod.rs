@@ -28,7 +28,7 @@ use crate::optim::{Algo, KernelDesc, check_min, hyperparameters};
 /// [`ScheduleFreeAdamWConfig`](super::adamw::ScheduleFreeAdamWConfig).
 ///
 /// State: `z`. Running state per group, saved with checkpoints: `lr_max`
-/// (starts at -1) and `weight_sum` (starts at 0).
+/// (starts at 0) and `weight_sum` (starts at 0).
 ///
 /// Per param group: every numeric field (`lr`, `momentum`, `weight_decay`,
 /// `warmup_steps`, `r`, `weight_lr_power`, `l1`).
@@ -43,7 +43,7 @@ use crate::optim::{Algo, KernelDesc, check_min, hyperparameters};
 /// # Errors
 /// `lr < 0`, `momentum` outside `(0, 1)` ("Momentum must be between 0 and 1
 /// exclusive"), `weight_decay < 0`, `warmup_steps` not a whole number >= 0,
-/// `r` not finite, `weight_lr_power < 0`, `l1 < 0`, any NaN or value not
+/// `r < 0`, `weight_lr_power < 0`, `l1 < 0`, any NaN or value not
 /// finite in f32; with the non-finite guard's skipping,
 /// `gradients.nonfinite` (module docs).
 ///
@@ -65,7 +65,8 @@ pub struct ScheduleFreeSgdConfig {
     pub weight_lr_power: f64,
     /// L1 penalty (default 0; not in schedulefree).
     pub l1: f64,
-    /// Running state: the largest scheduled lr so far (starts at -1).
+    /// Running state: the largest scheduled lr so far (starts at 0;
+    /// schedulefree's -1 acts the same, as every lr is >= 0).
     pub lr_max: f64,
     /// Running state: the sum of the averaging weights so far (starts at 0).
     pub weight_sum: f64,
@@ -83,7 +84,7 @@ impl Default for ScheduleFreeSgdConfig {
             r: 0.0,
             weight_lr_power: 2.0,
             l1: 0.0,
-            lr_max: -1.0,
+            lr_max: 0.0,
             weight_sum: 0.0,
             maximize: false,
         }
