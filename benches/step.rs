@@ -3,7 +3,8 @@
 //! moving the same bytes; then ratios measured side by side (interleaved) in
 //! the same run: fused / copy, mix / single, fused / per-tensor.
 //!
-//! `cargo bench --bench step` (all timings include the wait for the GPU).
+//! `cargo bench --bench step` (all timings include the wait for the GPU);
+//! `WGPU_OPTIM_BENCH_ONLY=adam,lamb cargo bench --bench step` runs only those.
 
 use std::time::Duration;
 
@@ -14,8 +15,17 @@ use wgpu_optim::bench::{
 use wgpu_optim::optim::*;
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
+/// Every standard optimizer, or those named in `WGPU_OPTIM_BENCH_ONLY`
+/// (comma-separated report names, e.g. `adam,lamb`).
 fn configs() -> Vec<(&'static str, OptimizerSpec)> {
-    wgpu_optim::bench::standard_optimizers()
+    let all = wgpu_optim::bench::standard_optimizers();
+    match std::env::var("WGPU_OPTIM_BENCH_ONLY") {
+        Ok(only) => {
+            let names: Vec<&str> = only.split(',').map(str::trim).collect();
+            all.into_iter().filter(|(n, _)| names.contains(n)).collect()
+        }
+        Err(_) => all,
+    }
 }
 
 struct Setup {

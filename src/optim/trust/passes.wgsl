@@ -53,6 +53,8 @@ struct Direction {
 @group(0) @binding(7) var<storage, read> tensors: array<Segment>;
 
 var<workgroup> wpairs: array<vec4<f32>, 256>;
+var<workgroup> wsixteen: array<vec4<f32>, 16>;
+var<workgroup> wresult: vec4<f32>;
 
 fn finite(x: f32) -> bool {
     // Exponent bits all ones means Inf or NaN; robust where `x != x` may be folded away.
@@ -64,36 +66,53 @@ fn poison(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) | 0x7fc00000u);
 }
 
-// The L2 pair of the lanes of x below `lanes`. A NaN or infinite lane makes the pair's sum NaN,
-// which every later nrm_combine keeps (both of its branches add the sums): the tensor's norm
-// is then NaN, not the norm of its finite elements.
+// The L2 pair (max |x|, sum (|x| / max)^2) of the lanes of x below `lanes`, with one reciprocal.
+// A NaN or infinite lane makes the pair's sum NaN, which every later nrm_combine keeps (both of
+// its branches add the sums): the tensor's norm is then NaN, not the norm of its finite part.
 fn lane_pair(x: V, lanes: u32) -> vec2<f32> {
-    var a = vec2<f32>(0.0, 0.0);
-    for (var c = 0u; c < 4u; c++) {
-        if c < lanes {
-            let v = abs(x[c]);
-            if finite(v) {
-                a = nrm_combine(a, vec2<f32>(v, 1.0), false);
-            } else {
-                a = vec2<f32>(max(a.x, 1.0), poison(v));
-            }
-        }
+    var v = abs(x);
+    if lanes < 4u {
+        v = select(v, V(0.0), vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(lanes));
     }
-    return a;
+    if !(finite(v.x) && finite(v.y) && finite(v.z) && finite(v.w)) {
+        return vec2<f32>(1.0, poison(v.x + v.y + v.z + v.w));
+    }
+    let m = max(max(v.x, v.y), max(v.z, v.w));
+    if m == 0.0 {
+        return vec2<f32>(0.0, 0.0);
+    }
+    let r = v * (1.0 / m);
+    return vec2<f32>(m, dot(r, r));
 }
 
-// Combines every invocation's (p pair, u pair) in a fixed tree; the result is in wpairs[0].
-fn reduce_workgroup(lid: u32, mine: vec4<f32>) {
+fn combine_pairs(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(nrm_combine(a.xy, b.xy, false), nrm_combine(a.zw, b.zw, false));
+}
+
+// Combines every invocation's (p pair, u pair) in a fixed order, radix 16 (invocations 0..15
+// each combine 16 entries, then invocation 0 the 16 results): three barriers instead of a
+// binary tree's nine, which matters where barriers are dear (CPU drivers such as lavapipe)
+// and costs nothing on GPUs. Every invocation returns the workgroup's result.
+fn reduce_workgroup(lid: u32, mine: vec4<f32>) -> vec4<f32> {
     wpairs[lid] = mine;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            let a = wpairs[lid];
-            let b = wpairs[lid + stride];
-            wpairs[lid] = vec4<f32>(nrm_combine(a.xy, b.xy, false), nrm_combine(a.zw, b.zw, false));
+    if lid < 16u {
+        var acc = wpairs[16u * lid];
+        for (var k = 1u; k < 16u; k++) {
+            acc = combine_pairs(acc, wpairs[16u * lid + k]);
         }
-        workgroupBarrier();
+        wsixteen[lid] = acc;
     }
+    workgroupBarrier();
+    if lid == 0u {
+        var acc = wsixteen[0];
+        for (var k = 1u; k < 16u; k++) {
+            acc = combine_pairs(acc, wsixteen[k]);
+        }
+        wresult = acc;
+    }
+    workgroupBarrier();
+    return wresult;
 }
 
 fn skipped_step() -> bool {
@@ -115,11 +134,9 @@ fn reduce_tensor(b: u32, lid: u32) {
     let seg = tensors[b];
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < seg.count; j += WG) {
-        let q = trust[seg.first + j];
-        acc = vec4<f32>(nrm_combine(acc.xy, q.xy, false), nrm_combine(acc.zw, q.zw, false));
+        acc = combine_pairs(acc, trust[seg.first + j]);
     }
-    reduce_workgroup(lid, acc);
-    let t = wpairs[0];
+    let t = reduce_workgroup(lid, acc);
     let p_norm = t.x * sqrt(t.y);
     let u_norm = t.z * sqrt(t.w);
     let ratio = trust_ratio(p_norm, u_norm, row_of(seg.group));
@@ -155,9 +172,9 @@ fn main(
             let lanes = min(4u, blk.len - 4u * lid);
             mine = vec4<f32>(lane_pair(d.p, lanes), lane_pair(d.u, lanes));
         }
-        reduce_workgroup(lid, mine);
+        let r = reduce_workgroup(lid, mine);
         if lid == 0u {
-            trust[blk.index] = wpairs[0];
+            trust[blk.index] = r;
         }
         return;
     }
