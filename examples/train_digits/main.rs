@@ -40,6 +40,10 @@ struct Args {
     /// when there is only one).
     #[arg(long, default_value_t = 1)]
     devices: usize,
+    /// Micro-batches per step: each batch's gradient is accumulated on the
+    /// device over this many micro-batches (same result, less memory per pass).
+    #[arg(long, default_value_t = 1)]
+    accumulate: usize,
     /// Where to write the checkpoint (after every epoch and at the end).
     #[arg(long, default_value = "digits.safetensors")]
     checkpoint: PathBuf,
@@ -90,6 +94,7 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         lr: args.lr,
         patience: args.patience,
         devices: args.devices,
+        accumulate: args.accumulate,
         checkpoint: Some(args.checkpoint.clone()),
         resume: args.resume,
         ..Default::default()

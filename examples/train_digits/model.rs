@@ -13,6 +13,7 @@ use std::path::Path;
 use wgpu_optim::checkpoint::{self, TrainingState};
 use wgpu_optim::collective::ReduceOp;
 use wgpu_optim::early_stopping::{BestWeights, EarlyStopping, EarlyStoppingConfig};
+use wgpu_optim::grad::GradAccumulator;
 use wgpu_optim::optim::*;
 use wgpu_optim::pool::{DataParallel, DevicePool};
 use wgpu_optim::rng::SplitMix64;
@@ -405,6 +406,9 @@ pub struct TrainConfig {
     pub patience: u64,
     /// Data-parallel devices (logical devices on one adapter when there is one).
     pub devices: usize,
+    /// Micro-batches per optimizer step: each batch is cut into this many
+    /// and their gradients are accumulated on the device (1: none).
+    pub accumulate: usize,
     /// Written after every epoch and at the end (atomically).
     pub checkpoint: Option<std::path::PathBuf>,
     /// Continue from this checkpoint.
@@ -415,6 +419,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             optimizer: "adamw".into(),
+            accumulate: 1,
             epochs: 60,
             seed: 0,
             batch: 32,
@@ -629,6 +634,18 @@ pub fn train(
         .iter()
         .map(|r| Mlp::new(&r.gpu, &r.params, data, &split, cfg.batch))
         .collect::<Result<Vec<_>, _>>()?;
+    if cfg.accumulate == 0 || cfg.accumulate > cfg.batch {
+        return Err(format!(
+            "--accumulate {} must be between 1 and the batch size {}",
+            cfg.accumulate, cfg.batch
+        )
+        .into());
+    }
+    let mut accumulators = dp
+        .replicas()
+        .iter()
+        .map(|r| GradAccumulator::new(&r.gpu, &r.params, cfg.accumulate as u32))
+        .collect::<Result<Vec<_>, _>>()?;
     let steps_per_epoch = split.train.len().div_ceil(cfg.batch) as u64;
     let total = (cfg.epochs * steps_per_epoch).max(2);
     let peak = dp.replica(0).opt.group_hp(0)?.lr;
@@ -726,8 +743,24 @@ pub fn train(
         let mut start = 0;
         while start < order.len() {
             let b = cfg.batch.min(order.len() - start);
-            for ((r, m), (s, len)) in dp.replicas().iter().zip(&mlps).zip(shards(start, b, n)) {
-                m.run(&r.gpu, s, len, b, true);
+            // The batch in `accumulate` micro-batches, each sharded over the
+            // devices; every gradient is divided by the whole batch, so the
+            // accumulated sum is the batch's mean gradient.
+            for (ms, ml) in shards(start, b, cfg.accumulate) {
+                for (((r, m), acc), (s, len)) in dp
+                    .replicas_mut()
+                    .iter_mut()
+                    .zip(&mlps)
+                    .zip(&mut accumulators)
+                    .zip(shards(ms, ml, n))
+                {
+                    if len == 0 {
+                        r.params.zero_grads(&r.gpu)?; // no sample: no gradient
+                    } else {
+                        m.run(&r.gpu, s, len, b, true);
+                    }
+                    acc.add(&r.gpu, &mut r.params)?;
+                }
             }
             dp.step()?;
             sched.advance_data_parallel(&mut dp)?;

@@ -15,10 +15,16 @@
 //! (clip by value), multiplies by the clip coefficient, and skips the whole
 //! update when a gradient was not finite. The norm pass reads the gradients
 //! once more: 4 extra bytes per parameter.
+//!
+//! Gradient accumulation over micro-batches (`accumulate.rs`,
+//! [`GradAccumulator`]) lives here too.
 
+mod accumulate;
 pub(crate) mod device;
 pub(crate) mod readback;
 pub(crate) mod reference;
+
+pub use accumulate::GradAccumulator;
 
 use crate::error::{Error, Result};
 
