@@ -86,30 +86,49 @@ fn assert_states_match(
     }
 }
 
+/// A run of `spec` beside the f64 reference: random params from `rng`
+/// written into `params`, then `steps` steps of random gradients (`edit`
+/// may change those of step `s`), the params compared after every step and
+/// every state at the end. Returns the ParamSet and the optimizer.
+#[allow(clippy::too_many_arguments)]
+fn follow_reference(
+    gpu: &wgpu_optim::Gpu,
+    spec: &OptimizerSpec,
+    layout: &ParamLayout,
+    mut params: ParamSet,
+    rng: &mut Rng,
+    steps: u64,
+    name: &str,
+    edit: impl Fn(u64, &mut [Vec<f32>]),
+) -> (ParamSet, Optimizer) {
+    let p0 = random_tensors(rng, layout, 1.0);
+    params.write_all(gpu, &p0).unwrap();
+    let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
+    let mut reference = Reference::new(spec, layout).unwrap();
+    let mut want = widen(&p0);
+    for step in 1..=steps {
+        let mut g = random_tensors(rng, layout, 0.5);
+        edit(step, &mut g);
+        params.write_grads_all(gpu, &g).unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        reference.step(&mut want, &widen(&g));
+        assert_params_match(gpu, &params, layout, &want, &format!("{name} step {step}"));
+    }
+    assert_states_match(gpu, &opt, &reference, layout, name);
+    (params, opt)
+}
+
 /// One case of the table against the f64 reference: 8 steps on the mixed,
 /// chunked layout, params and every state.
 fn matches_reference(name: &str, spec: &OptimizerSpec) {
     let gpu = gpu();
     let layout = mixed_layout();
-    let mut rng = Rng(7);
-    let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+    let params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
     assert!(
         params.pieces("straddle").unwrap().len() >= 2,
         "straddles a chunk boundary"
     );
-    let p0 = random_tensors(&mut rng, &layout, 1.0);
-    params.write_all(gpu, &p0).unwrap();
-    let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
-    let mut reference = Reference::new(spec, &layout).unwrap();
-    let mut want = widen(&p0);
-    for step in 1..=8 {
-        let g = random_tensors(&mut rng, &layout, 0.5);
-        params.write_grads_all(gpu, &g).unwrap();
-        opt.step(gpu, &mut params).unwrap();
-        reference.step(&mut want, &widen(&g));
-        assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
-    }
-    assert_states_match(gpu, &opt, &reference, &layout, name);
+    let (_, opt) = follow_reference(gpu, spec, &layout, params, &mut Rng(7), 8, name, |_, _| {});
     assert_eq!(opt.step_count(), 8);
 }
 
@@ -665,21 +684,17 @@ fn every_hyperparameter_can_differ_per_group_and_matches_the_reference() {
         ),
     ];
     for (name, spec) in cases {
-        let mut rng = Rng(21);
-        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
-        let p0 = random_tensors(&mut rng, &layout, 1.0);
-        params.write_all(gpu, &p0).unwrap();
-        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        let mut reference = Reference::new(&spec, &layout).unwrap();
-        let mut want = widen(&p0);
-        for step in 1..=6 {
-            let g = random_tensors(&mut rng, &layout, 0.5);
-            params.write_grads_all(gpu, &g).unwrap();
-            opt.step(gpu, &mut params).unwrap();
-            reference.step(&mut want, &widen(&g));
-            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
-        }
-        assert_states_match(gpu, &opt, &reference, &layout, name);
+        let params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let (_, opt) = follow_reference(
+            gpu,
+            &spec,
+            &layout,
+            params,
+            &mut Rng(21),
+            6,
+            name,
+            |_, _| {},
+        );
         // The overridden group really runs with its own values.
         let g1 = opt.group_config(1).unwrap();
         assert_ne!(g1, opt.group_config(0).unwrap(), "{name}");
@@ -877,21 +892,17 @@ fn trust_ratios_match_the_reference_on_large_tensors() {
         let spec = common::cases::case(name);
         let spec =
             OptimizerSpec::new(spec.algorithm().clone()).group(ParamGroup::names(["a"]).lr(0.003));
-        let mut rng = Rng(31);
-        let mut params = ParamSet::new(gpu, &layout).unwrap();
-        let p0 = random_tensors(&mut rng, &layout, 1.0);
-        params.write_all(gpu, &p0).unwrap();
-        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        let mut reference = Reference::new(&spec, &layout).unwrap();
-        let mut want = widen(&p0);
-        for step in 1..=7 {
-            let g = random_tensors(&mut rng, &layout, 0.5);
-            params.write_grads_all(gpu, &g).unwrap();
-            opt.step(gpu, &mut params).unwrap();
-            reference.step(&mut want, &widen(&g));
-            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
-        }
-        assert_states_match(gpu, &opt, &reference, &layout, name);
+        let params = ParamSet::new(gpu, &layout).unwrap();
+        follow_reference(
+            gpu,
+            &spec,
+            &layout,
+            params,
+            &mut Rng(31),
+            7,
+            name,
+            |_, _| {},
+        );
     }
 }
 
@@ -905,23 +916,23 @@ fn a_nan_poisons_its_tensors_trust_ratio_and_nothing_else() {
     let layout = mixed_layout();
     for name in ["lamb", "lars"] {
         let spec = common::cases::case(name);
-        let mut rng = Rng(37);
-        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
-        let p0 = random_tensors(&mut rng, &layout, 1.0);
-        params.write_all(gpu, &p0).unwrap();
-        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        let mut reference = Reference::new(&spec, &layout).unwrap();
-        let mut want = widen(&p0);
-        for step in 1..=3 {
-            let mut g = random_tensors(&mut rng, &layout, 0.5);
-            if step == 2 {
-                g[3][150] = f32::NAN; // "straddle", in its second chunk
-            }
-            params.write_grads_all(gpu, &g).unwrap();
-            opt.step(gpu, &mut params).unwrap();
-            reference.step(&mut want, &widen(&g));
-            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
-        }
+        let params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let (params, _) = follow_reference(
+            gpu,
+            &spec,
+            &layout,
+            params,
+            &mut Rng(37),
+            // The NaN's step last: once a tensor's params are NaN, WGSL's
+            // sign(NaN) in the L1 term is not the reference's 0.
+            2,
+            name,
+            |s, g| {
+                if s == 2 {
+                    g[3][150] = f32::NAN; // "straddle", in its second chunk
+                }
+            },
+        );
         let straddle = params.read(gpu, "straddle").unwrap();
         assert!(straddle.iter().all(|x| x.is_nan()), "{name}: {straddle:?}");
         let big = params.read(gpu, "big").unwrap();
