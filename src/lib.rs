@@ -52,6 +52,7 @@ pub mod layout;
 pub mod optim;
 pub mod params;
 pub mod pool;
+pub mod precision;
 #[doc(hidden)]
 pub mod rng;
 pub mod schedule;

@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::optim::Algorithm;
+use crate::optim::state::StateDtype;
 
 /// The hyperparameters every optimizer has, as one group uses them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +60,7 @@ enum Selector {
 pub struct ParamGroup {
     selector: Selector,
     overrides: Vec<(String, f64)>,
+    state_dtype: Option<StateDtype>,
 }
 
 impl ParamGroup {
@@ -68,6 +70,7 @@ impl ParamGroup {
         ParamGroup {
             selector: Selector::Pattern(pattern.into()),
             overrides: Vec::new(),
+            state_dtype: None,
         }
     }
     /// The tensors with exactly these names (each must exist in the layout).
@@ -75,6 +78,7 @@ impl ParamGroup {
         ParamGroup {
             selector: Selector::Names(names.into_iter().map(Into::into).collect()),
             overrides: Vec::new(),
+            state_dtype: None,
         }
     }
     /// Overrides hyperparameter `name` (PyTorch's name) with `value`. A name
@@ -109,9 +113,20 @@ impl ParamGroup {
     pub fn momentum(self, momentum: f64) -> Self {
         self.set("momentum", momentum)
     }
+    /// Stores this group's optimizer states as `dtype` (the spec's
+    /// [`state_dtype`](crate::OptimizerSpec::state_dtype) otherwise): e.g.
+    /// embeddings in 8 bits, norms and biases in f32.
+    pub fn state_dtype(mut self, dtype: StateDtype) -> Self {
+        self.state_dtype = Some(dtype);
+        self
+    }
     /// The overrides, in the order given.
     pub fn overrides(&self) -> &[(String, f64)] {
         &self.overrides
+    }
+    /// The state format this group asks for, if it overrides the spec's.
+    pub fn state_dtype_override(&self) -> Option<StateDtype> {
+        self.state_dtype
     }
     pub(crate) fn selects(&self, name: &str) -> bool {
         match &self.selector {

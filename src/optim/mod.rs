@@ -21,6 +21,7 @@ pub mod groups;
 pub mod reference;
 pub mod runtime;
 pub mod spec;
+pub mod state;
 mod trust;
 
 pub mod adadelta;
@@ -68,15 +69,60 @@ use crate::error::Result;
 pub(crate) struct KernelDesc {
     /// The kernel family, for labels and the pipeline cache (`adam`, `sgd`).
     pub(crate) name: &'static str,
-    /// `gpu/common.wgsl` + `optim/prelude.wgsl` + the optimizer's `update.wgsl`.
+    /// `gpu/common.wgsl` + `optim/prelude.wgsl` + the optimizer's
+    /// `update.wgsl`; [`KernelDesc::assemble`] adds the roles and the entry
+    /// point.
     pub(crate) source: &'static str,
     /// State names in binding order (bindings 6, 7, ...).
     pub(crate) slots: &'static [&'static str],
+    /// The dynamic map of each slot when its states may be stored in bf16
+    /// or 8 bits (`optim::state`); `None`: f32 states only. bitsandbytes'
+    /// choice where it has the optimizer (the first state signed, the
+    /// second unsigned; RMSprop's and Adagrad's one state signed), else
+    /// the unsigned map for non-negative states.
+    pub(crate) maps: Option<&'static [state::QMap]>,
     /// The states this configuration keeps, with their initial value (in
     /// f64 for the reference; the device stores it rounded to f32).
     pub(crate) active: Vec<(&'static str, f64)>,
     /// The optimizer's own override constants (the prelude adds its own).
     pub(crate) constants: Vec<(&'static str, f64)>,
+}
+
+/// The entry point of one-pass kernels (`single_pass.wgsl`).
+const SINGLE_PASS: &str = include_str!("single_pass.wgsl");
+/// The entry point of one-pass kernels with 8-bit states.
+const SINGLE_PASS_Q8: &str = include_str!("single_pass_q8.wgsl");
+
+impl KernelDesc {
+    /// The states this configuration keeps with their dynamic maps.
+    pub(crate) fn active_maps(&self) -> Vec<(&'static str, state::QMap)> {
+        self.active
+            .iter()
+            .map(|&(n, _)| {
+                let s = self.slots.iter().position(|x| *x == n);
+                let s = s.expect("every kept state has a slot");
+                (n, self.maps.map_or(state::QMap::Signed, |m| m[s]))
+            })
+            .collect()
+    }
+
+    /// The whole kernel for tensors whose states are `dtype`: the source,
+    /// the generated roles (`state::roles_wgsl`), the entry point (the
+    /// trust passes' for LAMB and LARS).
+    pub(crate) fn assemble(&self, trust: bool, dtype: state::StateDtype) -> String {
+        let first = if trust {
+            6 + trust::SLOTS.len() as u32
+        } else {
+            6
+        };
+        let entry = match (trust, dtype) {
+            (true, _) => trust::PASSES_WGSL,
+            (false, state::StateDtype::Blockwise8) => SINGLE_PASS_Q8,
+            (false, _) => SINGLE_PASS,
+        };
+        let roles = state::roles_wgsl(first, self.slots, &self.active_maps(), dtype);
+        format!("{}{roles}{entry}", self.source)
+    }
 }
 
 /// One row's weight-decay pair for `penalize` (`prelude.wgsl`), from f64:
@@ -296,6 +342,7 @@ mod tests {
     use super::*;
     use crate::gpu::layout_check::validate_every_variant;
     use crate::grad::device::GradPipeline;
+    use crate::optim::state::StateDtype;
 
     #[test]
     fn every_assembled_kernel_variant_validates_with_naga() {
@@ -304,12 +351,36 @@ mod tests {
             .map(|c| c.0)
             .collect();
         let mut variants = 0;
-        for a in Algorithm::all_defaults() {
+        // The defaults, and the configurations that keep every state (their
+        // 8-bit stores all reduce over the workgroup).
+        let mut all = Algorithm::all_defaults();
+        all.push(Algorithm::Sgd(SgdConfig {
+            momentum: 0.9,
+            ..Default::default()
+        }));
+        all.push(Algorithm::RmsProp(RmsPropConfig {
+            momentum: 0.9,
+            centered: true,
+            ..Default::default()
+        }));
+        all.push(Algorithm::Adam(AdamConfig {
+            amsgrad: true,
+            ..Default::default()
+        }));
+        for a in all {
             let k = a.algo().kernel();
             let mut names = host.clone();
             names.extend(k.constants.iter().map(|c| c.0));
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
-            variants += validate_every_variant(a.name(), k.source, &names);
+            let trust = a.algo().trust().is_some();
+            let mut dtypes = vec![StateDtype::F32];
+            if k.maps.is_some() {
+                dtypes.extend([StateDtype::Bf16, StateDtype::Blockwise8]);
+            }
+            for d in dtypes {
+                let label = format!("{} ({})", a.name(), d.as_str());
+                variants += validate_every_variant(&label, &k.assemble(trust, d), &names);
+            }
         }
         assert!(variants >= 17 * 16, "{variants} variants");
     }

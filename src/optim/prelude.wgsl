@@ -27,19 +27,28 @@
 // What an update.wgsl provides:
 //   struct Row { ... }                          its param group row (a multiple of 16 bytes)
 //   fn after_skipped_steps(h: Row, t: DeviceStep) -> Row   (t: gpu/common.wgsl, 64-bit)
-//   fn update(i: u32, g: V, h: Row)             reads / writes param[i] and its states[i],
-//                                               i a vec4 index (V = vec4<f32>)
-//   its state bindings, from @binding(6) on, and its own override constants (DECOUPLED, the
-//   weight-decay switch of `penalize`, is declared here for all of them).
+//   fn update(i: u32, g: V, h: Row)             reads / writes the param and its states
+//                                               through load_param(i) / store_param(i, v) and
+//                                               load_<state>(i) / store_<state>(i, v), i a
+//                                               vec4 index (V = vec4<f32>), each store once,
+//                                               in uniform control flow (8-bit stores reduce
+//                                               over the workgroup)
+//   and its own override constants (DECOUPLED, the weight-decay switch of `penalize`, is
+//   declared here for all of them). The param and state bindings and their accessors are
+//   generated for the format of the states (optim/state/mod.rs, roles_wgsl), and the entry
+//   point is appended last: optim/single_pass.wgsl, optim/single_pass_q8.wgsl (8-bit states)
+//   or optim/trust/passes.wgsl.
 //
 // Bindings (group 0):
 //   0 uniform              step: StepInfo                  (offset 0 of the uniform buffer)
 //   1 uniform              groups: array<Row, 256>         (offset 256 of the same buffer)
 //   2 storage, read        blocks: array<Block>            this chunk's work items
 //   3 storage, read        control: Control                (a dummy unless STATS)
-//   4 storage, read_write  param: array<V>
+//   4 storage, read_write  param: array<V>                 (generated)
 //   5 storage, read        grad: array<V>
-//   6.. storage, read_write  the optimizer's states, array<V> (1-vec4 dummies for absent ones)
+//   6.. storage, read_write  the optimizer's states (generated: array<V> for f32,
+//                          array<vec2<u32>> for bf16, array<u32> for 8 bits; 1-vec4 f32
+//                          dummies for absent ones), then for 8 bits `absmax` and `qmaps`
 // Guard rule: every invocation returns when b >= arrayLength(&blocks) or 4 lid >= block.len.
 override MAXIMIZE: bool = false;
 override STATS: bool = false;
@@ -56,7 +65,6 @@ alias V = vec4<f32>;
 @group(0) @binding(1) var<uniform> groups: array<Row, 256>;
 @group(0) @binding(2) var<storage, read> blocks: array<Block>;
 @group(0) @binding(3) var<storage, read> control: Control;
-@group(0) @binding(4) var<storage, read_write> param: array<V>;
 @group(0) @binding(5) var<storage, read> grad: array<V>;
 
 // The factors one param group's gradients get, read once per workgroup.

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::grad::{ClipScope, GradientConfig, LossScale, NonFinite, NormType};
 use crate::layout::ParamLayout;
+use crate::optim::state::{MIN_8BIT_SIZE, StateDtype};
 use crate::optim::{Algorithm, MAX_GROUPS, ParamGroup};
 
 /// The whole description of an optimizer: algorithm, param groups and the
@@ -16,6 +17,8 @@ pub struct OptimizerSpec {
     pub(crate) algorithm: Algorithm,
     pub(crate) groups: Vec<ParamGroup>,
     pub(crate) gradients: GradientConfig,
+    pub(crate) state_dtype: StateDtype,
+    pub(crate) min_8bit_size: u64,
 }
 
 /// A spec resolved against a layout: every group's config (group 0 first)
@@ -26,6 +29,8 @@ pub struct Resolved {
     pub groups: Vec<Algorithm>,
     /// The param group of each tensor, in layout order.
     pub assignment: Vec<usize>,
+    /// The state format of each param group (before `min_8bit_size`).
+    pub state_dtypes: Vec<StateDtype>,
 }
 
 impl OptimizerSpec {
@@ -35,7 +40,34 @@ impl OptimizerSpec {
             algorithm,
             groups: Vec::new(),
             gradients: GradientConfig::default(),
+            state_dtype: StateDtype::F32,
+            min_8bit_size: MIN_8BIT_SIZE,
         }
+    }
+    /// Stores the optimizer states of every group that does not choose its
+    /// own ([`ParamGroup::state_dtype`]) as `dtype` (f32 by default). bf16
+    /// and 8 bits serve the one-pass optimizers with moment-like states
+    /// (SGD with momentum, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax,
+    /// NAdam, RAdam, Lion, ADOPT); building any other optimizer with them
+    /// is an error naming the group.
+    pub fn state_dtype(mut self, dtype: StateDtype) -> Self {
+        self.state_dtype = dtype;
+        self
+    }
+    /// Tensors with fewer elements keep f32 states in an 8-bit group
+    /// (bitsandbytes' `min_8bit_size`, 4096 by default; 0 quantizes every
+    /// tensor).
+    pub fn min_8bit_size(mut self, elements: u64) -> Self {
+        self.min_8bit_size = elements;
+        self
+    }
+    /// The base group's state format.
+    pub fn base_state_dtype(&self) -> StateDtype {
+        self.state_dtype
+    }
+    /// The 8-bit size threshold.
+    pub fn min_8bit_elements(&self) -> u64 {
+        self.min_8bit_size
     }
     /// Adds a param group (group 1, 2, ... in the order added).
     pub fn group(mut self, g: ParamGroup) -> Self {
@@ -131,8 +163,13 @@ impl OptimizerSpec {
             });
         }
         let mut groups = vec![self.algorithm.clone()];
+        let mut state_dtypes = vec![self.state_dtype];
+        self.check_state_dtype("state_dtype", self.state_dtype)?;
         for (i, g) in self.groups.iter().enumerate() {
             groups.push(g.resolve(&self.algorithm, i + 1)?);
+            let d = g.state_dtype_override().unwrap_or(self.state_dtype);
+            self.check_state_dtype(&format!("groups[{}].state_dtype", i + 1), d)?;
+            state_dtypes.push(d);
             if let Some(missing) = g
                 .listed_names()
                 .iter()
@@ -181,6 +218,32 @@ impl OptimizerSpec {
                 format!("param group {} selects no tensor", i + 1),
             ));
         }
-        Ok(Resolved { groups, assignment })
+        Ok(Resolved {
+            groups,
+            assignment,
+            state_dtypes,
+        })
+    }
+
+    fn check_state_dtype(&self, field: &str, d: StateDtype) -> Result<()> {
+        if d == StateDtype::F32 || self.algorithm.algo().kernel().maps.is_some() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            field,
+            d.as_str(),
+            format!("f32 ({} keeps f32 states only)", self.algorithm.name()),
+            format!(
+                "{} cannot store its states as {}: bf16 and 8-bit states serve {}",
+                self.algorithm.name(),
+                d.as_str(),
+                Algorithm::all_defaults()
+                    .iter()
+                    .filter(|a| a.algo().kernel().maps.is_some())
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
     }
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// Adadelta (Zeiler, 2012), mirroring `torch.optim.Adadelta`.
 ///
@@ -93,8 +94,7 @@ pub(crate) struct AdadeltaRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for AdadeltaConfig {
@@ -115,6 +115,7 @@ impl Algo for AdadeltaConfig {
             name: "adadelta",
             source: SOURCE,
             slots: &["square_avg", "acc_delta"],
+            maps: Some(&[QMap::Unsigned, QMap::Unsigned]),
             active: vec![("square_avg", 0.0), ("acc_delta", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn adadelta_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AdadeltaConfig::default()),
             rust_struct!(super::AdadeltaRow {
                 lr,
                 rho,

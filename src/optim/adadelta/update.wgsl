@@ -24,22 +24,20 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> square_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> acc_delta: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let sa = square_avg[i] * h.rho + h.one_minus_rho * g * g;
-    square_avg[i] = sa;
+    let sa = load_square_avg(i) * h.rho + h.one_minus_rho * g * g;
+    store_square_avg(i, sa);
     let denom = sqrt(sa + h.eps);
-    let ad = acc_delta[i];
+    let ad = load_acc_delta(i);
     let delta = sqrt(ad + h.eps) / denom * g;
-    acc_delta[i] = ad * h.rho + h.one_minus_rho * delta * delta;
-    param[i] = p - h.lr * delta;
+    store_acc_delta(i, ad * h.rho + h.one_minus_rho * delta * delta);
+    store_param(i, p - h.lr * delta);
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// Adagrad (Duchi et al., 2011), mirroring `torch.optim.Adagrad`.
 ///
@@ -98,8 +99,7 @@ pub(crate) struct AdagradRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for AdagradConfig {
@@ -120,6 +120,7 @@ impl Algo for AdagradConfig {
             name: "adagrad",
             source: SOURCE,
             slots: &["sum"],
+            maps: Some(&[QMap::Signed]),
             active: vec![("sum", self.initial_accumulator_value)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn adagrad_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AdagradConfig::default()),
             rust_struct!(super::AdagradRow {
                 clr,
                 weight_decay,

@@ -23,7 +23,6 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> sum: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -32,11 +31,11 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let s = sum[i] + g * g;
-    sum[i] = s;
+    let s = load_sum(i) + g * g;
+    store_sum(i, s);
     let denom = sqrt(s) + h.eps;
-    param[i] = p - h.clr * (g / denom);
+    store_param(i, p - h.clr * (g / denom));
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
 ///
@@ -203,8 +204,7 @@ fn validate(c: &AdamConfig) -> Result<()> {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
@@ -216,6 +216,7 @@ fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
         name: if decoupled { "adamw" } else { "adam" },
         source: SOURCE,
         slots: &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+        maps: Some(&[QMap::Signed, QMap::Unsigned, QMap::Unsigned]),
         active,
         constants: vec![
             ("MAXIMIZE", c.maximize as u8 as f64),
@@ -294,7 +295,7 @@ mod tests {
     #[test]
     fn adam_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AdamConfig::default()),
             rust_struct!(super::AdamRow {
                 beta1,
                 one_minus_beta1,

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// Adamax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm,
 /// mirroring `torch.optim.Adamax`.
@@ -103,8 +104,7 @@ pub(crate) struct AdamaxRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for AdamaxConfig {
@@ -123,6 +123,7 @@ impl Algo for AdamaxConfig {
             name: "adamax",
             source: SOURCE,
             slots: &["exp_avg", "exp_inf"],
+            maps: Some(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_inf", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn adamax_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AdamaxConfig::default()),
             rust_struct!(super::AdamaxRow {
                 one_minus_beta1,
                 beta1,

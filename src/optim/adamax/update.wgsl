@@ -24,8 +24,6 @@ struct Row {
     lr: f32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> exp_inf: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -34,12 +32,12 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
-    let u = max(exp_inf[i] * h.beta2, abs(g) + h.eps);
-    exp_avg[i] = m;
-    exp_inf[i] = u;
-    param[i] = p - h.clr * (m / u);
+    let m = torch_lerp(load_exp_avg(i), g, h.one_minus_beta1);
+    let u = max(load_exp_inf(i) * h.beta2, abs(g) + h.eps);
+    store_exp_avg(i, m);
+    store_exp_inf(i, u);
+    store_param(i, p - h.clr * (m / u));
 }

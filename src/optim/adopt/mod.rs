@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with
 /// Any beta2 with the Optimal Rate"): the gradient is normalized by the
@@ -138,8 +139,7 @@ pub(crate) struct AdoptRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for AdoptConfig {
@@ -158,6 +158,7 @@ impl Algo for AdoptConfig {
             name: "adopt",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
+            maps: Some(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn adopt_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AdoptConfig::default()),
             rust_struct!(super::AdoptRow {
                 beta1,
                 one_minus_beta1,

@@ -33,8 +33,6 @@ struct Row {
     _pad0: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -44,25 +42,25 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, h.decay_factor, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let v = exp_avg_sq[i];
+    let v = load_exp_avg_sq(i);
     if h.first != 0u {
-        exp_avg_sq[i] = g * g;
-        param[i] = p;
+        store_exp_avg_sq(i, g * g);
+        store_param(i, p);
         return;
     }
     var n = g / max(sqrt(v), V(h.eps));
     if CLIP {
         n = clamp(n, V(-h.clip_value), V(h.clip_value));
     }
-    let m = exp_avg[i] * h.beta1 + h.one_minus_beta1 * n;
-    exp_avg[i] = m;
+    let m = load_exp_avg(i) * h.beta1 + h.one_minus_beta1 * n;
+    store_exp_avg(i, m);
     var u = m;
     if NESTEROV {
         u = m * h.beta1 + h.one_minus_beta1 * n;
     }
-    param[i] = p - h.lr * u;
-    exp_avg_sq[i] = v * h.beta2 + h.one_minus_beta2 * g * g;
+    store_param(i, p - h.lr * u);
+    store_exp_avg_sq(i, v * h.beta2 + h.one_minus_beta2 * g * g);
 }

@@ -127,8 +127,7 @@ pub(crate) struct AsgdRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for AsgdConfig {
@@ -145,6 +144,7 @@ impl Algo for AsgdConfig {
             name: "asgd",
             source: SOURCE,
             slots: &["ax"],
+            maps: None,
             active: vec![("ax", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn asgd_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::AsgdConfig::default()),
             rust_struct!(super::AsgdRow {
                 weight_decay,
                 l1,

@@ -29,7 +29,6 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> ax: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -42,16 +41,16 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     var p = pen.p;
     let g = pen.g;
     p = p * h.decay;
     p = p - h.eta * g;
-    param[i] = p;
+    store_param(i, p);
     if h.copy != 0u {
-        ax[i] = p;
+        store_ax(i, p);
     } else {
-        let a = ax[i];
-        ax[i] = a + (p - a) * h.mu;
+        let a = load_ax(i);
+        store_ax(i, a + (p - a) * h.mu);
     }
 }

@@ -146,8 +146,7 @@ pub(crate) const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../../grad/norm.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../trust/passes.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl LambConfig {
@@ -178,6 +177,7 @@ impl Algo for LambConfig {
             name: "lamb",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
+            maps: None,
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn lamb_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::LambConfig::default()),
             rust_struct!(super::LambRow {
                 beta1,
                 one_minus_beta1,

@@ -33,8 +33,6 @@ struct Row {
     adam: f32,
 }
 
-@group(0) @binding(8) var<storage, read_write> exp_avg: array<V>;
-@group(0) @binding(9) var<storage, read_write> exp_avg_sq: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -51,12 +49,12 @@ fn adam_step(p: V, m: V, v: V, h: Row) -> V {
 }
 
 fn direction(i: u32, grad_i: V, h: Row) -> Direction {
-    let pen = penalize(param[i], grad_i, 0.0, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, 0.0, 1.0, h.l1);
     let g = pen.g;
-    let m = exp_avg[i] * h.beta1 + g * h.one_minus_beta1;
-    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
+    let m = load_exp_avg(i) * h.beta1 + g * h.one_minus_beta1;
+    let v = load_exp_avg_sq(i) * h.beta2 + h.one_minus_beta2 * g * g;
+    store_exp_avg(i, m);
+    store_exp_avg_sq(i, v);
     return Direction(pen.p, adam_step(pen.p, m, v, h));
 }
 
@@ -77,6 +75,6 @@ fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32 {
 }
 
 fn apply(i: u32, grad_i: V, h: Row, ratio: f32) {
-    let p = param[i];
-    param[i] = p - (h.step_size * ratio) * adam_step(p, exp_avg[i], exp_avg_sq[i], h);
+    let p = load_param(i);
+    store_param(i, p - (h.step_size * ratio) * adam_step(p, load_exp_avg(i), load_exp_avg_sq(i), h));
 }

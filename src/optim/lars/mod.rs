@@ -133,8 +133,7 @@ const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../../grad/norm.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../trust/passes.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for LarsConfig {
@@ -165,6 +164,7 @@ impl Algo for LarsConfig {
             name: "lars",
             source: SOURCE,
             slots: &["trace"],
+            maps: None,
             active: vec![("trace", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn lars_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::LarsConfig::default()),
             rust_struct!(super::LarsRow {
                 lr,
                 weight_decay,

@@ -27,14 +27,13 @@ struct Row {
     _pad0: u32,
 }
 
-@group(0) @binding(8) var<storage, read_write> trace: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn direction(i: u32, grad_i: V, h: Row) -> Direction {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     return Direction(pen.p, pen.g);
 }
 
@@ -54,13 +53,13 @@ fn trust_ratio(p_norm: f32, u_norm: f32, h: Row) -> f32 {
 }
 
 fn apply(i: u32, grad_i: V, h: Row, ratio: f32) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let u = (pen.g * ratio) * -h.lr;
-    let tr = u + h.momentum * trace[i];
-    trace[i] = tr;
+    let tr = u + h.momentum * load_trace(i);
+    store_trace(i, tr);
     var out = tr;
     if NESTEROV {
         out = u + h.momentum * tr;
     }
-    param[i] = pen.p + out;
+    store_param(i, pen.p + out);
 }

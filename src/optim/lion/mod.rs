@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, check_unit, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization
 /// Algorithms": the sign of an interpolated momentum), mirroring the
@@ -106,8 +107,7 @@ pub(crate) struct LionRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for LionConfig {
@@ -124,6 +124,7 @@ impl Algo for LionConfig {
             name: "lion",
             source: SOURCE,
             slots: &["exp_avg"],
+            maps: Some(&[QMap::Signed]),
             active: vec![("exp_avg", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64), ("DECOUPLED", 1.0)],
         }
@@ -156,7 +157,7 @@ mod tests {
     #[test]
     fn lion_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::LionConfig::default()),
             rust_struct!(super::LionRow {
                 beta1,
                 one_minus_beta1,

@@ -23,17 +23,16 @@ struct Row {
     _pad0: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, 0.0, h.decay_factor, h.l1);
+    let pen = penalize(load_param(i), grad_i, 0.0, h.decay_factor, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let m = exp_avg[i];
-    param[i] = p - h.lr * sign(m * h.beta1 + g * h.one_minus_beta1);
-    exp_avg[i] = m * h.beta2 + g * h.one_minus_beta2;
+    let m = load_exp_avg(i);
+    store_param(i, p - h.lr * sign(m * h.beta1 + g * h.one_minus_beta1));
+    store_exp_avg(i, m * h.beta2 + g * h.one_minus_beta2);
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, check_min, decay_terms, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// NAdam (Dozat, 2016: Adam with Nesterov momentum and a momentum schedule),
 /// mirroring `torch.optim.NAdam`.
@@ -195,8 +196,7 @@ pub(crate) struct NAdamRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for NAdamConfig {
@@ -216,6 +216,7 @@ impl Algo for NAdamConfig {
             name: "nadam",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
+            maps: Some(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn nadam_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::NAdamConfig::default()),
             rust_struct!(super::NAdamRow {
                 beta1,
                 one_minus_beta1,

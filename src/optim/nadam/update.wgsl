@@ -37,8 +37,6 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
 
 // mu_t = beta1 (1 - 0.5 * 0.96^(t momentum_decay)) = beta1 (1 - 0.5 r^t), ln r from the host.
 fn nadam_mu(h: Row, t: f32) -> f32 {
@@ -76,14 +74,14 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, h.decay_factor, h.l1);
     var p = pen.p;
     let g = pen.g;
-    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
-    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
+    let m = torch_lerp(load_exp_avg(i), g, h.one_minus_beta1);
+    let v = load_exp_avg_sq(i) * h.beta2 + h.one_minus_beta2 * g * g;
+    store_exp_avg(i, m);
+    store_exp_avg_sq(i, v);
     let denom = sqrt(v / h.bias_correction2) + h.eps;
     p = p - h.grad_coef * (g / denom);
-    param[i] = p - h.avg_coef * (m / denom);
+    store_param(i, p - h.avg_coef * (m / denom));
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// RAdam (Liu et al., 2020: Adam with a rectified adaptive learning rate),
 /// mirroring `torch.optim.RAdam`.
@@ -177,8 +178,7 @@ pub(crate) struct RAdamRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for RAdamConfig {
@@ -197,6 +197,7 @@ impl Algo for RAdamConfig {
             name: "radam",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
+            maps: Some(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn radam_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::RAdamConfig::default()),
             rust_struct!(super::RAdamRow {
                 beta1,
                 one_minus_beta1,

@@ -36,8 +36,6 @@ struct Row {
     _pad2: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> exp_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -65,16 +63,16 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, h.decay_factor, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, h.decay_factor, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let m = torch_lerp(exp_avg[i], g, h.one_minus_beta1);
-    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
+    let m = torch_lerp(load_exp_avg(i), g, h.one_minus_beta1);
+    let v = load_exp_avg_sq(i) * h.beta2 + h.one_minus_beta2 * g * g;
+    store_exp_avg(i, m);
+    store_exp_avg_sq(i, v);
     if h.rectified != 0u {
-        param[i] = p - h.step_size * m * (h.adaptive / (sqrt(v) + h.eps));
+        store_param(i, p - h.step_size * m * (h.adaptive / (sqrt(v) + h.eps)));
     } else {
-        param[i] = p - h.step_size * m;
+        store_param(i, p - h.step_size * m);
     }
 }

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::QMap;
 
 /// RMSprop (Hinton, 2012), mirroring `torch.optim.RMSprop`.
 ///
@@ -106,8 +107,7 @@ pub(crate) struct RmsPropRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for RmsPropConfig {
@@ -131,6 +131,7 @@ impl Algo for RmsPropConfig {
             name: "rmsprop",
             source: SOURCE,
             slots: &["square_avg", "momentum_buffer", "grad_avg"],
+            maps: Some(&[QMap::Signed, QMap::Signed, QMap::Signed]),
             active,
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn rmsprop_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::RmsPropConfig::default()),
             rust_struct!(super::RmsPropRow {
                 lr,
                 alpha,

@@ -29,34 +29,31 @@ struct Row {
     _pad0: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> square_avg: array<V>;
-@group(0) @binding(7) var<storage, read_write> momentum_buffer: array<V>;
-@group(0) @binding(8) var<storage, read_write> grad_avg: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     let g = pen.g;
-    let sa = square_avg[i] * h.alpha + h.one_minus_alpha * g * g;
-    square_avg[i] = sa;
+    let sa = load_square_avg(i) * h.alpha + h.one_minus_alpha * g * g;
+    store_square_avg(i, sa);
     var avg: V;
     if CENTERED {
-        let ga = torch_lerp(grad_avg[i], g, h.one_minus_alpha);
-        grad_avg[i] = ga;
+        let ga = torch_lerp(load_grad_avg(i), g, h.one_minus_alpha);
+        store_grad_avg(i, ga);
         avg = sqrt(sa - ga * ga);
     } else {
         avg = sqrt(sa);
     }
     avg = avg + h.eps;
     if MOMENTUM {
-        let buf = momentum_buffer[i] * h.momentum + g / avg;
-        momentum_buffer[i] = buf;
-        param[i] = p - h.lr * buf;
+        let buf = load_momentum_buffer(i) * h.momentum + g / avg;
+        store_momentum_buffer(i, buf);
+        store_param(i, p - h.lr * buf);
     } else {
-        param[i] = p - h.lr * (g / avg);
+        store_param(i, p - h.lr * (g / avg));
     }
 }

@@ -116,8 +116,7 @@ pub(crate) struct RpropRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for RpropConfig {
@@ -161,6 +160,7 @@ impl Algo for RpropConfig {
             name: "rprop",
             source: SOURCE,
             slots: &["prev", "step_size"],
+            maps: None,
             active: vec![("prev", 0.0), ("step_size", self.lr)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn rprop_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::RpropConfig::default()),
             rust_struct!(super::RpropRow {
                 etaminus,
                 etaplus,

@@ -25,22 +25,20 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> prev: array<V>;
-@group(0) @binding(7) var<storage, read_write> step_size: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     var g = pen.g;
-    let s = sign(g) * sign(prev[i]);
+    let s = sign(g) * sign(load_prev(i));
     let factor = select(select(V(1.0), V(h.etaminus), s < V(0.0)), V(h.etaplus), s > V(0.0));
-    let size = clamp(step_size[i] * factor, V(h.step_size_min), V(h.step_size_max));
+    let size = clamp(load_step_size(i) * factor, V(h.step_size_min), V(h.step_size_max));
     g = select(g, V(0.0), s < V(0.0));
-    step_size[i] = size;
-    prev[i] = g;
-    param[i] = p - sign(g) * size;
+    store_step_size(i, size);
+    store_prev(i, g);
+    store_param(i, p - sign(g) * size);
 }

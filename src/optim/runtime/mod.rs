@@ -6,10 +6,11 @@
 //! row (`src/optim/<name>/mod.rs`, f64 scalars rounded once) and the
 //! `StepInfo` (host gradient factor, t), writes them into the one uniform
 //! buffer, and records one compute pass: the gradient pipeline's passes
-//! (`crate::grad`, when configured), then one dispatch per chunk of the
-//! optimizer kernel (`gpu/common.wgsl` + `optim/prelude.wgsl` +
-//! `<name>/update.wgsl` + `optim/single_pass.wgsl`), whose workgroup `b`
-//! updates block `b` of the chunk's table. The trust-ratio optimizers (LAMB,
+//! (`crate::grad`, when configured), then one dispatch per chunk (and state
+//! format, `optim::state`) of the optimizer kernel (`gpu/common.wgsl` +
+//! `optim/prelude.wgsl` + `<name>/update.wgsl` + the generated roles +
+//! `optim/single_pass.wgsl`), whose workgroup `b` updates block `b` of the
+//! chunk's table. The trust-ratio optimizers (LAMB,
 //! LARS) record their three passes instead (`crate::optim::trust`: measure
 //! per chunk, one reduce, apply per chunk), in the same compute pass.
 
@@ -22,9 +23,10 @@ use crate::grad::device::{GradPipeline, dummy_control, step_binding};
 use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::{Block, block_tables};
 use crate::optim::groups::GroupHp;
+use crate::optim::state::{StateData, StateDtype, StatePlacement, States};
 use crate::optim::trust::{self, TrustPasses};
 use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, check_lr};
-use crate::params::{ParamSet, Role, read_role};
+use crate::params::ParamSet;
 
 pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
 
@@ -55,6 +57,8 @@ pub(crate) struct StepInfo {
 }
 
 struct ChunkDispatch {
+    /// The optimizer kernel for this table's state format.
+    kernel: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
     /// Schedule-Free's eval and train swaps over the same blocks.
     swap_bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
@@ -94,9 +98,8 @@ pub struct Optimizer {
     assignment: Vec<usize>,
     step: u64,
     grad_scale: f64,
-    kernel: Arc<Kernel>,
     uniform: wgpu::Buffer,
-    states: Vec<(&'static str, Role)>,
+    states: States,
     dispatches: Vec<ChunkDispatch>,
     grad: Option<GradPipeline>,
     /// A trust-ratio optimizer's measure and reduce passes, with the
@@ -129,6 +132,7 @@ fn choose_kernel(
     spec: &OptimizerSpec,
     trust: bool,
     phase: Option<(&'static str, f64)>,
+    dtype: StateDtype,
 ) -> Result<Arc<Kernel>> {
     let mut constants = desc.constants.clone();
     constants.extend(GradPipeline::kernel_constants(&spec.gradients));
@@ -145,11 +149,25 @@ fn choose_kernel(
         slots.extend(trust::SLOTS);
     }
     slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
-    let mut key = format!("optim/{}", desc.name);
+    if dtype == StateDtype::Blockwise8 {
+        // absmax, then the dynamic maps.
+        slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
+    }
+    let storage = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
+    let available = gpu.limits().max_storage_buffers_per_shader_stage;
+    if storage > available {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffers_per_shader_stage".into(),
+            needed: storage as u64,
+            available: available as u64,
+            hint: format!("; {} with {} states needs them", desc.name, dtype.as_str()),
+        });
+    }
+    let mut key = format!("optim/{}/{}", desc.name, dtype.as_str());
     for (k, v) in &constants {
         key.push_str(&format!("/{k}={v}"));
     }
-    gpu.kernel(&key, desc.source, &slots, &constants)
+    gpu.kernel(&key, &desc.assemble(trust, dtype), &slots, &constants)
 }
 
 /// The state buffers, each tensor starting at its group's initial value.
@@ -157,25 +175,30 @@ fn allocate_states(
     gpu: &Gpu,
     name: &str,
     placement: &Placement,
+    state_placement: StatePlacement,
     groups: &[Algorithm],
     assignment: &[usize],
-) -> Vec<(&'static str, Role)> {
-    let base = groups[0].algo().kernel().active;
-    base.iter()
-        .enumerate()
-        .map(|(s, &(state, init))| {
-            let init = init as f32;
-            let role = Role::new(gpu, &format!("optim/{name}/{state}"), placement, init);
-            for (k, &g) in assignment.iter().enumerate() {
-                let own = groups[g].algo().kernel().active[s].1 as f32;
-                if own != init {
-                    let n: u64 = placement.pieces(k).iter().map(|p| p.len).sum();
-                    role.write(gpu, placement.pieces(k), &vec![own; n as usize]);
-                }
-            }
-            (state, role)
+) -> Result<States> {
+    let base = groups[0].algo().kernel();
+    let inits: Vec<Vec<f32>> = groups
+        .iter()
+        .map(|g| {
+            g.algo()
+                .kernel()
+                .active
+                .iter()
+                .map(|a| a.1 as f32)
+                .collect()
         })
-        .collect()
+        .collect();
+    States::new(
+        gpu,
+        &format!("optim/{name}"),
+        placement,
+        state_placement,
+        &base.active_maps(),
+        |s, k| inits[assignment[k]][s],
+    )
 }
 
 impl Optimizer {
@@ -203,16 +226,29 @@ impl Optimizer {
         let (groups, assignment) = (resolved.groups, resolved.assignment);
         let desc = groups[0].algo().kernel();
         let is_trust = groups[0].algo().trust().is_some();
-        let kernel = choose_kernel(gpu, &desc, spec, is_trust, None)?;
+        let placement = params.placement().clone();
+        let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
+        let state_placement = StatePlacement::new(
+            &placement,
+            &numels,
+            &assignment,
+            &resolved.state_dtypes,
+            spec.min_8bit_size,
+        );
+        let mut kernels = std::collections::BTreeMap::new();
+        for d in state_placement.formats() {
+            kernels.insert(d, choose_kernel(gpu, &desc, spec, is_trust, None, d)?);
+        }
+        let f32_kernel =
+            |phase| choose_kernel(gpu, &desc, spec, false, Some(phase), StateDtype::F32);
         let swap = match groups[0].algo().swap_weights() {
             Some(_) => Some((
-                choose_kernel(gpu, &desc, spec, false, Some(("SWAP_TO_EVAL", 1.0)))?,
-                choose_kernel(gpu, &desc, spec, false, Some(("SWAP_TO_TRAIN", 1.0)))?,
+                f32_kernel(("SWAP_TO_EVAL", 1.0))?,
+                f32_kernel(("SWAP_TO_TRAIN", 1.0))?,
             )),
             None => None,
         };
-        let placement = params.placement().clone();
-        let (tables, n_blocks) = block_tables(&placement, &assignment, mode);
+        let (tables, n_blocks) = block_tables(&placement, &state_placement, &assignment, mode);
         let row_len = groups[0].algo().row(1).len() as u64;
         let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
         let name = desc.name;
@@ -223,7 +259,13 @@ impl Optimizer {
                 ROWS_OFFSET + row_len * MAX_GROUPS as u64,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             );
-            let states = allocate_states(gpu, name, &placement, &groups, &assignment);
+            let states =
+                allocate_states(gpu, name, &placement, state_placement, &groups, &assignment)?;
+            let qmaps = gpu.create_buffer_init(
+                &format!("optim/{name}/qmaps"),
+                bytemuck::cast_slice(&crate::precision::map_bits()),
+                wgpu::BufferUsages::UNIFORM,
+            );
             let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
             let passes = if is_trust {
                 Some(TrustPasses::new(
@@ -232,7 +274,7 @@ impl Optimizer {
                     &placement,
                     &assignment,
                     n_blocks,
-                    |phase| choose_kernel(gpu, &desc, spec, true, Some(phase)),
+                    |phase| choose_kernel(gpu, &desc, spec, true, Some(phase), StateDtype::F32),
                 )?)
             } else {
                 None
@@ -256,9 +298,10 @@ impl Optimizer {
             });
             let mut dispatches = Vec::new();
             let mut reduce = None;
-            for (c, blocks) in tables {
+            for (c, dtype, blocks) in tables {
+                let kernel = kernels[&dtype].clone();
                 let table = gpu.create_buffer_init(
-                    &format!("optim/{name}/blocks/chunk{c}"),
+                    &format!("optim/{name}/blocks/chunk{c}/{}", dtype.as_str()),
                     bytemuck::cast_slice::<Block, u8>(&blocks),
                     wgpu::BufferUsages::STORAGE,
                 );
@@ -274,10 +317,14 @@ impl Optimizer {
                     res.extend(p.bindings());
                 }
                 for (i, slot) in desc.slots.iter().enumerate() {
-                    match states.iter().find(|s| s.0 == *slot) {
-                        Some((_, role)) => res.push(role.buffers[c].as_entire_binding()),
+                    match states.role(slot) {
+                        Some(role) => res.push(role.buffers[&(c, dtype)].as_entire_binding()),
                         None => res.push(keep[i].as_entire_binding()),
                     }
+                }
+                if dtype == StateDtype::Blockwise8 {
+                    res.push(states.absmax[&c].as_entire_binding());
+                    res.push(qmaps.as_entire_binding());
                 }
                 let bind_group =
                     gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
@@ -302,6 +349,7 @@ impl Optimizer {
                     .as_ref()
                     .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
                 dispatches.push(ChunkDispatch {
+                    kernel,
                     bind_group,
                     swap_bind_groups,
                     measure_bind_group,
@@ -311,6 +359,7 @@ impl Optimizer {
                 keep.push(table);
             }
             keep.push(control);
+            keep.push(qmaps);
             let trust = passes.zip(reduce).map(|(p, bg)| {
                 let grid = p.reduce_grid(max_dim);
                 (p, bg, grid)
@@ -329,7 +378,6 @@ impl Optimizer {
             assignment,
             step: 0,
             grad_scale: 1.0,
-            kernel,
             uniform,
             states,
             dispatches,
@@ -454,8 +502,8 @@ impl Optimizer {
                     pass.set_bind_group(0, reduce, &[]);
                     pass.dispatch_workgroups(reduce_grid.0, reduce_grid.1, 1);
                 }
-                pass.set_pipeline(&self.kernel.pipeline);
                 for d in &self.dispatches {
+                    pass.set_pipeline(&d.kernel.pipeline);
                     pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
                 }
@@ -684,40 +732,54 @@ impl Optimizer {
 impl Optimizer {
     /// The state buffers kept, with PyTorch's names (`exp_avg`, ...).
     pub fn state_names(&self) -> Vec<&'static str> {
-        self.states.iter().map(|s| s.0).collect()
+        self.states.roles.iter().map(|s| s.name).collect()
     }
 
-    fn state(&self, state: &str) -> Result<&Role> {
-        self.states
-            .iter()
-            .find(|s| s.0 == state)
-            .map(|s| &s.1)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "state",
-                    format!("{state:?}"),
-                    format!("one of {:?}", self.state_names()),
-                    format!(
-                        "{} keeps no state named {state:?}",
-                        self.spec.algorithm.name()
-                    ),
-                )
-            })
+    fn checked_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<usize> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        if self.states.role(state).is_none() {
+            return Err(Error::invalid(
+                "state",
+                format!("{state:?}"),
+                format!("one of {:?}", self.state_names()),
+                format!(
+                    "{} keeps no state named {state:?}",
+                    self.spec.algorithm.name()
+                ),
+            ));
+        }
+        self.layout.index_of(name)
     }
 
-    /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor `name`.
+    /// The format tensor `name`'s states are stored in (its group's
+    /// [`StateDtype`], f32 for a tensor below `min_8bit_size` in an 8-bit
+    /// group).
+    pub fn state_dtype(&self, name: &str) -> Result<StateDtype> {
+        Ok(self.states.placement.dtypes[self.layout.index_of(name)?])
+    }
+
+    /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor
+    /// `name`, as f32 values (bf16 and 8-bit states decoded).
     pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
-        gpu.check_same("this Optimizer", self.gpu_id)?;
-        let role = self.state(state)?;
-        let k = self.layout.index_of(name)?;
-        read_role(gpu, role, &self.placement, &[k]).map(|mut v| v.remove(0))
+        let k = self.checked_state(gpu, state, name)?;
+        self.states.read(gpu, &self.placement, state, k)
     }
 
-    /// Uploads optimizer state `state` of tensor `name`.
+    /// Downloads optimizer state `state` of tensor `name` as it rests on the
+    /// device (f32 values, bf16 bits, or 8-bit codes with their absmax).
+    pub fn read_state_raw(&self, gpu: &Gpu, state: &str, name: &str) -> Result<StateData> {
+        let k = self.checked_state(gpu, state, name)?;
+        Ok(self
+            .states
+            .read_raw(gpu, &self.placement, state, &[k])?
+            .remove(0))
+    }
+
+    /// Uploads optimizer state `state` of tensor `name` from f32 values,
+    /// encoded in the tensor's state format (rounded to bf16, or quantized
+    /// per block of 256 elements).
     pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
-        gpu.check_same("this Optimizer", self.gpu_id)?;
-        let role = self.state(state)?;
-        let k = self.layout.index_of(name)?;
+        let k = self.checked_state(gpu, state, name)?;
         let t = &self.layout.tensors()[k];
         if t.numel != data.len() as u64 {
             return Err(Error::mismatch(format!(
@@ -726,8 +788,40 @@ impl Optimizer {
                 data.len()
             )));
         }
-        role.write(gpu, self.placement.pieces(k), data);
-        Ok(())
+        self.states.write(gpu, &self.placement, state, k, data)
+    }
+
+    /// Uploads optimizer state `state` of tensor `name` as stored (the
+    /// format and lengths of [`read_state_raw`](Self::read_state_raw)).
+    ///
+    /// # Errors
+    /// A format other than the tensor's, or wrong lengths; nothing is
+    /// written then.
+    pub fn write_state_raw(
+        &mut self,
+        gpu: &Gpu,
+        state: &str,
+        name: &str,
+        data: &StateData,
+    ) -> Result<()> {
+        let k = self.checked_state(gpu, state, name)?;
+        self.states.write_raw(gpu, &self.placement, state, k, data)
+    }
+
+    /// Device bytes this optimizer holds per parameter element (the params
+    /// and grads of the [`ParamSet`] not counted): its state buffers with
+    /// the 8-bit absmax, block tables, uniform and the other small buffers
+    /// it owns (the gradient pipeline's and trust passes' excepted), over
+    /// the layout's elements.
+    pub fn device_bytes_per_param(&self) -> f64 {
+        let n = self.layout.numel().max(1) as f64;
+        let mut bytes: u64 = self.uniform.size();
+        for r in &self.states.roles {
+            bytes += r.buffers.values().map(|b| b.size()).sum::<u64>();
+        }
+        bytes += self.states.absmax.values().map(|b| b.size()).sum::<u64>();
+        bytes += self._keep.iter().map(|b| b.size()).sum::<u64>();
+        bytes as f64 / n
     }
 }
 

@@ -9,11 +9,11 @@ override SWAP_TO_TRAIN: bool = false;
 
 fn swap(i: u32, z: V, to_eval: f32, to_train: f32) -> bool {
     if SWAP_TO_EVAL {
-        param[i] = torch_lerp(param[i], z, to_eval);
+        store_param(i, torch_lerp(load_param(i), z, to_eval));
         return true;
     }
     if SWAP_TO_TRAIN {
-        param[i] = torch_lerp(param[i], z, to_train);
+        store_param(i, torch_lerp(load_param(i), z, to_train));
         return true;
     }
     return false;

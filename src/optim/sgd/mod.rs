@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, hyperparameters};
 use crate::error::{Error, Result};
+use crate::optim::state::QMap;
 
 /// SGD, mirroring `torch.optim.SGD`.
 ///
@@ -101,8 +102,7 @@ pub(crate) struct SgdRow {
 const SOURCE: &str = concat!(
     include_str!("../../gpu/common.wgsl"),
     include_str!("../prelude.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl Algo for SgdConfig {
@@ -131,6 +131,7 @@ impl Algo for SgdConfig {
             name: "sgd",
             source: SOURCE,
             slots: &["momentum_buffer"],
+            maps: Some(&[QMap::Signed]),
             active: if has_momentum {
                 vec![("momentum_buffer", 0.0)]
             } else {
@@ -171,7 +172,7 @@ mod tests {
     #[test]
     fn sgd_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::SgdConfig::default()),
             rust_struct!(super::SgdRow {
                 lr,
                 momentum,

@@ -26,7 +26,6 @@ struct Row {
     _pad1: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> momentum_buffer: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     var r = h;
@@ -35,20 +34,20 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let p = pen.p;
     var g = pen.g;
     if MOMENTUM {
         var buf = g;
         if h.first_step == 0u {
-            buf = momentum_buffer[i] * h.momentum + h.one_minus_dampening * g;
+            buf = load_momentum_buffer(i) * h.momentum + h.one_minus_dampening * g;
         }
-        momentum_buffer[i] = buf;
+        store_momentum_buffer(i, buf);
         if NESTEROV {
             g = g + h.momentum * buf;
         } else {
             g = buf;
         }
     }
-    param[i] = p - h.lr * g;
+    store_param(i, p - h.lr * g);
 }

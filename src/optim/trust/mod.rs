@@ -92,6 +92,9 @@ pub(crate) struct TrustPasses {
     pub(crate) n_tensors: u32,
 }
 
+/// The entry points of the three passes, appended after the generated roles.
+pub(crate) const PASSES_WGSL: &str = include_str!("passes.wgsl");
+
 /// The override that selects each pass (both false: apply).
 pub(crate) const MEASURE: (&str, f64) = ("MEASURE", 1.0);
 pub(crate) const REDUCE: (&str, f64) = ("REDUCE", 1.0);
@@ -150,10 +153,14 @@ mod tests {
     use crate::layout::ParamLayout;
     use crate::optim::Dispatch;
     use crate::optim::blocks::block_tables;
+    use crate::optim::blocks::tests::f32_states;
+    use crate::optim::state::StateDtype;
 
     #[test]
     fn segment_matches_its_wgsl_struct() {
-        let (module, _) = parse("lamb", crate::optim::lamb::SOURCE);
+        let lamb = crate::optim::Algorithm::Lamb(Default::default());
+        let source = lamb.algo().kernel().assemble(true, StateDtype::F32);
+        let (module, _) = parse("lamb", &source);
         assert_eq!(
             wgsl_struct(&module, "Segment"),
             rust_struct!(Segment {
@@ -178,11 +185,12 @@ mod tests {
         let assignment = [0, 1, 0, 1];
         let segs = segments(&placement, &assignment);
         for mode in [Dispatch::Fused, Dispatch::PerTensor] {
-            let (tables, n) = block_tables(&placement, &assignment, mode);
+            let states = f32_states(&layout, &placement, 2);
+            let (tables, n) = block_tables(&placement, &states, &assignment, mode);
             assert_eq!(segs.iter().map(|s| s.count).sum::<u32>(), n);
             for (k, s) in segs.iter().enumerate() {
                 let mut covered = 0;
-                for (c, blocks) in &tables {
+                for (c, _, blocks) in &tables {
                     let mine = blocks
                         .iter()
                         .filter(|b| b.index >= s.first && b.index < s.first + s.count);

@@ -161,6 +161,7 @@ fn main(
         return;
     }
     let blk = blocks[b];
+    enter_block(blk);
     let h = row_of(blk.group);
     let f = grad_factors(blk.group);
     let i = blk.start / 4u + lid;

@@ -163,8 +163,7 @@ const SOURCE: &str = concat!(
     include_str!("../../../gpu/common.wgsl"),
     include_str!("../../prelude.wgsl"),
     include_str!("../swap.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl ScheduleFreeAdamWConfig {
@@ -206,6 +205,7 @@ impl Algo for ScheduleFreeAdamWConfig {
             name: "schedule_free_adamw",
             source: SOURCE,
             slots: &["z", "exp_avg_sq"],
+            maps: None,
             active: vec![("z", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn schedule_free_adamw_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::ScheduleFreeAdamWConfig::default()),
             rust_struct!(super::SfAdamWRow {
                 beta2,
                 one_minus_beta2,

@@ -38,27 +38,25 @@ struct Row {
     _pad3: u32,
 }
 
-@group(0) @binding(6) var<storage, read_write> z: array<V>;
-@group(0) @binding(7) var<storage, read_write> exp_avg_sq: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    if swap(i, z[i], h.to_eval, h.to_train) {
+    if swap(i, load_z(i), h.to_eval, h.to_train) {
         return;
     }
-    let pen = penalize(param[i], grad_i, 0.0, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, 0.0, 1.0, h.l1);
     let y = pen.p;
     let g = pen.g;
-    var zi = z[i];
+    var zi = load_z(i);
     if h.first != 0.0 {
         zi = y;
     }
-    let v = exp_avg_sq[i] * h.beta2 + h.one_minus_beta2 * g * g;
-    exp_avg_sq[i] = v;
+    let v = load_exp_avg_sq(i) * h.beta2 + h.one_minus_beta2 * g * g;
+    store_exp_avg_sq(i, v);
     let gn = g / (sqrt(v / h.bias_correction2) + h.eps) + h.weight_decay * y;
-    param[i] = torch_lerp(y, zi, h.ckp1) + gn * h.y_coef;
-    z[i] = zi - h.lr * gn;
+    store_param(i, torch_lerp(y, zi, h.ckp1) + gn * h.y_coef);
+    store_z(i, zi - h.lr * gn);
 }

@@ -127,8 +127,7 @@ const SOURCE: &str = concat!(
     include_str!("../../../gpu/common.wgsl"),
     include_str!("../../prelude.wgsl"),
     include_str!("../swap.wgsl"),
-    include_str!("update.wgsl"),
-    include_str!("../../single_pass.wgsl")
+    include_str!("update.wgsl")
 );
 
 impl ScheduleFreeSgdConfig {
@@ -165,6 +164,7 @@ impl Algo for ScheduleFreeSgdConfig {
             name: "schedule_free_sgd",
             source: SOURCE,
             slots: &["z"],
+            maps: None,
             active: vec![("z", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn schedule_free_sgd_row_matches_its_wgsl_struct() {
         assert_row_matches(
-            super::SOURCE,
+            &crate::gpu::layout_check::kernel_source(&super::ScheduleFreeSgdConfig::default()),
             rust_struct!(super::SfSgdRow {
                 weight_decay,
                 l1,

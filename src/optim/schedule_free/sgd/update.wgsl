@@ -27,23 +27,22 @@ struct Row {
     to_train: f32,
 }
 
-@group(0) @binding(6) var<storage, read_write> z: array<V>;
 
 fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return h;
 }
 
 fn update(i: u32, grad_i: V, h: Row) {
-    if swap(i, z[i], h.to_eval, h.to_train) {
+    if swap(i, load_z(i), h.to_eval, h.to_train) {
         return;
     }
-    let pen = penalize(param[i], grad_i, h.weight_decay, 1.0, h.l1);
+    let pen = penalize(load_param(i), grad_i, h.weight_decay, 1.0, h.l1);
     let y = pen.p;
     let g = pen.g;
-    var zi = z[i];
+    var zi = load_z(i);
     if h.first != 0.0 {
         zi = y;
     }
-    param[i] = torch_lerp(y, zi, h.ckp1) + g * h.y_coef;
-    z[i] = zi - h.lr * g;
+    store_param(i, torch_lerp(y, zi, h.ckp1) + g * h.y_coef);
+    store_z(i, zi - h.lr * g);
 }
