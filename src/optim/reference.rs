@@ -10,7 +10,9 @@ use crate::error::Result;
 use crate::grad::reference::{Preprocessed, preprocess, update_scale};
 use crate::grad::{GradientConfig, LossScale, NonFinite};
 use crate::layout::ParamLayout;
+use crate::optim::state::StateDtype;
 use crate::optim::{Algorithm, OptimizerSpec};
+use crate::precision::{self, QUANT_BLOCK};
 
 /// `torch.sign` in f64.
 pub(crate) fn sign(x: f64) -> f64 {
@@ -68,6 +70,11 @@ pub struct Reference {
     pub norms: Vec<f64>,
     /// State per name (PyTorch's keys), per tensor.
     pub state: BTreeMap<&'static str, Vec<Vec<f64>>>,
+    /// Each tensor's state format (`min_8bit_size` applied) and each
+    /// state's dynamic map (signed?): after every step the states are
+    /// rounded as the device stores them.
+    pub state_dtypes: Vec<StateDtype>,
+    signed: BTreeMap<&'static str, bool>,
 }
 
 impl Reference {
@@ -89,12 +96,30 @@ impl Reference {
                     .push(vec![init; t.numel as usize]);
             }
         }
+        let state_dtypes = layout
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(
+                |(k, t)| match resolved.state_dtypes[resolved.assignment[k]] {
+                    StateDtype::Blockwise8 if t.numel < spec.min_8bit_size => StateDtype::F32,
+                    d => d,
+                },
+            )
+            .collect();
+        let signed = resolved.groups[0]
+            .algo()
+            .kernel()
+            .active_maps()
+            .into_iter()
+            .map(|(n, m)| (n, m == crate::optim::state::QMap::Signed))
+            .collect();
         let gradients = *spec.gradients();
         let scale = match gradients.loss_scale {
             Some(LossScale::Dynamic(c)) => c.init_scale,
             _ => 1.0,
         };
-        Ok(Reference {
+        let mut r = Reference {
             norms: vec![0.0; resolved.groups.len()],
             groups: resolved.groups,
             assignment: resolved.assignment,
@@ -107,7 +132,44 @@ impl Reference {
             skipped: 0,
             found_inf: false,
             state,
-        })
+            state_dtypes,
+            signed,
+        };
+        // The initial states as the device stores them (Adagrad's
+        // `initial_accumulator_value` rounded to bf16, say).
+        for k in 0..layout.len() {
+            r.store_states(k);
+        }
+        Ok(r)
+    }
+
+    /// Rounds the states of tensor `k` as the device stores them: the f32
+    /// result to bf16 (nearest even), or quantized per block of 256
+    /// elements from the tensor's start (the device's blocks start at each
+    /// piece, the same unless a tensor straddles a chunk boundary).
+    fn store_states(&mut self, k: usize) {
+        let d = self.state_dtypes[k];
+        for (name, v) in self.state.iter_mut() {
+            let v = &mut v[k];
+            match d {
+                StateDtype::F32 => {}
+                StateDtype::Bf16 => {
+                    for x in v.iter_mut() {
+                        *x = precision::bf16_value(precision::bf16_bits(*x as f32)) as f64;
+                    }
+                }
+                StateDtype::Blockwise8 => {
+                    let map = precision::dynamic_map(self.signed[name]);
+                    for block in v.chunks_mut(QUANT_BLOCK) {
+                        let f: Vec<f32> = block.iter().map(|&x| x as f32).collect();
+                        let (codes, absmax) = precision::quantize_block(&f, &map);
+                        for (x, c) in block.iter_mut().zip(codes) {
+                            *x = precision::dequantize(c, absmax, &map) as f64;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Schedule-Free's eval (`to_eval`) or train swap of `params`:
@@ -207,6 +269,7 @@ impl Reference {
                     each(&mut |i, p, st| tr.apply(t, p, g(i), st, ratio));
                 }
             }
+            self.store_states(k);
         }
     }
 }

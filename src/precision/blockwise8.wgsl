@@ -18,13 +18,9 @@ var<private> q_active: bool;
 fn q8_enter(lid: u32, in_block: bool) {
     q_lane = lid;
     q_active = in_block;
-    let w = qmaps[lid / 2u];
-    let j = 2u * (lid % 2u);
-    qmap[0][2u * lid] = bitcast<f32>(w[j]);
-    qmap[0][2u * lid + 1u] = bitcast<f32>(w[j + 1u]);
-    let u = qmaps[64u + lid / 2u];
-    qmap[1][2u * lid] = bitcast<f32>(u[j]);
-    qmap[1][2u * lid + 1u] = bitcast<f32>(u[j + 1u]);
+    // One entry of each map per invocation (256 of them).
+    qmap[0][lid] = bitcast<f32>(qmaps[lid / 4u][lid % 4u]);
+    qmap[1][lid] = bitcast<f32>(qmaps[64u + lid / 4u][lid % 4u]);
     workgroupBarrier();
 }
 
