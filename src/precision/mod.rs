@@ -16,16 +16,18 @@
 pub const QUANT_BLOCK: usize = 256;
 
 /// `torch.linspace(start, end, steps)` in f32, as PyTorch's CPU kernel
-/// computes it (the first half from `start`, the second from `end`).
+/// computes it: the step in f32, then the first half from `start`, the
+/// second from `end`, each `start + step * i` rounded once (a fused
+/// multiply-add; the f32 product is exact in f64).
 fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     let step = (end - start) / (steps - 1) as f32;
     let half = steps / 2;
     (0..steps)
         .map(|i| {
             if i < half {
-                start + step * i as f32
+                (start as f64 + step as f64 * i as f64) as f32
             } else {
-                end - step * (steps - i - 1) as f32
+                (end as f64 - step as f64 * (steps - i - 1) as f64) as f32
             }
         })
         .collect()
