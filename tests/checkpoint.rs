@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use wgpu_optim::checkpoint::{self, Hyperparameters, LoadOptions, TrainingState};
 use wgpu_optim::early_stopping::{EarlyStopping, EarlyStoppingConfig};
 use wgpu_optim::grad::{GradScalerConfig, LossScale};
+use wgpu_optim::optim::state::{StateData, StateDtype};
 use wgpu_optim::optim::*;
 use wgpu_optim::schedule::{LrScheduler, OneCycleConfig, Schedule};
 use wgpu_optim::{ErrorKind, Gpu, Optimizer, ParamLayout, ParamSet};
@@ -1223,4 +1224,123 @@ fn schedule_free_resumes_from_eval_mode_bitwise() {
     assert_eq!(bits(gpu, &ap), before);
     std::fs::remove_file(&path).ok();
     std::fs::remove_file(&apath).ok();
+}
+
+/// States in bf16 and 8 bits (three formats in one optimizer, tensors that
+/// straddle 128-element chunks, so 8-bit blocks restart at each piece) are
+/// saved as BF16 and U8 + F32 absmax and resume bitwise: 3 steps, save,
+/// load into a fresh optimizer, 3 more steps equal 6 uninterrupted ones,
+/// params and every state as stored.
+#[test]
+fn low_precision_states_resume_bitwise() {
+    let gpu = gpu();
+    let l = layout();
+    let spec = OptimizerSpec::adamw(AdamWConfig {
+        lr: 0.01,
+        amsgrad: true,
+        ..Default::default()
+    })
+    .state_dtype(StateDtype::Blockwise8)
+    .min_8bit_size(0)
+    .group(ParamGroup::names(["b"]).state_dtype(StateDtype::F32))
+    .group(ParamGroup::names(["w"]).state_dtype(StateDtype::Bf16));
+    let fresh = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(3), &l)).unwrap();
+        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        (params, opt)
+    };
+    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
+        for s in from..to {
+            p.write_grads_all(gpu, &grads(&mut Rng(50 + s), &l))
+                .unwrap();
+            o.step(gpu, p).unwrap();
+        }
+    };
+    let (mut wp, mut wo) = fresh();
+    assert!(wp.pieces("long").unwrap().len() >= 2, "straddles chunks");
+    steps(&mut wp, &mut wo, 0, 6);
+    let (mut fp, mut fo) = fresh();
+    steps(&mut fp, &mut fo, 0, 3);
+    let path = tmp("low-precision.safetensors");
+    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let header = {
+        let b = std::fs::read(&path).unwrap();
+        let n = header_len(&b);
+        serde_json::from_slice::<Value>(&b[8..8 + n]).unwrap()
+    };
+    assert_eq!(header["state.long.exp_avg"]["dtype"], "U8");
+    assert_eq!(header["absmax.long.exp_avg"]["dtype"], "F32");
+    // 300 elements in pieces of 128, 128 and 44: a block each.
+    assert_eq!(header["absmax.long.exp_avg"]["shape"], json!([3]));
+    assert_eq!(header["state.w.exp_avg_sq"]["dtype"], "BF16");
+    assert_eq!(header["state.b.max_exp_avg_sq"]["dtype"], "F32");
+    let (mut rp, mut ro) = fresh();
+    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
+    steps(&mut rp, &mut ro, 3, 6);
+    assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "params");
+    for s in wo.state_names() {
+        for t in l.tensors() {
+            let raw = |o: &Optimizer| o.read_state_raw(gpu, s, &t.name).unwrap();
+            assert!(raw(&ro) == raw(&wo), "{s} of {}", t.name);
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// A checkpoint whose states have other dtypes than the live optimizer
+/// stores (8 bits saved, f32 live, and the reverse; bf16 against 8 bits)
+/// is refused naming the tensor, the file's dtype and the expected one,
+/// and nothing live changes.
+#[test]
+fn a_checkpoint_with_other_state_dtypes_is_refused() {
+    let gpu = gpu();
+    let base = OptimizerSpec::adam(AdamConfig::default()).min_8bit_size(0);
+    let pairs = [
+        (
+            StateDtype::Blockwise8,
+            StateDtype::F32,
+            "dtype U8, expected F32",
+        ),
+        (
+            StateDtype::F32,
+            StateDtype::Blockwise8,
+            "dtype F32, expected U8",
+        ),
+        (
+            StateDtype::Bf16,
+            StateDtype::Blockwise8,
+            "dtype BF16, expected U8",
+        ),
+    ];
+    for (saved, live, words) in pairs {
+        let mut r = start(gpu, &base.clone().state_dtype(saved));
+        train(gpu, &mut r, 0, 2);
+        let path = tmp(&format!(
+            "dtypes-{}-{}.safetensors",
+            saved.as_str(),
+            live.as_str()
+        ));
+        checkpoint::save(&path, gpu, &r.params, &mut r.opt, &TrainingState::default()).unwrap();
+        let mut other = start(gpu, &base.clone().state_dtype(live));
+        train(gpu, &mut other, 0, 1);
+        let before = live_state(gpu, &other);
+        let e = checkpoint::load(&path, gpu, &mut other.params, &mut other.opt).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains(words) && m.contains("state.w."), "{m}");
+        assert!(m.contains(&format!("as {}", live.as_str())), "{m}");
+        assert_eq!(live_state(gpu, &other), before, "{m}");
+        std::fs::remove_file(&path).ok();
+    }
+}
+
+/// Params, every state as stored and the step count.
+fn live_state(gpu: &Gpu, r: &Run) -> (Vec<u32>, Vec<StateData>, u64) {
+    let mut states = Vec::new();
+    for s in r.opt.state_names() {
+        for t in layout().tensors() {
+            states.push(r.opt.read_state_raw(gpu, s, &t.name).unwrap());
+        }
+    }
+    (bits(gpu, &r.params), states, r.opt.step_count())
 }

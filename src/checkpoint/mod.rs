@@ -6,7 +6,12 @@
 //! - `param.<tensor>`: each parameter, F32, with its shape;
 //! - `state.<tensor>.<key>`: each optimizer state with PyTorch's keys
 //!   (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`,
-//!   `square_avg`, `acc_delta`, `grad_avg`, ...);
+//!   `square_avg`, `acc_delta`, `grad_avg`, ...), in the format the
+//!   optimizer stores it ([`StateDtype`]): F32, BF16, or U8 codes of
+//!   bitsandbytes' blockwise quantization with
+//! - `absmax.<tensor>.<key>`: their F32 absmax, one per block of 256
+//!   elements of each tensor piece (one piece unless the tensor straddles a
+//!   chunk boundary; the live optimizer must have the same pieces);
 //! - `__metadata__`, exactly four keys: `format` = `wgpu-optim-checkpoint`,
 //!   `version` = `2`, `wgpu_optim` = one JSON document ([`CheckpointMeta`]):
 //!   optimizer kind, state keys, step count, every hyperparameter of each
@@ -84,6 +89,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::grad::{ControlHeader, GradientState};
 use crate::optim::Optimizer;
+use crate::optim::state::{StateData, StateDtype};
 use crate::params::ParamSet;
 use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
 use reader::Reader;
@@ -217,13 +223,80 @@ fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<En
         .iter()
         .map(|t| {
             let name = t.name.clone();
-            Entry {
-                name: format!("{prefix}{}", t.name),
-                shape: t.shape.clone(),
-                read: Box::new(move || params.read(gpu, &name)),
-            }
+            Entry::f32(format!("{prefix}{}", t.name), t.shape.clone(), move || {
+                params.read(gpu, &name)
+            })
         })
         .collect()
+}
+
+/// The entries of state `s` of tensor `name` in its format: F32 values,
+/// BF16 bits, or U8 codes with an F32 `absmax.<tensor>.<key>` (one per block
+/// of 256 elements of each piece).
+fn state_entries<'a>(
+    gpu: &'a Gpu,
+    params: &ParamSet,
+    opt: &'a Optimizer,
+    name: &str,
+    s: &'static str,
+) -> Result<Vec<Entry<'a>>> {
+    let shape = params.layout().get(name)?.shape.clone();
+    let key = format!("state.{name}.{s}");
+    let owned = name.to_string();
+    let raw = move || opt.read_state_raw(gpu, s, &owned);
+    Ok(match opt.state_dtype(name)? {
+        StateDtype::F32 => {
+            let owned = name.to_string();
+            vec![Entry::f32(key, shape, move || {
+                opt.read_state(gpu, s, &owned)
+            })]
+        }
+        StateDtype::Bf16 => vec![Entry {
+            name: key,
+            dtype: safetensors::Dtype::BF16,
+            shape,
+            read: Box::new(move || match raw()? {
+                StateData::Bf16(b) => Ok(bytemuck::cast_slice(&b).to_vec()),
+                other => Err(format_changed(other.dtype())),
+            }),
+        }],
+        StateDtype::Blockwise8 => {
+            let blocks = absmax_blocks(params, name)?;
+            let raw2 = raw.clone();
+            vec![
+                Entry {
+                    name: key,
+                    dtype: safetensors::Dtype::U8,
+                    shape,
+                    read: Box::new(move || match raw()? {
+                        StateData::Blockwise8 { codes, .. } => Ok(codes),
+                        other => Err(format_changed(other.dtype())),
+                    }),
+                },
+                Entry::f32(
+                    format!("absmax.{name}.{s}"),
+                    vec![blocks],
+                    move || match raw2()? {
+                        StateData::Blockwise8 { absmax, .. } => Ok(absmax),
+                        other => Err(format_changed(other.dtype())),
+                    },
+                ),
+            ]
+        }
+    })
+}
+
+fn format_changed(d: StateDtype) -> Error {
+    Error::mismatch(format!("a state read back as {} unexpectedly", d.as_str()))
+}
+
+/// The number of 8-bit blocks of tensor `name`: 256 elements of each piece.
+fn absmax_blocks(params: &ParamSet, name: &str) -> Result<usize> {
+    Ok(params
+        .pieces(name)?
+        .iter()
+        .map(|p| p.len.div_ceil(crate::precision::QUANT_BLOCK as u64) as usize)
+        .sum())
 }
 
 /// Saves parameters, optimizer state and `training` to `path` atomically.
@@ -273,12 +346,7 @@ pub fn save(
     let state_names = opt.state_names();
     for t in params.layout().tensors() {
         for &s in &state_names {
-            let name = t.name.clone();
-            entries.push(Entry {
-                name: format!("state.{}.{s}", t.name),
-                shape: t.shape.clone(),
-                read: Box::new(move || opt.read_state(gpu, s, &name)),
-            });
+            entries.extend(state_entries(gpu, params, opt, &t.name, s)?);
         }
     }
     let groups = (0..opt.num_groups())
@@ -445,12 +513,38 @@ pub fn load_with(
     let live_states = opt.state_names();
     let mut expected = Vec::new();
     for (name, shape) in &live_layout {
-        expected.push((format!("param.{name}"), shape.clone()));
+        use safetensors::Dtype;
+        expected.push((
+            format!("param.{name}"),
+            Dtype::F32,
+            shape.clone(),
+            String::new(),
+        ));
+        let d = opt.state_dtype(name)?;
+        let why = format!(
+            " (the live optimizer stores the states of `{name}` as {}; load it into one built \
+             with the file's state dtypes)",
+            d.as_str()
+        );
         for s in &live_states {
-            expected.push((format!("state.{name}.{s}"), shape.clone()));
+            let key = format!("state.{name}.{s}");
+            match d {
+                StateDtype::F32 => expected.push((key, Dtype::F32, shape.clone(), why.clone())),
+                StateDtype::Bf16 => expected.push((key, Dtype::BF16, shape.clone(), why.clone())),
+                StateDtype::Blockwise8 => {
+                    expected.push((key, Dtype::U8, shape.clone(), why.clone()));
+                    let blocks = vec![absmax_blocks(params, name)?];
+                    expected.push((
+                        format!("absmax.{name}.{s}"),
+                        Dtype::F32,
+                        blocks,
+                        why.clone(),
+                    ));
+                }
+            }
         }
     }
-    r.check_tensors(&expected)?;
+    r.check_typed_tensors(&expected)?;
     r.verify_checksums(&meta.checksums)?;
     // Everything checked: now change the live state, the steps that can fail
     // (a bounded wait) first, undone if they do.
@@ -488,12 +582,28 @@ pub fn load_with(
         let v = r
             .read_verified(&format!("param.{name}"), &meta.checksums)
             .map_err(partly)?;
-        params.write(gpu, name, &v).map_err(partly)?;
+        params
+            .write(gpu, name, &bytemuck::pod_collect_to_vec(&v))
+            .map_err(partly)?;
+        let d = opt.state_dtype(name)?;
         for s in &live_states {
             let v = r
                 .read_verified(&format!("state.{name}.{s}"), &meta.checksums)
                 .map_err(partly)?;
-            opt.write_state(gpu, s, name, &v).map_err(partly)?;
+            let data = match d {
+                StateDtype::F32 => StateData::F32(bytemuck::pod_collect_to_vec(&v)),
+                StateDtype::Bf16 => StateData::Bf16(bytemuck::pod_collect_to_vec(&v)),
+                StateDtype::Blockwise8 => {
+                    let a = r
+                        .read_verified(&format!("absmax.{name}.{s}"), &meta.checksums)
+                        .map_err(partly)?;
+                    StateData::Blockwise8 {
+                        codes: v,
+                        absmax: bytemuck::pod_collect_to_vec(&a),
+                    }
+                }
+            };
+            opt.write_state_raw(gpu, s, name, &data).map_err(partly)?;
         }
     }
     opt.set_step_count(meta.step);
@@ -528,11 +638,9 @@ pub fn export_snapshot(
         .iter()
         .map(|t| {
             let name = t.name.clone();
-            Entry {
-                name: t.name.clone(),
-                shape: t.shape.clone(),
-                read: Box::new(move || params.read_snapshot(gpu, snap, &name)),
-            }
+            Entry::f32(t.name.clone(), t.shape.clone(), move || {
+                params.read_snapshot(gpu, snap, &name)
+            })
         })
         .collect();
     let json =
@@ -558,7 +666,7 @@ pub fn import_params(path: &Path, gpu: &Gpu, params: &mut ParamSet) -> Result<()
     r.verify_checksums(&sums)?;
     for (name, _) in &layout {
         let v = r.read_verified(name, &sums)?;
-        params.write(gpu, name, &v)?;
+        params.write(gpu, name, &bytemuck::pod_collect_to_vec(&v))?;
     }
     Ok(())
 }

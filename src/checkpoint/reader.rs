@@ -17,8 +17,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::write::dtype_bytes;
 use super::{MAX_HEADER, ck_err, fnv1a};
 use crate::error::Result;
+
+/// A tensor a load expects: name, dtype, shape, and why that dtype (a
+/// clause for the error message, e.g. ", as the live optimizer stores the
+/// states of `w` in bf16"; empty for params).
+pub(super) type Expected = (String, safetensors::Dtype, Vec<usize>, String);
 
 /// A tensor entry of a safetensors header.
 #[derive(Deserialize)]
@@ -161,15 +167,29 @@ impl Reader {
 
     /// Checks that the file holds exactly `expected` (name, shape) as F32.
     pub(super) fn check_tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<()> {
-        for (name, shape) in expected {
+        let typed: Vec<Expected> = expected
+            .iter()
+            .map(|(n, s)| (n.clone(), safetensors::Dtype::F32, s.clone(), String::new()))
+            .collect();
+        self.check_typed_tensors(&typed)
+    }
+
+    /// Checks that the file holds exactly `expected`: (name, dtype, shape,
+    /// why that dtype, for the message).
+    pub(super) fn check_typed_tensors(&self, expected: &[Expected]) -> Result<()> {
+        for (name, dtype, shape, why) in expected {
             let t = self
                 .tensors
                 .get(name)
                 .ok_or_else(|| ck_err(&self.path, format!("missing tensor `{name}`")))?;
-            if t.dtype != "F32" {
+            let want = format!("{dtype:?}");
+            if t.dtype != want {
                 return Err(ck_err(
                     &self.path,
-                    format!("tensor `{name}` has dtype {}, expected F32", t.dtype),
+                    format!(
+                        "tensor `{name}` has dtype {}, expected {want}{why}",
+                        t.dtype
+                    ),
                 ));
             }
             if &t.shape != shape {
@@ -182,13 +202,13 @@ impl Reader {
                 ));
             }
             // The live shape: its byte count fits (the live buffers hold it).
-            let bytes = shape.iter().product::<usize>() as u64 * 4;
+            let bytes = shape.iter().product::<usize>() as u64 * dtype_bytes(*dtype) as u64;
             let (b, e) = t.data_offsets;
             if e - b != bytes {
                 return Err(ck_err(
                     &self.path,
                     format!(
-                        "tensor `{name}` spans bytes [{b}, {e}) ({} bytes), but F32 {shape:?} \
+                        "tensor `{name}` spans bytes [{b}, {e}) ({} bytes), but {want} {shape:?} \
                          takes {bytes}",
                         e - b
                     ),
@@ -199,7 +219,7 @@ impl Reader {
             let mut extra: Vec<&String> = self
                 .tensors
                 .keys()
-                .filter(|k| !expected.iter().any(|(n, _)| n == *k))
+                .filter(|k| !expected.iter().any(|x| x.0 == **k))
                 .collect();
             extra.sort();
             return Err(ck_err(&self.path, format!("unexpected tensors {extra:?}")));
@@ -207,15 +227,15 @@ impl Reader {
         Ok(())
     }
 
-    /// The bytes of tensor `name` (checked by `check_tensors`), as f32.
-    pub(super) fn read(&mut self, name: &str) -> Result<Vec<f32>> {
+    /// The bytes of tensor `name` (checked by `check_tensors`).
+    pub(super) fn read(&mut self, name: &str) -> Result<Vec<u8>> {
         let t = &self.tensors[name];
         let mut buf = vec![0u8; (t.data_offsets.1 - t.data_offsets.0) as usize];
         self.file
             .seek(SeekFrom::Start(self.data_start + t.data_offsets.0))
             .and_then(|_| self.file.read_exact(&mut buf))
             .map_err(|e| ck_err(&self.path, format!("reading `{name}`: {e}")))?;
-        Ok(bytemuck::pod_collect_to_vec(&buf))
+        Ok(buf)
     }
 
     /// Checks that `sums` names exactly the file's tensors and that every
@@ -233,7 +253,7 @@ impl Reader {
             let want = sums
                 .get(&name)
                 .ok_or_else(|| ck_err(&self.path, format!("no checksum recorded for `{name}`")))?;
-            let got = format!("{:016x}", fnv1a(bytemuck::cast_slice(&self.read(&name)?)));
+            let got = format!("{:016x}", fnv1a(&self.read(&name)?));
             if &got != want {
                 return Err(ck_err(
                     &self.path,
@@ -250,9 +270,9 @@ impl Reader {
         &mut self,
         name: &str,
         sums: &BTreeMap<String, String>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<u8>> {
         let v = self.read(name)?;
-        let got = format!("{:016x}", fnv1a(bytemuck::cast_slice(&v)));
+        let got = format!("{:016x}", fnv1a(&v));
         if sums.get(name) != Some(&got) {
             return Err(ck_err(
                 &self.path,

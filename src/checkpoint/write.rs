@@ -10,11 +10,38 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{ck_err, fnv1a};
 use crate::error::{Error, Result};
 
-/// A tensor of the file: its name, shape, and how to read it from the GPU.
+/// A tensor of the file: its name, dtype, shape, and how to read its bytes
+/// (little-endian, as safetensors stores them) from the GPU.
 pub(super) struct Entry<'a> {
     pub(super) name: String,
+    pub(super) dtype: safetensors::Dtype,
     pub(super) shape: Vec<usize>,
-    pub(super) read: Box<dyn Fn() -> Result<Vec<f32>> + 'a>,
+    pub(super) read: Box<dyn Fn() -> Result<Vec<u8>> + 'a>,
+}
+
+impl<'a> Entry<'a> {
+    /// An F32 tensor read as f32 values.
+    pub(super) fn f32(
+        name: String,
+        shape: Vec<usize>,
+        read: impl Fn() -> Result<Vec<f32>> + 'a,
+    ) -> Entry<'a> {
+        Entry {
+            name,
+            dtype: safetensors::Dtype::F32,
+            shape,
+            read: Box::new(move || read().map(|v| bytemuck::cast_slice(&v).to_vec())),
+        }
+    }
+}
+
+/// Bytes per element of the dtypes checkpoints use.
+pub(super) fn dtype_bytes(d: safetensors::Dtype) -> usize {
+    match d {
+        safetensors::Dtype::BF16 | safetensors::Dtype::F16 => 2,
+        safetensors::Dtype::U8 => 1,
+        _ => 4,
+    }
 }
 
 /// A safetensors view that reads its tensor from the GPU when the writer
@@ -26,14 +53,14 @@ struct Lazy<'a, 'e> {
 
 impl safetensors::View for Lazy<'_, '_> {
     fn dtype(&self) -> safetensors::Dtype {
-        safetensors::Dtype::F32
+        self.entry.dtype
     }
     fn shape(&self) -> &[usize] {
         &self.entry.shape
     }
     fn data(&self) -> std::borrow::Cow<'_, [u8]> {
         match (self.entry.read)() {
-            Ok(v) => bytemuck::cast_slice(&v).to_vec().into(),
+            Ok(v) => v.into(),
             Err(e) => {
                 self.failed.borrow_mut().get_or_insert(e);
                 vec![0u8; self.data_len()].into()
@@ -41,7 +68,7 @@ impl safetensors::View for Lazy<'_, '_> {
         }
     }
     fn data_len(&self) -> usize {
-        self.entry.shape.iter().product::<usize>() * 4
+        self.entry.shape.iter().product::<usize>() * dtype_bytes(self.entry.dtype)
     }
 }
 
@@ -115,11 +142,6 @@ pub(super) fn write_atomic(
 pub(super) fn checksums(entries: &[Entry<'_>]) -> Result<BTreeMap<String, String>> {
     entries
         .iter()
-        .map(|e| {
-            Ok((
-                e.name.clone(),
-                format!("{:016x}", fnv1a(bytemuck::cast_slice(&(e.read)()?))),
-            ))
-        })
+        .map(|e| Ok((e.name.clone(), format!("{:016x}", fnv1a(&(e.read)()?)))))
         .collect()
 }
