@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use wgpu_optim::bench::{
-    CopyKernel, bytes_per_param, gpt2_like_layout, interleaved, single_tensor_layout,
+    CopyKernel, bytes_moved_per_param, bytes_per_param, device_bytes_per_param, gpt2_like_layout,
+    interleaved, single_tensor_layout, state_dtype_cases,
 };
 use wgpu_optim::optim::*;
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
@@ -134,6 +135,35 @@ fn main() {
         interleaved(15, || step(&gpu, &mut plain), || step(&gpu, &mut clipped)).unwrap();
     let (t_plain2, t_guard) =
         interleaved(15, || step(&gpu, &mut plain), || step(&gpu, &mut guarded)).unwrap();
+
+    // AdamW with f32, bf16 and 8-bit states on the mix: each beside a copy
+    // of its own bytes and beside the f32-state AdamW, interleaved.
+    let mut dtypes = Vec::new();
+    {
+        let mut g = c.benchmark_group("adamw_state_dtype");
+        g.throughput(Throughput::Elements(n as u64));
+        let mut f32_case = setup(&gpu, &state_dtype_cases()[0].1, &mix, Dispatch::Fused);
+        for (d, spec) in state_dtype_cases() {
+            let mut s = setup(&gpu, &spec, &mix, Dispatch::Fused);
+            let bpp = bytes_moved_per_param(&s.opt, &mix);
+            let held = device_bytes_per_param(&s.opt);
+            let copy = CopyKernel::new(&gpu, (bpp * n as f64).ceil() as u64).unwrap();
+            g.bench_function(d.as_str(), |b| b.iter(|| step(&gpu, &mut s).unwrap()));
+            let (t_step, t_copy) = interleaved(
+                15,
+                || step(&gpu, &mut s),
+                || {
+                    copy.submit(&gpu)?;
+                    gpu.synchronize()
+                },
+            )
+            .unwrap();
+            let (t_step2, t_f32) =
+                interleaved(15, || step(&gpu, &mut s), || step(&gpu, &mut f32_case)).unwrap();
+            dtypes.push((d, bpp, held, t_step, t_copy, t_step2, t_f32));
+        }
+        g.finish();
+    }
     c.final_summary();
 
     println!(
@@ -168,4 +198,22 @@ fn main() {
         t_plain.as_secs_f64() * 1e3,
         t_guard.as_secs_f64() / t_plain2.as_secs_f64(),
     );
+    println!(
+        "\nAdamW state dtypes (f32 params and grads; tensors under 4096 elements keep f32 states)"
+    );
+    println!(
+        "{:<6} {:>8} {:>8} {:>10} {:>11} {:>10}",
+        "states", "moved B/p", "held B/p", "step ms", "step/copy", "step/f32"
+    );
+    for (d, bpp, held, t_step, t_copy, t_step2, t_f32) in dtypes {
+        println!(
+            "{:<6} {:>8.2} {:>8.2} {:>10.2} {:>11.3} {:>10.3}",
+            d.as_str(),
+            bpp,
+            held,
+            t_step.as_secs_f64() * 1e3,
+            t_step.as_secs_f64() / t_copy.as_secs_f64(),
+            t_step2.as_secs_f64() / t_f32.as_secs_f64(),
+        );
+    }
 }

@@ -176,6 +176,33 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
             }
         }
         assert!(has("adam+clip_global_norm", "gpt2_like", "fused", None));
+        // AdamW's bf16 and 8-bit state rows: what they move and hold per
+        // param, and each beside the f32-state AdamW.
+        for (state, moved, held) in [("bf16", 20.0, 12.0), ("8bit", 16.06, 10.03)] {
+            let m = ms
+                .iter()
+                .find(|m| m["optimizer"] == "adamw+state_dtype" && m["state_dtype"] == state)
+                .unwrap_or_else(|| panic!("no {state} row"));
+            assert_eq!(m["param_dtype"], "f32");
+            assert_eq!(m["master"], false);
+            assert_eq!(m["baseline"], "adamw");
+            positive(m, "ratio_to_baseline");
+            // Tensors under 4096 elements (0.36% of the mix) keep f32 states.
+            let b = m["bytes_per_param"].as_f64().unwrap();
+            assert!((moved..moved + 0.05).contains(&b), "{state}: moved {b}");
+            let h = m["device_bytes_per_param"].as_f64().unwrap();
+            assert!((held..held + 0.1).contains(&h), "{state}: held {h}");
+        }
+        // (On the mix; a small single tensor carries the uniform table's
+        // 16 KiB over few params.)
+        for m in ms
+            .iter()
+            .filter(|m| m["optimizer"] == "adamw" && m["layout"] == "gpt2_like")
+        {
+            assert_eq!(m["state_dtype"], "f32");
+            let h = m["device_bytes_per_param"].as_f64().unwrap();
+            assert!((16.0..16.1).contains(&h), "f32 AdamW holds {h}");
+        }
     }
 
     let chart = std::fs::read_to_string(&svg).expect("the SVG file was written");

@@ -10,6 +10,7 @@ mod model;
 use common::gpu;
 use model::*;
 use wgpu_optim::ParamSet;
+use wgpu_optim::optim::StateDtype;
 
 fn one() -> wgpu_optim::pool::DevicePool {
     wgpu_optim::pool::DevicePool::from_gpus(vec![gpu().clone()]).unwrap()
@@ -224,7 +225,19 @@ fn schedule_free_resumes_from_its_eval_mode_checkpoint_bitwise() {
     resume_equals_uninterrupted("schedule_free_adamw");
 }
 
+/// With 8-bit optimizer states (`--state-dtype 8bit`: fc1.weight's AdamW
+/// states in 8 bits, the small tensors' in f32) the checkpoint holds them as
+/// U8 + absmax and a resumed run continues bitwise, on one device and two.
+#[test]
+fn eight_bit_states_resume_from_the_epoch_checkpoint_bitwise() {
+    resume_equals_uninterrupted_with("adamw", StateDtype::Blockwise8);
+}
+
 fn resume_equals_uninterrupted(optimizer: &str) {
+    resume_equals_uninterrupted_with(optimizer, StateDtype::F32)
+}
+
+fn resume_equals_uninterrupted_with(optimizer: &str, state_dtype: StateDtype) {
     let data = data();
     for devices in [1, 2] {
         let pool = if devices == 1 {
@@ -233,8 +246,9 @@ fn resume_equals_uninterrupted(optimizer: &str) {
             open_devices(2).unwrap()
         };
         let dir = std::env::temp_dir().join(format!(
-            "wgpu-optim-digits-{}-{optimizer}-{devices}",
-            std::process::id()
+            "wgpu-optim-digits-{}-{optimizer}-{}-{devices}",
+            std::process::id(),
+            state_dtype.as_str()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let ck = dir.join("digits.safetensors");
@@ -243,6 +257,7 @@ fn resume_equals_uninterrupted(optimizer: &str) {
             patience: 100,
             devices,
             optimizer: optimizer.into(),
+            state_dtype,
             ..Default::default()
         };
         let whole = train(&pool, &data, &cfg, |_| {}).unwrap();
@@ -274,7 +289,8 @@ fn resume_equals_uninterrupted(optimizer: &str) {
         assert_eq!(
             bits(&resumed),
             bits(&whole),
-            "{optimizer}, {devices} device(s)"
+            "{optimizer} ({} states), {devices} device(s)",
+            state_dtype.as_str()
         );
     }
 }

@@ -44,6 +44,10 @@ struct Args {
     /// device over this many micro-batches (same result, less memory per pass).
     #[arg(long, default_value_t = 1)]
     accumulate: usize,
+    /// How the optimizer states are stored: f32, bf16 or 8bit (bitsandbytes'
+    /// blockwise 8 bits; tensors of fewer than 4096 elements stay f32).
+    #[arg(long, default_value = "f32")]
+    state_dtype: String,
     /// Where to write the checkpoint (after every epoch and at the end).
     #[arg(long, default_value = "digits.safetensors")]
     checkpoint: PathBuf,
@@ -81,9 +85,10 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         pool.len()
     );
     println!(
-        "data: {} samples; optimizer: {}; seed {}",
+        "data: {} samples; optimizer: {} ({} states); seed {}",
         data.len(),
         args.optimizer,
+        args.state_dtype,
         args.seed
     );
     let cfg = model::TrainConfig {
@@ -95,6 +100,7 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         patience: args.patience,
         devices: args.devices,
         accumulate: args.accumulate,
+        state_dtype: wgpu_optim::optim::StateDtype::parse(&args.state_dtype)?,
         checkpoint: Some(args.checkpoint.clone()),
         resume: args.resume,
         ..Default::default()

@@ -8,9 +8,10 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, WORKGROUP_SIZE, grid};
 use crate::layout::ParamLayout;
 use crate::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, OptimizerSpec,
-    PassTimestamps, RmsPropConfig, SgdConfig,
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, Optimizer, OptimizerSpec,
+    PassTimestamps, RmsPropConfig, SgdConfig, StateDtype,
 };
+use crate::precision::QUANT_BLOCK;
 use std::sync::Arc;
 
 /// A GPT-2-like mix: 4 layers of (two layer norms' weights and biases of 256,
@@ -95,6 +96,50 @@ pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
     }
     let s = algorithm.state_names().len() as u64;
     (3 + 2 * s) * 4
+}
+
+/// Bytes one step of `opt` moves per parameter, the state formats of its
+/// tensors counted (`Optimizer::state_dtype`): param read and write and
+/// grad read, f32, 12; each state read and written in its format (f32 8,
+/// bf16 4, 8 bits 2, plus its absmax read and written, 8 / 256); averaged
+/// over the layout's parameters. Equals [`bytes_per_param`] with f32
+/// states. The trust-ratio optimizers keep f32 states: [`bytes_per_param`].
+pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
+    let algorithm = opt.spec().algorithm();
+    if algorithm.algo().trust().is_some() {
+        return bytes_per_param(algorithm) as f64;
+    }
+    let states = algorithm.state_names().len() as f64;
+    let mut bytes = 0.0;
+    for t in layout.tensors() {
+        let d = opt.state_dtype(&t.name).expect("a tensor of the layout");
+        let per_state = match d {
+            StateDtype::Blockwise8 => 2.0 + 8.0 / QUANT_BLOCK as f64,
+            d => 2.0 * d.bytes(),
+        };
+        bytes += t.numel as f64 * (12.0 + states * per_state);
+    }
+    bytes / layout.numel().max(1) as f64
+}
+
+/// Device bytes held per parameter by `opt` and its f32 params and grads
+/// (8): the params and grads plus [`Optimizer::device_bytes_per_param`].
+pub fn device_bytes_per_param(opt: &Optimizer) -> f64 {
+    8.0 + opt.device_bytes_per_param()
+}
+
+/// AdamW with each state format, for the rows that compare them: the
+/// format and its report name.
+pub fn state_dtype_cases() -> Vec<(StateDtype, OptimizerSpec)> {
+    [StateDtype::F32, StateDtype::Bf16, StateDtype::Blockwise8]
+        .into_iter()
+        .map(|d| {
+            (
+                d,
+                OptimizerSpec::adamw(AdamWConfig::default()).state_dtype(d),
+            )
+        })
+        .collect()
 }
 
 /// The copy kernel (`bench/copy.wgsl`) over pairs of buffers of at most one

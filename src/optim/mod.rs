@@ -59,6 +59,7 @@ pub use schedule_free::adamw::ScheduleFreeAdamWConfig;
 pub use schedule_free::sgd::ScheduleFreeSgdConfig;
 pub use sgd::SgdConfig;
 pub use spec::OptimizerSpec;
+pub use state::{StateData, StateDtype};
 
 pub(crate) use check::{check_adam_like, check_eps, check_lr, check_min, check_unit};
 

@@ -140,12 +140,18 @@ pub fn table(a: &AdapterReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<22} {:<9} {:>9} {:<10} {:>4} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9}  note",
+        "B/p: bytes a step reads and writes per parameter; held: device bytes per parameter (params, grads, states with their absmax, the optimizer's tables)"
+    );
+    let _ = writeln!(
+        s,
+        "{:<22} {:<9} {:>9} {:<10} {:<6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9}  note",
         "optimizer",
         "layout",
         "params",
         "dispatch",
+        "states",
         "B/p",
+        "held",
         "time ms",
         "wall ms",
         "Mparams/s",
@@ -165,12 +171,14 @@ pub fn table(a: &AdapterReport) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<22} {:<9} {:>9} {:<10} {:>4} {:>9.3} {:>9.3} {:>10.2} {:>7.3} {:>9.3} {:>9.2}  {}",
+            "{:<22} {:<9} {:>9} {:<10} {:<6} {:>6.2} {:>6.2} {:>9.3} {:>9.3} {:>10.2} {:>7.3} {:>9.3} {:>9.2}  {}",
             m.optimizer,
             m.layout,
             params,
             m.dispatch,
+            m.state_dtype,
             m.bytes_per_param,
+            m.device_bytes_per_param,
             m.time_s * 1e3,
             m.wall_s * 1e3,
             m.params_per_s / 1e6,

@@ -5,7 +5,8 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
-    BufferCopy, CopyKernel, PassTimer, bytes_per_param, gpt2_like_layout, single_tensor_layout,
+    BufferCopy, CopyKernel, PassTimer, bytes_moved_per_param, bytes_per_param,
+    device_bytes_per_param, gpt2_like_layout, single_tensor_layout, state_dtype_cases,
 };
 use wgpu_optim::optim::{AdamConfig, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig};
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
@@ -20,12 +21,15 @@ pub fn optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 /// Name of the clipped case in reports.
 pub const CLIP_NAME: &str = "adam+clip_global_norm";
 
+/// Name of the rows of AdamW with bf16 and 8-bit states in reports.
+pub const STATE_DTYPE_NAME: &str = "adamw+state_dtype";
+
 /// Name of the `copy_buffer_to_buffer` rows in reports.
 pub const BUFFER_COPY_NAME: &str = "copy_buffer_to_buffer";
 
 /// How many progress ticks [`run_adapter`] makes for `plan`.
 pub fn jobs_per_adapter(plan: &Plan) -> u64 {
-    (optimizers().len() * (1 + plan.sizes.len()) + 1 + plan.sizes.len()) as u64
+    (optimizers().len() * (1 + plan.sizes.len()) + 2 + plan.sizes.len()) as u64
 }
 
 /// How the cases of an adapter were timed.
@@ -79,8 +83,19 @@ pub struct Measurement {
     pub dispatch: String,
     /// Compute dispatches per step (the gradient pipeline's not included).
     pub dispatches_per_step: usize,
-    /// Bytes one step reads and writes per parameter.
-    pub bytes_per_param: u64,
+    /// How params and grads are stored (`f32`; bf16 and f16 params come
+    /// with issue 11's second part).
+    pub param_dtype: String,
+    /// How the optimizer states are stored: `f32`, `bf16` or `8bit`
+    /// (tensors under 4096 elements stay f32 with `8bit`).
+    pub state_dtype: String,
+    /// Whether an f32 master copy of the params is kept (not yet offered).
+    pub master: bool,
+    /// Bytes one step reads and writes per parameter (moved per step).
+    pub bytes_per_param: f64,
+    /// Device bytes held per parameter: params, grads, optimizer states
+    /// (8-bit absmax included) and the optimizer's small buffers.
+    pub device_bytes_per_param: f64,
     /// Timed repetitions.
     pub reps: usize,
     /// Median step time by the adapter's timing method, seconds.
@@ -404,7 +419,9 @@ struct Row<'a> {
     layout: &'a ParamLayout,
     dispatches: usize,
     dispatch: &'a str,
-    bpp: u64,
+    state_dtype: &'a str,
+    bpp: f64,
+    held: f64,
     step: Timed,
     copy: (&'a CopyKernel, Timed),
     baseline: Option<(&'a str, Timed)>,
@@ -422,13 +439,17 @@ impl Row<'_> {
             params,
             dispatch: self.dispatch.to_string(),
             dispatches_per_step: self.dispatches,
+            param_dtype: "f32".into(),
+            state_dtype: self.state_dtype.to_string(),
+            master: false,
             bytes_per_param: self.bpp,
+            device_bytes_per_param: self.held,
             reps,
             time_s: t,
             wall_s: self.step.wall,
             gpu_s: self.step.gpu,
             params_per_s: params as f64 / t,
-            gb_per_s: (params * self.bpp) as f64 / t / 1e9,
+            gb_per_s: params as f64 * self.bpp / t / 1e9,
             copy: CopyRef {
                 bytes: self.copy.0.bytes,
                 time_s: ct,
@@ -457,6 +478,7 @@ pub fn run_adapter(
     let n_mix = mix.numel();
     for (name, spec) in optimizers() {
         let bpp = bytes_per_param(spec.algorithm());
+        let bppf = bpp as f64;
 
         progress.set_message(format!("{tag}: {name} gpt2_like"));
         let mut fused = StepCase::new(gpu, &spec, &mix, Dispatch::Fused)?;
@@ -469,7 +491,9 @@ pub fn run_adapter(
             layout: &mix,
             dispatches: case.opt.dispatches_per_step(),
             dispatch,
-            bpp,
+            state_dtype: "f32",
+            bpp: bppf,
+            held: device_bytes_per_param(&case.opt),
             step,
             copy: (&copy, t[2]),
             baseline,
@@ -491,7 +515,9 @@ pub fn run_adapter(
                 layout: &layout,
                 dispatches: one.opt.dispatches_per_step(),
                 dispatch: "fused",
-                bpp,
+                state_dtype: "f32",
+                bpp: bppf,
+                held: device_bytes_per_param(&one.opt),
                 step: t[0],
                 copy: (&copy, t[1]),
                 baseline: None,
@@ -521,12 +547,46 @@ pub fn run_adapter(
         layout: &mix,
         dispatches: clipped.opt.dispatches_per_step(),
         dispatch: "fused",
-        bpp,
+        state_dtype: "f32",
+        bpp: bpp as f64,
+        held: device_bytes_per_param(&clipped.opt),
         step: t[1],
         copy: (&copy, t[2]),
         baseline: Some(("adam", t[0])),
     };
     out.push(row.measurement(plan.reps));
+    progress.inc(1);
+
+    // AdamW with bf16 and 8-bit states on the mix, each interleaved with
+    // the f32-state AdamW and a copy of its own bytes.
+    progress.set_message(format!("{tag}: {STATE_DTYPE_NAME} gpt2_like"));
+    let mut cases = Vec::new();
+    for (d, spec) in state_dtype_cases() {
+        let case = StepCase::new(gpu, &spec, &mix, Dispatch::Fused)?;
+        let bpp = bytes_moved_per_param(&case.opt, &mix);
+        let copy = CopyKernel::new(gpu, (bpp * n_mix as f64).ceil() as u64)?;
+        cases.push((d, case, bpp, copy));
+    }
+    let (first, rest) = cases.split_at_mut(1);
+    let f32_case = &mut first[0];
+    for (d, case, bpp, copy) in rest.iter_mut() {
+        let t = clock.interleaved(gpu, plan.reps, &mut [&mut f32_case.1, case, copy])?;
+        let row = Row {
+            name: STATE_DTYPE_NAME,
+            layout_name: "gpt2_like",
+            layout: &mix,
+            dispatches: case.opt.dispatches_per_step(),
+            dispatch: "fused",
+            state_dtype: d.as_str(),
+            bpp: *bpp,
+            held: device_bytes_per_param(&case.opt),
+            step: t[1],
+            copy: (copy, t[2]),
+            baseline: Some(("adamw", t[0])),
+        };
+        out.push(row.measurement(plan.reps));
+    }
+    drop(cases);
     progress.inc(1);
 
     // The driver's copy_buffer_to_buffer of one f32 tensor of each size (8
@@ -543,7 +603,9 @@ pub fn run_adapter(
             layout: &layout,
             dispatches: 0,
             dispatch: "copy",
-            bpp: 8,
+            state_dtype: "f32",
+            bpp: 8.0,
+            held: 8.0,
             step: t[0],
             copy: (&kernel, t[1]),
             baseline: None,
