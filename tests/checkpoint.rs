@@ -1112,28 +1112,8 @@ fn resumes_bitwise(name: &str, spec: &OptimizerSpec) {
         ("bias", &[5][..]),
     ])
     .unwrap();
-    let fresh = || {
-        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
-        params.write_all(gpu, &grads(&mut Rng(3), &l)).unwrap();
-        let opt = Optimizer::new(gpu, spec, &params).unwrap();
-        (params, opt)
-    };
-    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
-        for s in from..to {
-            p.write_grads_all(gpu, &grads(&mut Rng(50 + s), &l))
-                .unwrap();
-            o.step(gpu, p).unwrap();
-        }
-    };
-    let (mut wp, mut wo) = fresh();
-    steps(&mut wp, &mut wo, 0, 6);
-    let (mut fp, mut fo) = fresh();
-    steps(&mut fp, &mut fo, 0, 3);
     let path = tmp(&format!("table-{name}.safetensors"));
-    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
-    let (mut rp, mut ro) = fresh();
-    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
-    steps(&mut rp, &mut ro, 3, 6);
+    let ((wp, wo), (rp, ro)) = save_and_resume(spec, &l, &path);
     assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "{name}: params");
     for s in wo.state_names() {
         for t in l.tensors() {
@@ -1142,6 +1122,38 @@ fn resumes_bitwise(name: &str, spec: &OptimizerSpec) {
         }
     }
     std::fs::remove_file(&path).ok();
+}
+
+/// 6 uninterrupted steps of `spec` on `l` (chunks of 128 elements), and 3
+/// steps saved to `path`, loaded into a fresh optimizer and continued for 3
+/// more: `((uninterrupted params, optimizer), (resumed params, optimizer))`.
+fn save_and_resume(
+    spec: &OptimizerSpec,
+    l: &ParamLayout,
+    path: &Path,
+) -> ((ParamSet, Optimizer), (ParamSet, Optimizer)) {
+    let gpu = gpu();
+    let fresh = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, l, 128).unwrap();
+        params.write_all(gpu, &grads(&mut Rng(3), l)).unwrap();
+        let opt = Optimizer::new(gpu, spec, &params).unwrap();
+        (params, opt)
+    };
+    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
+        for s in from..to {
+            p.write_grads_all(gpu, &grads(&mut Rng(50 + s), l)).unwrap();
+            o.step(gpu, p).unwrap();
+        }
+    };
+    let (mut wp, mut wo) = fresh();
+    steps(&mut wp, &mut wo, 0, 6);
+    let (mut fp, mut fo) = fresh();
+    steps(&mut fp, &mut fo, 0, 3);
+    checkpoint::save(path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let (mut rp, mut ro) = fresh();
+    checkpoint::load(path, gpu, &mut rp, &mut ro).unwrap();
+    steps(&mut rp, &mut ro, 3, 6);
+    ((wp, wo), (rp, ro))
 }
 
 /// One test per case of the shared table.
@@ -1244,26 +1256,9 @@ fn low_precision_states_resume_bitwise() {
     .min_8bit_size(0)
     .group(ParamGroup::names(["b"]).state_dtype(StateDtype::F32))
     .group(ParamGroup::names(["w"]).state_dtype(StateDtype::Bf16));
-    let fresh = || {
-        let mut params = ParamSet::with_chunk_elems(gpu, &l, 128).unwrap();
-        params.write_all(gpu, &grads(&mut Rng(3), &l)).unwrap();
-        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        (params, opt)
-    };
-    let steps = |p: &mut ParamSet, o: &mut Optimizer, from: u64, to: u64| {
-        for s in from..to {
-            p.write_grads_all(gpu, &grads(&mut Rng(50 + s), &l))
-                .unwrap();
-            o.step(gpu, p).unwrap();
-        }
-    };
-    let (mut wp, mut wo) = fresh();
-    assert!(wp.pieces("long").unwrap().len() >= 2, "straddles chunks");
-    steps(&mut wp, &mut wo, 0, 6);
-    let (mut fp, mut fo) = fresh();
-    steps(&mut fp, &mut fo, 0, 3);
     let path = tmp("low-precision.safetensors");
-    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let ((wp, wo), (rp, ro)) = save_and_resume(&spec, &l, &path);
+    assert!(wp.pieces("long").unwrap().len() >= 2, "straddles chunks");
     let header = {
         let b = std::fs::read(&path).unwrap();
         let n = header_len(&b);
@@ -1275,9 +1270,6 @@ fn low_precision_states_resume_bitwise() {
     assert_eq!(header["absmax.long.exp_avg"]["shape"], json!([3]));
     assert_eq!(header["state.w.exp_avg_sq"]["dtype"], "BF16");
     assert_eq!(header["state.b.max_exp_avg_sq"]["dtype"], "F32");
-    let (mut rp, mut ro) = fresh();
-    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
-    steps(&mut rp, &mut ro, 3, 6);
     assert_eq!(bits(gpu, &rp), bits(gpu, &wp), "params");
     for s in wo.state_names() {
         for t in l.tensors() {
@@ -1343,4 +1335,62 @@ fn live_state(gpu: &Gpu, r: &Run) -> (Vec<u32>, Vec<StateData>, u64) {
         }
     }
     (bits(gpu, &r.params), states, r.opt.step_count())
+}
+
+/// 8-bit blocks restart at each tensor piece, so a file saved with other
+/// chunks is refused even when its absmax count matches (5000 elements in
+/// pieces of 4032 + 968 have 16 + 4 blocks, in one piece 20), naming the
+/// tensor and both piece lists, and nothing changes.
+#[test]
+fn eight_bit_states_saved_in_other_pieces_are_refused() {
+    let gpu = gpu();
+    let l = ParamLayout::new(&[("a", &[64][..]), ("w", &[5000][..])]).unwrap();
+    let spec = OptimizerSpec::adam(AdamConfig::default()).state_dtype(StateDtype::Blockwise8);
+    let build = |chunk: Option<u64>| {
+        let mut params = match chunk {
+            Some(c) => ParamSet::with_chunk_elems(gpu, &l, c).unwrap(),
+            None => ParamSet::new(gpu, &l).unwrap(),
+        };
+        params.write_all(gpu, &grads(&mut Rng(4), &l)).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        params
+            .write_grads_all(gpu, &grads(&mut Rng(5), &l))
+            .unwrap();
+        opt.step(gpu, &mut params).unwrap();
+        (params, opt)
+    };
+    let (saved_p, mut saved_o) = build(Some(4096));
+    assert_eq!(saved_p.pieces("w").unwrap().len(), 2);
+    let path = tmp("pieces.safetensors");
+    checkpoint::save(
+        &path,
+        gpu,
+        &saved_p,
+        &mut saved_o,
+        &TrainingState::default(),
+    )
+    .unwrap();
+    let (mut p, mut o) = build(None);
+    let before = (
+        bits(gpu, &p),
+        o.read_state_raw(gpu, "exp_avg", "w").unwrap(),
+    );
+    let m = checkpoint::load(&path, gpu, &mut p, &mut o)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("`w`") && m.contains("[4032, 968]") && m.contains("[5000]"),
+        "{m}"
+    );
+    assert_eq!(
+        (
+            bits(gpu, &p),
+            o.read_state_raw(gpu, "exp_avg", "w").unwrap()
+        ),
+        before
+    );
+    // The same chunks load.
+    let (mut p, mut o) = build(Some(4096));
+    checkpoint::load(&path, gpu, &mut p, &mut o).unwrap();
+    std::fs::remove_file(&path).ok();
 }

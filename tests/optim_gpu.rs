@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Rng, gpu, new_gpu, worst_ratio};
+use common::{Rng, gpu, new_gpu, random_tensors, widen, worst_ratio};
 use wgpu_optim::optim::*;
 use wgpu_optim::reference::Reference;
 use wgpu_optim::{Optimizer, ParamLayout, ParamSet};
@@ -32,20 +32,6 @@ fn mixed_layout() -> ParamLayout {
 }
 
 use common::cases::configs;
-
-fn random_tensors(rng: &mut Rng, layout: &ParamLayout, scale: f32) -> Vec<Vec<f32>> {
-    layout
-        .tensors()
-        .iter()
-        .map(|t| rng.vec(t.numel as usize, scale))
-        .collect()
-}
-
-fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
-    v.iter()
-        .map(|t| t.iter().map(|&x| x as f64).collect())
-        .collect()
-}
 
 /// Every tensor of `params` against the f64 reference's `want`, within
 /// `GPU_RTOL`; `what` names the case and step in the message.

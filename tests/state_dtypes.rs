@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Rng, gpu};
+use common::{Rng, gpu, random_tensors as random, widen};
 use wgpu_optim::optim::state::{StateData, StateDtype};
 use wgpu_optim::optim::*;
 use wgpu_optim::precision::{self, QUANT_BLOCK};
@@ -25,20 +25,6 @@ fn layout() -> ParamLayout {
         ("bias", &[7][..]),
     ])
     .unwrap()
-}
-
-fn random(rng: &mut Rng, layout: &ParamLayout, scale: f32) -> Vec<Vec<f32>> {
-    layout
-        .tensors()
-        .iter()
-        .map(|t| rng.vec(t.numel as usize, scale))
-        .collect()
-}
-
-fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
-    v.iter()
-        .map(|t| t.iter().map(|&x| x as f64).collect())
-        .collect()
 }
 
 /// How `a` (device) departs from `b` (reference) in one tensor: the
@@ -73,6 +59,34 @@ impl Departure {
     }
 }
 
+/// `steps` steps of random gradients on the device and in the reference,
+/// from params `p0`; returns how the params depart and the reference.
+fn beside_reference(
+    spec: &OptimizerSpec,
+    layout: &ParamLayout,
+    params: &mut ParamSet,
+    opt: &mut Optimizer,
+    p0: &[Vec<f32>],
+    rng: &mut Rng,
+    steps: u64,
+) -> (Departure, Reference) {
+    let gpu = gpu();
+    let mut reference = Reference::new(spec, layout).unwrap();
+    let mut want = widen(p0);
+    for _ in 0..steps {
+        let g = random(rng, layout, 0.5);
+        params.write_grads_all(gpu, &g).unwrap();
+        opt.step(gpu, params).unwrap();
+        reference.step(&mut want, &widen(&g));
+    }
+    let got = params.read_all(gpu).unwrap();
+    let mut dp = Departure::default();
+    for k in 0..layout.len() {
+        dp.add(&got[k], &want[k]);
+    }
+    (dp, reference)
+}
+
 /// Runs `spec` with states in `dtype` (every tensor, `min_8bit_size` 0)
 /// beside the reference for `steps` steps; returns how params and states
 /// depart from it.
@@ -92,19 +106,8 @@ fn against_reference(
     for t in layout.tensors() {
         assert_eq!(opt.state_dtype(&t.name).unwrap(), dtype);
     }
-    let mut reference = Reference::new(&spec, &layout).unwrap();
-    let mut want = widen(&p0);
-    for _ in 0..steps {
-        let g = random(&mut rng, &layout, 0.5);
-        params.write_grads_all(gpu, &g).unwrap();
-        opt.step(gpu, &mut params).unwrap();
-        reference.step(&mut want, &widen(&g));
-    }
-    let got = params.read_all(gpu).unwrap();
-    let mut dp = Departure::default();
-    for k in 0..layout.len() {
-        dp.add(&got[k], &want[k]);
-    }
+    let (dp, reference) =
+        beside_reference(&spec, &layout, &mut params, &mut opt, &p0, &mut rng, steps);
     let mut ds = Departure::default();
     for (state, tensors) in &reference.state {
         for (k, t) in layout.tensors().iter().enumerate() {
@@ -168,8 +171,12 @@ fn low_precision_states_follow_the_reference() {
 
 /// SGD's first momentum step stores the processed gradient itself
 /// (`buf = g`, exact in f32), so the device's 8-bit codes and absmax and its
-/// bf16 bits must equal the host's encoders bitwise, per block of 256
-/// elements; a block with an infinity reads back NaN as a whole.
+/// bf16 bits must equal the host's encoders, per block of 256 elements; a
+/// block with an infinity reads back NaN as a whole. bf16 bits and absmax
+/// are bitwise. Codes are bitwise on lavapipe (measured), but WGSL lets
+/// `x / absmax` be 2.5 ulp off, so on other drivers a value within a few
+/// ulps of the midpoint between two map entries may take the neighbour:
+/// allowed only there (8 ulps), and at most 0.1% of the values.
 #[test]
 fn the_device_encodes_states_bitwise_as_the_host() {
     let gpu = gpu();
@@ -198,16 +205,33 @@ fn the_device_encodes_states_bitwise_as_the_host() {
                     assert_eq!(bits, want, "{}", t.name);
                 }
                 StateData::Blockwise8 { codes, absmax } => {
+                    let mut near_ties = 0;
                     for (b, block) in g[k].chunks(QUANT_BLOCK).enumerate() {
                         let (c, a) = precision::quantize_block(block, &map);
                         let at = b * QUANT_BLOCK;
-                        assert_eq!(&codes[at..at + block.len()], &c[..], "{} block {b}", t.name);
+                        for (e, (&dev, &host)) in codes[at..].iter().zip(&c).enumerate() {
+                            if dev == host {
+                                continue;
+                            }
+                            let n = block[e] / a;
+                            let mid = 0.5 * (map[dev as usize] + map[host as usize]);
+                            let tie = dev.abs_diff(host) == 1
+                                && (n - mid).abs() <= 8.0 * f32::EPSILON * n.abs().max(1e-30);
+                            assert!(
+                                tie,
+                                "{} element {}: code {dev}, host {host}",
+                                t.name,
+                                at + e
+                            );
+                            near_ties += 1;
+                        }
                         if a.is_nan() {
                             assert!(absmax[b].is_nan(), "{} block {b}", t.name);
                         } else {
                             assert_eq!(absmax[b].to_bits(), a.to_bits(), "{} block {b}", t.name);
                         }
                     }
+                    assert!(near_ties * 1000 <= codes.len(), "{near_ties} near ties");
                     let v = opt.read_state(gpu, "momentum_buffer", "v").unwrap();
                     assert!(v[256..].iter().all(|x| x.is_nan()), "the block with inf");
                     assert!(v[..256].iter().all(|x| x.is_finite()), "the block without");
@@ -259,19 +283,7 @@ fn formats_mix_per_param_group_in_one_optimizer() {
         "small (400 < 4096) stays f32"
     );
     assert_eq!(opt.dispatches_per_step(), 3, "one chunk, three formats");
-    let mut reference = Reference::new(&spec, &layout).unwrap();
-    let mut want = widen(&p0);
-    for _ in 0..5 {
-        let g = random(&mut rng, &layout, 0.5);
-        params.write_grads_all(gpu, &g).unwrap();
-        opt.step(gpu, &mut params).unwrap();
-        reference.step(&mut want, &widen(&g));
-    }
-    let got = params.read_all(gpu).unwrap();
-    let mut dp = Departure::default();
-    for k in 0..layout.len() {
-        dp.add(&got[k], &want[k]);
-    }
+    let (dp, _) = beside_reference(&spec, &layout, &mut params, &mut opt, &p0, &mut rng, 5);
     // The bounds of low_precision_states_follow_the_reference.
     assert!(
         dp.worst <= 0.02 && dp.flipped * 100 <= dp.elements,
@@ -391,8 +403,9 @@ fn eight_bit_adam_stays_near_f32_on_a_quadratic() {
     );
 }
 
-/// bf16 or 8-bit states on an optimizer without support, at the base or
-/// in a group, are an error naming the field and the dtype.
+/// bf16 or 8-bit states on an optimizer (or configuration) without
+/// support, at the base or in a group, are an error naming the field and
+/// the dtype.
 #[test]
 fn low_precision_states_on_other_optimizers_are_refused() {
     let gpu = gpu();
@@ -409,6 +422,20 @@ fn low_precision_states_on_other_optimizers_are_refused() {
     let m = Optimizer::new(gpu, &sf, &params).unwrap_err().to_string();
     assert!(
         m.contains("groups[1].state_dtype") && m.contains("bf16"),
+        "{m}"
+    );
+    // Centered RMSprop's sqrt(square_avg - grad_avg^2) turns negative with
+    // the two rounded apart: f32 states only (bitsandbytes refuses it too).
+    let centered = OptimizerSpec::rmsprop(RmsPropConfig {
+        centered: true,
+        ..Default::default()
+    })
+    .state_dtype(StateDtype::Bf16);
+    let m = Optimizer::new(gpu, &centered, &params)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("state_dtype") && m.contains("not centered"),
         "{m}"
     );
     let m = StateDtype::parse("int4").unwrap_err().to_string();

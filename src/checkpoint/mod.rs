@@ -162,6 +162,11 @@ pub struct CheckpointMeta {
     pub eval_mode: bool,
     /// `(name, shape)` of every tensor, in layout order.
     pub layout: Vec<(String, Vec<usize>)>,
+    /// The piece lengths of every tensor with 8-bit states (its 8-bit
+    /// blocks restart at each piece, so a load needs the same pieces);
+    /// absent when no state is 8-bit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quantized_pieces: BTreeMap<String, Vec<u64>>,
     /// FNV-1a 64 of each tensor's bytes, as 16 hex digits.
     pub checksums: BTreeMap<String, String>,
     /// The caller's state.
@@ -244,6 +249,13 @@ fn state_entries<'a>(
     let key = format!("state.{name}.{s}");
     let owned = name.to_string();
     let raw = move || opt.read_state_raw(gpu, s, &owned);
+    let tensor = name.to_string();
+    let format_changed = move |d: StateDtype| {
+        Error::mismatch(format!(
+            "state `{s}` of tensor `{tensor}` read back as {}, not as the optimizer stores it",
+            d.as_str()
+        ))
+    };
     Ok(match opt.state_dtype(name)? {
         StateDtype::F32 => {
             let owned = name.to_string();
@@ -263,6 +275,7 @@ fn state_entries<'a>(
         StateDtype::Blockwise8 => {
             let blocks = absmax_blocks(params, name)?;
             let raw2 = raw.clone();
+            let format_changed2 = format_changed.clone();
             vec![
                 Entry {
                     name: key,
@@ -278,7 +291,7 @@ fn state_entries<'a>(
                     vec![blocks],
                     move || match raw2()? {
                         StateData::Blockwise8 { absmax, .. } => Ok(absmax),
-                        other => Err(format_changed(other.dtype())),
+                        other => Err(format_changed2(other.dtype())),
                     },
                 ),
             ]
@@ -286,8 +299,19 @@ fn state_entries<'a>(
     })
 }
 
-fn format_changed(d: StateDtype) -> Error {
-    Error::mismatch(format!("a state read back as {} unexpectedly", d.as_str()))
+/// The piece lengths of each tensor whose states `opt` keeps in 8 bits.
+fn quantized_pieces(params: &ParamSet, opt: &Optimizer) -> Result<BTreeMap<String, Vec<u64>>> {
+    let mut out = BTreeMap::new();
+    if opt.state_names().is_empty() {
+        return Ok(out);
+    }
+    for t in params.layout().tensors() {
+        if opt.state_dtype(&t.name)? == StateDtype::Blockwise8 {
+            let lens = params.pieces(&t.name)?.iter().map(|p| p.len).collect();
+            out.insert(t.name.clone(), lens);
+        }
+    }
+    Ok(out)
 }
 
 /// The number of 8-bit blocks of tensor `name`: 256 elements of each piece.
@@ -379,6 +403,7 @@ pub fn save(
         gradient_state,
         eval_mode: opt.is_eval_mode(),
         layout: layout_of(params),
+        quantized_pieces: quantized_pieces(params, opt)?,
         checksums: checksums(&entries)?,
         training: training.clone(),
     };
@@ -545,6 +570,23 @@ pub fn load_with(
         }
     }
     r.check_typed_tensors(&expected)?;
+    let live_pieces = quantized_pieces(params, opt)?;
+    if let Some((name, live)) = live_pieces
+        .iter()
+        .find(|(n, live)| meta.quantized_pieces.get(*n) != Some(*live))
+    {
+        return Err(ck_err(
+            path,
+            format!(
+                "the 8-bit states of `{name}` were saved in pieces of {:?} elements, but the live \
+                 ParamSet cuts it into {live:?} (chunks of {} elements): 8-bit blocks restart at \
+                 each piece, so build the ParamSet with the saving run's chunk size \
+                 (ParamSet::with_chunk_elems)",
+                meta.quantized_pieces.get(name).map_or(&[][..], |v| &v[..]),
+                params.placement().chunk_elems()
+            ),
+        ));
+    }
     r.verify_checksums(&meta.checksums)?;
     // Everything checked: now change the live state, the steps that can fail
     // (a bounded wait) first, undone if they do.

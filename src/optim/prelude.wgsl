@@ -30,9 +30,9 @@
 //   fn update(i: u32, g: V, h: Row)             reads / writes the param and its states
 //                                               through load_param(i) / store_param(i, v) and
 //                                               load_<state>(i) / store_<state>(i, v), i a
-//                                               vec4 index (V = vec4<f32>), each store once,
-//                                               in uniform control flow (8-bit stores reduce
-//                                               over the workgroup)
+//                                               vec4 index (V = vec4<f32>); 8-bit states are
+//                                               decoded before it and stored after it
+//                                               (q8_begin / q8_flush)
 //   and its own override constants (DECOUPLED, the weight-decay switch of `penalize`, is
 //   declared here for all of them). The param and state bindings and their accessors are
 //   generated for the format of the states (optim/state/mod.rs, roles_wgsl), and the entry
@@ -66,6 +66,21 @@ alias V = vec4<f32>;
 @group(0) @binding(2) var<storage, read> blocks: array<Block>;
 @group(0) @binding(3) var<storage, read> control: Control;
 @group(0) @binding(5) var<storage, read> grad: array<V>;
+
+// Whether this step is skipped whole (the guard saw a non-finite gradient).
+fn skipped_step() -> bool {
+    return SKIP_NONFINITE && control.found_inf != 0u;
+}
+
+// A param group's row, its step-dependent scalars recomputed in f32 from the device step
+// when steps were skipped.
+fn row_of(group: u32) -> Row {
+    var h = groups[group];
+    if SKIP_NONFINITE && control.skipped != 0u {
+        h = after_skipped_steps(h, device_step(step, control.skipped));
+    }
+    return h;
+}
 
 // The factors one param group's gradients get, read once per workgroup.
 struct GradFactors {

@@ -12,17 +12,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let b = wid.x + wid.y * nwg.x;
-    if b >= arrayLength(&blocks) {
-        return;
-    }
-    if SKIP_NONFINITE && control.found_inf != 0u {
+    if b >= arrayLength(&blocks) || skipped_step() {
         return;
     }
     let blk = blocks[b];
-    var h = groups[blk.group];
-    if SKIP_NONFINITE && control.skipped != 0u {
-        h = after_skipped_steps(h, device_step(step, control.skipped));
-    }
+    let h = row_of(blk.group);
     let f = grad_factors(blk.group);
     if 4u * lid >= blk.len {
         return;

@@ -232,9 +232,13 @@ impl OptimizerSpec {
         Err(Error::invalid(
             field,
             d.as_str(),
-            format!("f32 ({} keeps f32 states only)", self.algorithm.name()),
             format!(
-                "{} cannot store its states as {}: bf16 and 8-bit states serve {}",
+                "f32 ({} keeps f32 states only in this configuration)",
+                self.algorithm.name()
+            ),
+            format!(
+                "{} cannot store its states as {}: bf16 and 8-bit states serve {} (RMSprop \
+                 not centered)",
                 self.algorithm.name(),
                 d.as_str(),
                 Algorithm::all_defaults()

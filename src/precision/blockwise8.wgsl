@@ -3,13 +3,16 @@
 // 256 elements (64 invocations of 4) shares one f32 absmax.
 //
 // Storing needs the workgroup: the 64 invocations of a quantization block find its absmax
-// together, so a kernel that stores 8-bit values calls q8_absmax (through the generated
-// store_<state>) in uniform control flow from every invocation, after q8_enter.
+// together. So the generated accessors (optim/state/mod.rs) defer: q8_begin decodes every
+// 8-bit state of the invocation's vec4 into private variables, load_<state> / store_<state>
+// read and write those, and q8_flush, called by the entry point (single_pass_q8.wgsl) from
+// every invocation after the update, finds all the states' absmax in one reduction
+// (q8_absmax4) and stores codes and absmax.
 
 // Both dynamic maps, copied once per workgroup from the uniform `qmaps` (its declaration is
 // generated with the kernel's bindings: 128 vec4<u32>, the signed map's f32 bits first).
 var<workgroup> qmap: array<array<f32, 256>, 2>;
-var<workgroup> qscratch: array<f32, 256>;
+var<workgroup> qscratch: array<vec4<f32>, 256>;
 // This invocation's index in the workgroup, and whether its vec4 is in the block (the others
 // take part in the reductions with zeros and store nothing).
 var<private> q_lane: u32;
@@ -28,33 +31,50 @@ fn q8_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-// The largest magnitude over this invocation's quantization block (64 invocations), NaN when
-// any of its values is not finite. Every invocation of the workgroup calls it.
-fn q8_absmax(v: vec4<f32>) -> f32 {
+// The largest magnitude of one state's four values, NaN when one is not finite; 0 from an
+// invocation past the block's end.
+fn q8_lane_max(v: vec4<f32>) -> f32 {
     let a = abs(v);
-    var m = max(max(a.x, a.y), max(a.z, a.w));
     if !(q8_finite(a.x) && q8_finite(a.y) && q8_finite(a.z) && q8_finite(a.w)) {
-        m = bitcast<f32>(0x7fc00000u);
+        return bitcast<f32>(0x7fc00000u);
     }
-    if !q_active {
-        m = 0.0;
-    }
+    return select(0.0, max(max(a.x, a.y), max(a.z, a.w)), q_active);
+}
+
+// max, NaN winning (x + y is NaN when either is).
+fn q8_max(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+    var m = max(x, y);
+    let nan = x + y;
+    m.x = select(m.x, nan.x, !(q8_finite(x.x) && q8_finite(y.x)));
+    m.y = select(m.y, nan.y, !(q8_finite(x.y) && q8_finite(y.y)));
+    m.z = select(m.z, nan.z, !(q8_finite(x.z) && q8_finite(y.z)));
+    m.w = select(m.w, nan.w, !(q8_finite(x.w) && q8_finite(y.w)));
+    return m;
+}
+
+var<workgroup> qsixteen: array<vec4<f32>, 16>;
+
+// The absmax of each of up to four states (the lanes of `m`, each invocation's q8_lane_max)
+// over this invocation's quantization block of 64 invocations: 16 invocations per block
+// combine 4 entries each, then every invocation combines its block's 4 partials. Two
+// barriers after the storage barrier; every invocation of the workgroup calls it, once.
+fn q8_absmax4(m: vec4<f32>) -> vec4<f32> {
     // Loads of the old absmax by every invocation come before any store of the new one.
     storageBarrier();
     qscratch[q_lane] = m;
     workgroupBarrier();
-    for (var s = 32u; s > 0u; s = s >> 1u) {
-        if q_lane % 64u < s {
-            let x = qscratch[q_lane];
-            let y = qscratch[q_lane + s];
-            // max, NaN winning (x + y is NaN when either is).
-            qscratch[q_lane] = select(max(x, y), x + y, !(q8_finite(x) && q8_finite(y)));
+    if q_lane % 64u < 4u {
+        let base = q_lane & ~63u;
+        let k = q_lane % 64u;
+        var acc = qscratch[base + 16u * k];
+        for (var t = 1u; t < 16u; t++) {
+            acc = q8_max(acc, qscratch[base + 16u * k + t]);
         }
-        workgroupBarrier();
+        qsixteen[q_lane / 64u * 4u + k] = acc;
     }
-    let r = qscratch[q_lane & ~63u];
     workgroupBarrier();
-    return r;
+    let s = q_lane / 64u * 4u;
+    return q8_max(q8_max(qsixteen[s], qsixteen[s + 1u]), q8_max(qsixteen[s + 2u], qsixteen[s + 3u]));
 }
 
 // The index of the nearest entry of map `which` (0 signed, 1 unsigned) to x, ties to the

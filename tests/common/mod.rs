@@ -37,6 +37,26 @@ pub fn gpu() -> &'static Gpu {
 #[allow(unused_imports)]
 pub use wgpu_optim::rng::SplitMix64 as Rng;
 
+/// One random tensor per tensor of `layout`, uniform in [-scale, scale).
+pub fn random_tensors(
+    rng: &mut Rng,
+    layout: &wgpu_optim::ParamLayout,
+    scale: f32,
+) -> Vec<Vec<f32>> {
+    layout
+        .tensors()
+        .iter()
+        .map(|t| rng.vec(t.numel as usize, scale))
+        .collect()
+}
+
+/// The tensors in f64 (the reference's inputs).
+pub fn widen(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
+    v.iter()
+        .map(|t| t.iter().map(|&x| x as f64).collect())
+        .collect()
+}
+
 /// A float of a golden JSON file: a number, or one of the strings `"nan"`,
 /// `"inf"` and `"-inf"` that the generators write for what JSON cannot hold.
 pub fn json_f64(v: &serde_json::Value) -> f64 {

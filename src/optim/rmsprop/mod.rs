@@ -131,7 +131,14 @@ impl Algo for RmsPropConfig {
             name: "rmsprop",
             source: SOURCE,
             slots: &["square_avg", "momentum_buffer", "grad_avg"],
-            maps: Some(&[QMap::Signed, QMap::Signed, QMap::Signed]),
+            // Centered RMSprop takes sqrt(square_avg - grad_avg^2): with the
+            // two rounded apart the difference turns negative (NaN params),
+            // so it keeps f32 states, as bitsandbytes refuses it in 8 bits.
+            maps: if self.centered {
+                None
+            } else {
+                Some(&[QMap::Signed, QMap::Signed, QMap::Signed])
+            },
             active,
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),

@@ -323,7 +323,7 @@ impl Optimizer {
                     }
                 }
                 if dtype == StateDtype::Blockwise8 {
-                    res.push(states.absmax[&c].as_entire_binding());
+                    res.push(states.absmax_binding(c));
                     res.push(qmaps.as_entire_binding());
                 }
                 let bind_group =
@@ -788,7 +788,8 @@ impl Optimizer {
                 data.len()
             )));
         }
-        self.states.write(gpu, &self.placement, state, k, data)
+        self.states
+            .write(gpu, &self.placement, state, (k, name), data)
     }
 
     /// Uploads optimizer state `state` of tensor `name` as stored (the
@@ -805,7 +806,8 @@ impl Optimizer {
         data: &StateData,
     ) -> Result<()> {
         let k = self.checked_state(gpu, state, name)?;
-        self.states.write_raw(gpu, &self.placement, state, k, data)
+        self.states
+            .write_raw(gpu, &self.placement, state, (k, name), data)
     }
 
     /// Device bytes this optimizer holds per parameter element (the params

@@ -288,25 +288,40 @@ impl States {
                 let v = init(s, k);
                 if v != 0.0 {
                     let n: u64 = params.pieces(k).iter().map(|p| p.len).sum();
-                    states.write(gpu, params, role.name, k, &vec![v; n as usize])?;
+                    let data = vec![v; n as usize];
+                    states.write(gpu, params, role.name, (k, "(initial value)"), &data)?;
                 }
             }
         }
         Ok(states)
     }
 
+    /// Chunk `c`'s absmax buffer bound at exactly its sections' size (the
+    /// buffer may be larger, 16 bytes at least): the kernels find each
+    /// state's section from `arrayLength(&absmax)`.
+    pub(crate) fn absmax_binding(&self, c: usize) -> wgpu::BindingResource<'_> {
+        let len = self.placement.lens[&(c, StateDtype::Blockwise8)];
+        let n = len / QUANT_BLOCK as u64 * self.roles.len() as u64;
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.absmax[&c],
+            offset: 0,
+            size: std::num::NonZeroU64::new(n * 4),
+        })
+    }
+
     pub(crate) fn role(&self, name: &str) -> Option<&StateRole> {
         self.roles.iter().find(|r| r.name == name)
     }
 
-    /// Writes f32 values of state `name` of tensor `k`, encoded in the
-    /// tensor's format (8 bits: quantized per block of each piece).
+    /// Writes f32 values of state `name` of tensor `k` (called `tensor` in
+    /// messages), encoded in the tensor's format (8 bits: quantized per
+    /// block of each piece).
     pub(crate) fn write(
         &self,
         gpu: &Gpu,
         params: &Placement,
         name: &str,
-        k: usize,
+        (k, tensor): (usize, &str),
         data: &[f32],
     ) -> Result<()> {
         let d = self.placement.dtypes[k];
@@ -329,17 +344,17 @@ impl States {
                 StateData::Blockwise8 { codes, absmax }
             }
         };
-        self.write_raw(gpu, params, name, k, &encoded)
+        self.write_raw(gpu, params, name, (k, tensor), &encoded)
     }
 
-    /// Writes state `name` of tensor `k` as stored (`data` in the tensor's
-    /// format, lengths checked).
+    /// Writes state `name` of tensor `k` (called `tensor` in messages) as
+    /// stored (`data` in the tensor's format, lengths checked first).
     pub(crate) fn write_raw(
         &self,
         gpu: &Gpu,
         params: &Placement,
         name: &str,
-        k: usize,
+        (k, tensor): (usize, &str),
         data: &StateData,
     ) -> Result<()> {
         let role = self.role(name).expect("a kept state");
@@ -357,8 +372,8 @@ impl States {
         };
         if data.dtype() != d || len != numel || (d == StateDtype::Blockwise8 && extra != blocks) {
             return Err(Error::mismatch(format!(
-                "state `{name}` of tensor {k} is stored as {} ({numel} elements{}), but {} data \
-                 of {len} elements{} was given",
+                "state `{name}` of tensor `{tensor}` is stored as {} ({numel} elements{}), but {} \
+                 data of {len} elements{} was given",
                 d.as_str(),
                 if d == StateDtype::Blockwise8 {
                     format!(", {blocks} absmax blocks")
@@ -520,8 +535,11 @@ pub(crate) fn decode(
 /// `param` (binding 4) with `load_param` / `store_param`, each state slot
 /// from binding `first` with `load_<name>` / `store_<name>` (`active` slots
 /// in `dtype`, the others 1-vec4 f32 dummies), and for 8-bit storage the
-/// `absmax` (next binding) and `qmaps` (the one after) bindings. `guarded`:
-/// stores only from invocations inside the block (the 8-bit entry point
+/// `absmax` (next binding) and `qmaps` (the one after) bindings, with
+/// `q8_begin` / `q8_flush` (the 8-bit accessors read and write private
+/// copies that the entry point decodes first and stores last, in one
+/// reduction; see `precision/blockwise8.wgsl`). In 8-bit kernels the other
+/// stores come only from invocations inside the block (their entry point
 /// runs every invocation through the update).
 pub(crate) fn roles_wgsl(
     first: u32,
@@ -547,6 +565,13 @@ pub(crate) fn roles_wgsl(
     w += "var<private> state_shift: u32;\n";
     w += "fn enter_block(blk: Block) { state_shift = blk.state / 4u - blk.start / 4u; }\n";
     let n_quant = if quant { active.len() } else { 0 };
+    assert!(
+        n_quant <= 4,
+        "one vec4 reduction serves at most four 8-bit states"
+    );
+    let mut begin = String::new();
+    let mut flush = String::new();
+    let mut lane_max = vec!["0.0".to_string(); 4];
     for (s, name) in slots.iter().enumerate() {
         let b = first + s as u32;
         let on = active.iter().position(|a| a.0 == *name);
@@ -570,16 +595,21 @@ pub(crate) fn roles_wgsl(
             }
             StateDtype::Blockwise8 => {
                 let q = on.expect("8-bit slots are active");
-                let m = active[q].1.index();
                 w += &format!(
                     "@group(0) @binding({b}) var<storage, read_write> {name}: array<u32>;\n\
-                     fn absmax_at_{name}(j: u32) -> u32 {{ return {q}u * (arrayLength(&absmax) / {n_quant}u) + j / 64u; }}\n\
-                     fn load_{name}(i: u32) -> V {{\n    let j = i + state_shift;\n    \
-                     return q8x4_unpack({name}[j], absmax[absmax_at_{name}(j)], {m}u);\n}}\n\
-                     fn store_{name}(i: u32, v: V) {{\n    let j = i + state_shift;\n    \
-                     let a = q8_absmax(v);\n    if q_active {{\n        \
-                     {name}[j] = q8x4_pack(v, a, {m}u);\n        \
-                     if q_lane % 64u == 0u {{ absmax[absmax_at_{name}(j)] = a; }}\n    }}\n}}\n"
+                     var<private> pending_{name}: V;\n\
+                     fn load_{name}(i: u32) -> V {{ return pending_{name}; }}\n\
+                     fn store_{name}(i: u32, v: V) {{ pending_{name} = v; }}\n"
+                );
+                let m = active[q].1.index();
+                let at = format!("{q}u * (arrayLength(&absmax) / {n_quant}u) + j / 64u");
+                begin +=
+                    &format!("    pending_{name} = q8x4_unpack({name}[j], absmax[{at}], {m}u);\n");
+                let lane = ["x", "y", "z", "w"][q];
+                lane_max[q] = format!("q8_lane_max(pending_{name})");
+                flush += &format!(
+                    "        {name}[j] = q8x4_pack(pending_{name}, a.{lane}, {m}u);\n\
+                     \x20       if q_lane % 64u == 0u {{ absmax[{at}] = a.{lane}; }}\n"
                 );
             }
         }
@@ -590,6 +620,14 @@ pub(crate) fn roles_wgsl(
             "@group(0) @binding({b}) var<storage, read_write> absmax: array<f32>;\n\
              @group(0) @binding({}) var<uniform> qmaps: array<vec4<u32>, 128>;\n",
             b + 1
+        );
+        w += &format!(
+            "// Decodes this invocation's vec4 of every 8-bit state.\n\
+             fn q8_begin(i: u32) {{\n    let j = i + state_shift;\n{begin}}}\n\
+             // Every 8-bit state's absmax in one reduction, then codes and absmax stored.\n\
+             fn q8_flush(i: u32) {{\n    let j = i + state_shift;\n    \
+             let a = q8_absmax4(vec4<f32>({}));\n    if q_active {{\n{flush}    }}\n}}\n",
+            lane_max.join(", ")
         );
         w += precision::BLOCKWISE8_WGSL;
     } else if dtype == StateDtype::Bf16 {

@@ -115,18 +115,6 @@ fn reduce_workgroup(lid: u32, mine: vec4<f32>) -> vec4<f32> {
     return wresult;
 }
 
-fn skipped_step() -> bool {
-    return SKIP_NONFINITE && control.found_inf != 0u;
-}
-
-fn row_of(group: u32) -> Row {
-    var h = groups[group];
-    if SKIP_NONFINITE && control.skipped != 0u {
-        h = after_skipped_steps(h, device_step(step, control.skipped));
-    }
-    return h;
-}
-
 fn reduce_tensor(b: u32, lid: u32) {
     if b >= arrayLength(&tensors) || skipped_step() {
         return;
