@@ -64,14 +64,16 @@ impl Departure {
 fn beside_reference(
     spec: &OptimizerSpec,
     layout: &ParamLayout,
-    params: &mut ParamSet,
-    opt: &mut Optimizer,
+    (params, opt): (&mut ParamSet, &mut Optimizer),
     p0: &[Vec<f32>],
     rng: &mut Rng,
-    steps: u64,
+    (steps, chunk): (u64, Option<u64>),
 ) -> (Departure, Reference) {
     let gpu = gpu();
     let mut reference = Reference::new(spec, layout).unwrap();
+    if let Some(c) = chunk {
+        reference.set_chunk_elems(layout, c).unwrap();
+    }
     let mut want = widen(p0);
     for _ in 0..steps {
         let g = random(rng, layout, 0.5);
@@ -95,10 +97,24 @@ fn against_reference(
     dtype: StateDtype,
     steps: u64,
 ) -> (Departure, Departure) {
+    against_reference_in(spec, dtype, steps, None)
+}
+
+/// `against_reference` with the params in chunks of `chunk` elements (the
+/// reference cut into the same pieces).
+fn against_reference_in(
+    spec: &OptimizerSpec,
+    dtype: StateDtype,
+    steps: u64,
+    chunk: Option<u64>,
+) -> (Departure, Departure) {
     let gpu = gpu();
     let layout = layout();
     let spec = spec.clone().state_dtype(dtype).min_8bit_size(0);
-    let mut params = ParamSet::new(gpu, &layout).unwrap();
+    let mut params = match chunk {
+        Some(c) => ParamSet::with_chunk_elems(gpu, &layout, c).unwrap(),
+        None => ParamSet::new(gpu, &layout).unwrap(),
+    };
     let mut rng = Rng(11);
     let p0 = random(&mut rng, &layout, 1.0);
     params.write_all(gpu, &p0).unwrap();
@@ -106,8 +122,14 @@ fn against_reference(
     for t in layout.tensors() {
         assert_eq!(opt.state_dtype(&t.name).unwrap(), dtype);
     }
-    let (dp, reference) =
-        beside_reference(&spec, &layout, &mut params, &mut opt, &p0, &mut rng, steps);
+    let (dp, reference) = beside_reference(
+        &spec,
+        &layout,
+        (&mut params, &mut opt),
+        &p0,
+        &mut rng,
+        (steps, chunk),
+    );
     let mut ds = Departure::default();
     for (state, tensors) in &reference.state {
         for (k, t) in layout.tensors().iter().enumerate() {
@@ -166,6 +188,28 @@ fn low_precision_states_follow_the_reference() {
                 "{what}"
             );
         }
+    }
+}
+
+/// Tensors that straddle chunks of 128 elements (600 and 1030 elements in
+/// 5 and 9 pieces): the device's 8-bit blocks restart at each piece, and so
+/// do the reference's; the bounds of
+/// `low_precision_states_follow_the_reference`.
+#[test]
+fn eight_bit_blocks_restart_at_each_piece() {
+    for name in [
+        "adamw",
+        "sgd_momentum_dampening_wd",
+        "rmsprop_momentum_maximize_l1",
+    ] {
+        let spec = common::cases::case(name);
+        let (p, s) = against_reference_in(&spec, StateDtype::Blockwise8, 6, Some(128));
+        let what = format!("{name}: params {p:?}, states {s:?}");
+        assert!(p.worst <= 0.02 && s.worst <= 0.025, "{what}");
+        assert!(
+            p.flipped * 100 <= p.elements && s.flipped * 100 <= s.elements,
+            "{what}"
+        );
     }
 }
 
@@ -283,7 +327,14 @@ fn formats_mix_per_param_group_in_one_optimizer() {
         "small (400 < 4096) stays f32"
     );
     assert_eq!(opt.dispatches_per_step(), 3, "one chunk, three formats");
-    let (dp, _) = beside_reference(&spec, &layout, &mut params, &mut opt, &p0, &mut rng, 5);
+    let (dp, _) = beside_reference(
+        &spec,
+        &layout,
+        (&mut params, &mut opt),
+        &p0,
+        &mut rng,
+        (5, None),
+    );
     // The bounds of low_precision_states_follow_the_reference.
     assert!(
         dp.worst <= 0.02 && dp.flipped * 100 <= dp.elements,

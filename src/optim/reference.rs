@@ -75,6 +75,9 @@ pub struct Reference {
     /// rounded as the device stores them.
     pub state_dtypes: Vec<StateDtype>,
     signed: BTreeMap<&'static str, bool>,
+    /// Each tensor's piece lengths (8-bit blocks restart at each piece):
+    /// one piece per tensor unless [`set_chunk_elems`](Self::set_chunk_elems).
+    pieces: Vec<Vec<usize>>,
 }
 
 impl Reference {
@@ -134,6 +137,11 @@ impl Reference {
             state,
             state_dtypes,
             signed,
+            pieces: layout
+                .tensors()
+                .iter()
+                .map(|t| vec![t.numel as usize])
+                .collect(),
         };
         // The initial states as the device stores them (Adagrad's
         // `initial_accumulator_value` rounded to bf16, say).
@@ -143,12 +151,22 @@ impl Reference {
         Ok(r)
     }
 
+    /// Cuts the tensors into the pieces of a `ParamSet` with chunks of
+    /// `chunk_elems` elements, where the device's 8-bit blocks restart.
+    pub fn set_chunk_elems(&mut self, layout: &ParamLayout, chunk_elems: u64) -> Result<()> {
+        let placement = crate::layout::Placement::new(layout, chunk_elems)?;
+        self.pieces = (0..layout.len())
+            .map(|k| placement.pieces(k).iter().map(|p| p.len as usize).collect())
+            .collect();
+        Ok(())
+    }
+
     /// Rounds the states of tensor `k` as the device stores them: the f32
     /// result to bf16 (nearest even), or quantized per block of 256
-    /// elements from the tensor's start (the device's blocks start at each
-    /// piece, the same unless a tensor straddles a chunk boundary).
+    /// elements of each piece.
     fn store_states(&mut self, k: usize) {
         let d = self.state_dtypes[k];
+        let pieces = &self.pieces[k];
         for (name, v) in self.state.iter_mut() {
             let v = &mut v[k];
             match d {
@@ -160,7 +178,14 @@ impl Reference {
                 }
                 StateDtype::Blockwise8 => {
                     let map = precision::dynamic_map(self.signed[name]);
-                    for block in v.chunks_mut(QUANT_BLOCK) {
+                    let mut rest = &mut v[..];
+                    let mut blocks = Vec::new();
+                    for &len in pieces {
+                        let (piece, tail) = rest.split_at_mut(len);
+                        blocks.extend(piece.chunks_mut(QUANT_BLOCK));
+                        rest = tail;
+                    }
+                    for block in blocks {
                         let f: Vec<f32> = block.iter().map(|&x| x as f32).collect();
                         let (codes, absmax) = precision::quantize_block(&f, &map);
                         for (x, c) in block.iter_mut().zip(codes) {

@@ -457,12 +457,17 @@ impl Optimizer {
             ));
         }
         // Running state (Schedule-Free's averaging weights) of step t,
-        // kept only once the step is submitted.
-        let mut groups = self.groups.clone();
-        for g in &mut groups {
-            g.algo_mut().advance(t);
-        }
-        let bytes = self.uniform_bytes(t, &groups);
+        // kept only once the step is submitted; optimizers without one
+        // skip the copy.
+        let running = !self.groups[0].algo().running().is_empty();
+        let advanced = running.then(|| {
+            let mut groups = self.groups.clone();
+            for g in &mut groups {
+                g.algo_mut().advance(t);
+            }
+            groups
+        });
+        let bytes = self.uniform_bytes(t, advanced.as_deref().unwrap_or(&self.groups));
         let request_read = error_mode && self.grad.as_ref().is_some_and(|g| g.read_idle());
         let submission = gpu.scoped(self.spec.algorithm.name(), || {
             gpu.queue().write_buffer(&self.uniform, 0, &bytes);
@@ -514,7 +519,9 @@ impl Optimizer {
             gpu.queue().submit([enc.finish()])
         })?;
         self.step = t;
-        self.groups = groups;
+        if let Some(groups) = advanced {
+            self.groups = groups;
+        }
         if request_read && let Some(gp) = self.grad.as_mut() {
             gp.map_staging(submission, t);
         }
