@@ -139,24 +139,24 @@ fn against_reference_in(
     (dp, ds)
 }
 
-/// The cases of the shared table whose optimizer keeps states that may be
-/// stored in bf16 or 8 bits.
-fn low_precision_cases() -> Vec<(&'static str, OptimizerSpec)> {
-    common::cases::configs()
-        .into_iter()
-        .filter(|(_, s)| {
-            let ok = s
-                .clone()
-                .state_dtype(StateDtype::Bf16)
-                .resolve(&layout())
-                .is_ok();
-            ok && !s.algorithm().state_names().is_empty()
-        })
-        .collect()
+/// The cases of the shared table whose optimizer keeps states, each with
+/// the low-precision formats it may store them in.
+fn low_precision_cases() -> Vec<(&'static str, OptimizerSpec, Vec<StateDtype>)> {
+    let mut out = Vec::new();
+    for (n, s) in common::cases::configs() {
+        let formats: Vec<StateDtype> = [StateDtype::Bf16, StateDtype::Blockwise8]
+            .into_iter()
+            .filter(|&d| s.clone().state_dtype(d).resolve(&layout()).is_ok())
+            .collect();
+        if !s.algorithm().state_names().is_empty() && !formats.is_empty() {
+            out.push((n, s, formats));
+        }
+    }
+    out
 }
 
-/// Every supporting case of the table, 6 steps, bf16 and 8-bit states, on
-/// the device and in the reference (f64, its states rounded as the device
+/// Every supporting case of the table, 6 steps, bf16 and (where offered)
+/// 8-bit states, on the device and in the reference (f64, its states rounded as the device
 /// stores them). The device computes in f32, the reference in f64: where
 /// their results straddle a rounding boundary (bf16) or a code's decision
 /// point (8 bits) one element's stored state differs by one step, and that
@@ -174,9 +174,15 @@ fn low_precision_cases() -> Vec<(&'static str, OptimizerSpec)> {
 #[test]
 fn low_precision_states_follow_the_reference() {
     let cases = low_precision_cases();
-    assert!(cases.len() >= 30, "{} cases", cases.len());
-    for (name, spec) in cases {
-        for (d, state_tol) in [(StateDtype::Bf16, 0.008), (StateDtype::Blockwise8, 0.025)] {
+    assert!(cases.len() >= 35, "{} cases", cases.len());
+    let eight_bit = cases
+        .iter()
+        .filter(|c| c.2.contains(&StateDtype::Blockwise8))
+        .count();
+    assert!(eight_bit >= 30, "{eight_bit} cases with 8-bit states");
+    for (name, spec, formats) in cases {
+        for d in formats {
+            let state_tol = if d == StateDtype::Bf16 { 0.008 } else { 0.025 };
             let (p, s) = against_reference(&spec, d, 6);
             let what = format!(
                 "{name} with {} states: params {p:?}, states {s:?}",
@@ -465,7 +471,17 @@ fn low_precision_states_on_other_optimizers_are_refused() {
     let lamb = OptimizerSpec::lamb(LambConfig::default()).state_dtype(StateDtype::Blockwise8);
     let m = Optimizer::new(gpu, &lamb, &params).unwrap_err().to_string();
     assert!(
-        m.contains("state_dtype") && m.contains("8bit") && m.contains("adamw"),
+        m.contains("state_dtype") && m.contains("8bit") && m.contains("f32 or bf16"),
+        "{m}"
+    );
+    // A trust-ratio optimizer keeps one format for all groups.
+    let mixed = OptimizerSpec::lars(LarsConfig::default())
+        .group(ParamGroup::names(["b"]).state_dtype(StateDtype::Bf16));
+    let m = Optimizer::new(gpu, &mixed, &params)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("groups[1].state_dtype") && m.contains("one state format"),
         "{m}"
     );
     let sf = OptimizerSpec::schedule_free_adamw(Default::default())

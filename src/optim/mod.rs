@@ -76,12 +76,12 @@ pub(crate) struct KernelDesc {
     pub(crate) source: &'static str,
     /// State names in binding order (bindings 6, 7, ...).
     pub(crate) slots: &'static [&'static str],
-    /// The dynamic map of each slot when its states may be stored in bf16
-    /// or 8 bits (`optim::state`); `None`: f32 states only. bitsandbytes'
-    /// choice where it has the optimizer (the first state signed, the
-    /// second unsigned; RMSprop's and Adagrad's one state signed), else
-    /// the unsigned map for non-negative states.
-    pub(crate) maps: Option<&'static [state::QMap]>,
+    /// The state formats this configuration may use (`optim::state`), with
+    /// each slot's dynamic map for 8 bits: bitsandbytes' choice where it has
+    /// the optimizer (the first state signed, the second unsigned;
+    /// RMSprop's and Adagrad's one state signed), else the unsigned map for
+    /// non-negative states.
+    pub(crate) formats: state::StateFormats,
     /// The states this configuration keeps, with their initial value (in
     /// f64 for the reference; the device stores it rounded to f32).
     pub(crate) active: Vec<(&'static str, f64)>,
@@ -102,7 +102,11 @@ impl KernelDesc {
             .map(|&(n, _)| {
                 let s = self.slots.iter().position(|x| *x == n);
                 let s = s.expect("every kept state has a slot");
-                (n, self.maps.map_or(state::QMap::Signed, |m| m[s]))
+                let map = match self.formats {
+                    state::StateFormats::All(m) => m[s],
+                    _ => state::QMap::Signed,
+                };
+                (n, map)
             })
             .collect()
     }
@@ -343,7 +347,6 @@ mod tests {
     use super::*;
     use crate::gpu::layout_check::validate_every_variant;
     use crate::grad::device::GradPipeline;
-    use crate::optim::state::StateDtype;
 
     #[test]
     fn every_assembled_kernel_variant_validates_with_naga() {
@@ -374,11 +377,7 @@ mod tests {
             names.extend(k.constants.iter().map(|c| c.0));
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
             let trust = a.algo().trust().is_some();
-            let mut dtypes = vec![StateDtype::F32];
-            if k.maps.is_some() {
-                dtypes.extend([StateDtype::Bf16, StateDtype::Blockwise8]);
-            }
-            for d in dtypes {
+            for d in k.formats.list() {
                 let label = format!("{} ({})", a.name(), d.as_str());
                 variants += validate_every_variant(&label, &k.assemble(trust, d), &names);
             }

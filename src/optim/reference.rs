@@ -146,7 +146,11 @@ impl Reference {
         // The initial states as the device stores them (Adagrad's
         // `initial_accumulator_value` rounded to bf16, say).
         for k in 0..layout.len() {
-            r.store_states(k);
+            round_states(
+                &mut r.state,
+                k,
+                (r.state_dtypes[k], &r.signed, &r.pieces[k]),
+            );
         }
         Ok(r)
     }
@@ -159,42 +163,6 @@ impl Reference {
             .map(|k| placement.pieces(k).iter().map(|p| p.len as usize).collect())
             .collect();
         Ok(())
-    }
-
-    /// Rounds the states of tensor `k` as the device stores them: the f32
-    /// result to bf16 (nearest even), or quantized per block of 256
-    /// elements of each piece.
-    fn store_states(&mut self, k: usize) {
-        let d = self.state_dtypes[k];
-        let pieces = &self.pieces[k];
-        for (name, v) in self.state.iter_mut() {
-            let v = &mut v[k];
-            match d {
-                StateDtype::F32 => {}
-                StateDtype::Bf16 => {
-                    for x in v.iter_mut() {
-                        *x = precision::bf16_value(precision::bf16_bits(*x as f32)) as f64;
-                    }
-                }
-                StateDtype::Blockwise8 => {
-                    let map = precision::dynamic_map(self.signed[name]);
-                    let mut rest = &mut v[..];
-                    let mut blocks = Vec::new();
-                    for &len in pieces {
-                        let (piece, tail) = rest.split_at_mut(len);
-                        blocks.extend(piece.chunks_mut(QUANT_BLOCK));
-                        rest = tail;
-                    }
-                    for block in blocks {
-                        let f: Vec<f32> = block.iter().map(|&x| x as f32).collect();
-                        let (codes, absmax) = precision::quantize_block(&f, &map);
-                        for (x, c) in block.iter_mut().zip(codes) {
-                            *x = precision::dequantize(c, absmax, &map) as f64;
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Schedule-Free's eval (`to_eval`) or train swap of `params`:
@@ -269,8 +237,11 @@ impl Reference {
             let names: Vec<&str> = algo.kernel().active.iter().map(|a| a.0).collect();
             let g = |i: usize| u[k][i] * coefs[grp];
             let p = &mut params[k];
+            let rounding = (self.state_dtypes[k], &self.signed, &self.pieces[k]);
             let state = &mut self.state;
-            let mut each = |f: &mut dyn FnMut(usize, &mut f64, &mut [f64])| {
+            let each = |state: &mut BTreeMap<&'static str, Vec<Vec<f64>>>,
+                        p: &mut Vec<f64>,
+                        f: &mut dyn FnMut(usize, &mut f64, &mut [f64])| {
                 for (i, p) in p.iter_mut().enumerate() {
                     let mut st: Vec<f64> = names.iter().map(|n| state[n][k][i]).collect();
                     f(i, p, &mut st);
@@ -280,21 +251,64 @@ impl Reference {
                 }
             };
             match algo.trust() {
-                None => each(&mut |i, p, st| algo.reference(t, p, g(i), st)),
+                None => each(state, p, &mut |i, p, st| algo.reference(t, p, g(i), st)),
                 Some(tr) => {
                     // LAMB, LARS: the direction and the norms over the
-                    // tensor first, then the update with its ratio.
+                    // tensor first, then the update with its ratio. The
+                    // device stores the direction's states (LAMB's moments)
+                    // in the measure pass and reads them back in the apply
+                    // pass, so they are rounded in between.
                     let (mut p2, mut u2) = (0.0, 0.0);
-                    each(&mut |i, p, st| {
+                    each(state, p, &mut |i, p, st| {
                         let (q, d) = tr.direction(t, *p, g(i), st);
                         p2 += q * q;
                         u2 += d * d;
                     });
+                    round_states(state, k, rounding);
                     let ratio = tr.ratio(p2.sqrt(), u2.sqrt());
-                    each(&mut |i, p, st| tr.apply(t, p, g(i), st, ratio));
+                    each(state, p, &mut |i, p, st| tr.apply(t, p, g(i), st, ratio));
                 }
             }
-            self.store_states(k);
+            round_states(state, k, rounding);
+        }
+    }
+}
+
+/// Rounds the states of tensor `k` as the device stores them, given its
+/// format, each state's map (signed?) and its piece lengths: the f32
+/// result to bf16 (nearest even), or quantized per block of 256 elements of
+/// each piece.
+fn round_states(
+    state: &mut BTreeMap<&'static str, Vec<Vec<f64>>>,
+    k: usize,
+    (d, signed, pieces): (StateDtype, &BTreeMap<&'static str, bool>, &Vec<usize>),
+) {
+    for (name, v) in state.iter_mut() {
+        let v = &mut v[k];
+        match d {
+            StateDtype::F32 => {}
+            StateDtype::Bf16 => {
+                for x in v.iter_mut() {
+                    *x = precision::bf16_value(precision::bf16_bits(*x as f32)) as f64;
+                }
+            }
+            StateDtype::Blockwise8 => {
+                let map = precision::dynamic_map(signed[name]);
+                let mut rest = &mut v[..];
+                let mut blocks = Vec::new();
+                for &len in pieces {
+                    let (piece, tail) = rest.split_at_mut(len);
+                    blocks.extend(piece.chunks_mut(QUANT_BLOCK));
+                    rest = tail;
+                }
+                for block in blocks {
+                    let f: Vec<f32> = block.iter().map(|&x| x as f32).collect();
+                    let (codes, absmax) = precision::quantize_block(&f, &map);
+                    for (x, c) in block.iter_mut().zip(codes) {
+                        *x = precision::dequantize(c, absmax, &map) as f64;
+                    }
+                }
+            }
         }
     }
 }

@@ -45,11 +45,12 @@ impl OptimizerSpec {
         }
     }
     /// Stores the optimizer states of every group that does not choose its
-    /// own ([`ParamGroup::state_dtype`]) as `dtype` (f32 by default). bf16
-    /// and 8 bits serve the one-pass optimizers with moment-like states
-    /// (SGD with momentum, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax,
-    /// NAdam, RAdam, Lion, ADOPT); building any other optimizer with them
-    /// is an error naming the group.
+    /// own ([`ParamGroup::state_dtype`]) as `dtype` (f32 by default). 8 bits
+    /// serve the one-pass optimizers with moment-like states (SGD with
+    /// momentum, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax, NAdam,
+    /// RAdam, Lion, ADOPT); bf16 also ASGD, Rprop, LAMB and LARS (these two
+    /// with one format for all groups). Schedule-Free and centered RMSprop
+    /// keep f32 states. Any other choice is an error naming the group.
     pub fn state_dtype(mut self, dtype: StateDtype) -> Self {
         self.state_dtype = dtype;
         self
@@ -186,6 +187,20 @@ impl OptimizerSpec {
                 ));
             }
         }
+        if self.algorithm.algo().trust().is_some()
+            && let Some(i) = state_dtypes.iter().position(|&d| d != state_dtypes[0])
+        {
+            return Err(Error::invalid(
+                format!("groups[{i}].state_dtype"),
+                state_dtypes[i].as_str(),
+                format!("{} (the base group's)", state_dtypes[0].as_str()),
+                format!(
+                    "{} keeps one state format for all its param groups (its per-tensor norms \
+                     are reduced over one block numbering)",
+                    self.algorithm.name()
+                ),
+            ));
+        }
         let mut assignment = vec![0usize; layout.len()];
         let mut used = vec![false; self.groups.len()];
         for (k, t) in layout.tensors().iter().enumerate() {
@@ -226,27 +241,34 @@ impl OptimizerSpec {
     }
 
     fn check_state_dtype(&self, field: &str, d: StateDtype) -> Result<()> {
-        if d == StateDtype::F32 || self.algorithm.algo().kernel().maps.is_some() {
+        let formats = self.algorithm.algo().kernel().formats;
+        if formats.allows(d) {
             return Ok(());
         }
+        let serving = |d: StateDtype| {
+            Algorithm::all_defaults()
+                .iter()
+                .filter(|a| a.algo().kernel().formats.allows(d))
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let allowed: Vec<&str> = formats.list().iter().map(|d| d.as_str()).collect();
         Err(Error::invalid(
             field,
             d.as_str(),
             format!(
-                "f32 ({} keeps f32 states only in this configuration)",
+                "{} ({} in this configuration)",
+                allowed.join(" or "),
                 self.algorithm.name()
             ),
             format!(
-                "{} cannot store its states as {}: bf16 and 8-bit states serve {} (RMSprop \
-                 not centered)",
+                "{} cannot store its states as {}: bf16 states serve {}; 8-bit states serve {} \
+                 (RMSprop not centered)",
                 self.algorithm.name(),
                 d.as_str(),
-                Algorithm::all_defaults()
-                    .iter()
-                    .filter(|a| a.algo().kernel().maps.is_some())
-                    .map(|a| a.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                serving(StateDtype::Bf16),
+                serving(StateDtype::Blockwise8),
             ),
         ))
     }

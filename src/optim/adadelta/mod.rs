@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, check_unit, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// Adadelta (Zeiler, 2012), mirroring `torch.optim.Adadelta`.
 ///
@@ -115,7 +115,7 @@ impl Algo for AdadeltaConfig {
             name: "adadelta",
             source: SOURCE,
             slots: &["square_avg", "acc_delta"],
-            maps: Some(&[QMap::Unsigned, QMap::Unsigned]),
+            formats: StateFormats::All(&[QMap::Unsigned, QMap::Unsigned]),
             active: vec![("square_avg", 0.0), ("acc_delta", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

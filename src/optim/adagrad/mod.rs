@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// Adagrad (Duchi et al., 2011), mirroring `torch.optim.Adagrad`.
 ///
@@ -120,7 +120,7 @@ impl Algo for AdagradConfig {
             name: "adagrad",
             source: SOURCE,
             slots: &["sum"],
-            maps: Some(&[QMap::Signed]),
+            formats: StateFormats::All(&[QMap::Signed]),
             active: vec![("sum", self.initial_accumulator_value)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// Adam (Kingma & Ba, 2015) with L2 weight decay, mirroring `torch.optim.Adam`.
 ///
@@ -216,7 +216,7 @@ fn kernel(c: &AdamConfig, decoupled: bool) -> KernelDesc {
         name: if decoupled { "adamw" } else { "adam" },
         source: SOURCE,
         slots: &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
-        maps: Some(&[QMap::Signed, QMap::Unsigned, QMap::Unsigned]),
+        formats: StateFormats::All(&[QMap::Signed, QMap::Unsigned, QMap::Unsigned]),
         active,
         constants: vec![
             ("MAXIMIZE", c.maximize as u8 as f64),

@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// Adamax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm,
 /// mirroring `torch.optim.Adamax`.
@@ -123,7 +123,7 @@ impl Algo for AdamaxConfig {
             name: "adamax",
             source: SOURCE,
             slots: &["exp_avg", "exp_inf"],
-            maps: Some(&[QMap::Signed, QMap::Unsigned]),
+            formats: StateFormats::All(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_inf", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with
 /// Any beta2 with the Optimal Rate"): the gradient is normalized by the
@@ -158,7 +158,7 @@ impl Algo for AdoptConfig {
             name: "adopt",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
-            maps: Some(&[QMap::Signed, QMap::Unsigned]),
+            formats: StateFormats::All(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),

@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::StateFormats;
 
 /// Averaged SGD (Polyak & Juditsky, 1992; the step size of Xu, 2011),
 /// mirroring `torch.optim.ASGD`.
@@ -144,7 +145,7 @@ impl Algo for AsgdConfig {
             name: "asgd",
             source: SOURCE,
             slots: &["ax"],
-            maps: None,
+            formats: StateFormats::Bf16,
             active: vec![("ax", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

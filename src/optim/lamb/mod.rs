@@ -6,6 +6,7 @@ mod reference;
 use super::trust::Trust;
 use super::{Algo, KernelDesc, check_adam_like, check_min, hyperparameters};
 use crate::error::Result;
+use crate::optim::state::StateFormats;
 
 /// LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning:
 /// Training BERT in 76 minutes"): Adam's direction scaled per tensor by a
@@ -177,7 +178,7 @@ impl Algo for LambConfig {
             name: "lamb",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
-            maps: None,
+            formats: StateFormats::Bf16,
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

@@ -6,6 +6,7 @@ mod reference;
 use super::trust::Trust;
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::{Error, Result};
+use crate::optim::state::StateFormats;
 
 /// LARS (You et al., 2017, "Large Batch Training of Convolutional
 /// Networks"): momentum SGD whose update is scaled per tensor by a trust
@@ -164,7 +165,7 @@ impl Algo for LarsConfig {
             name: "lars",
             source: SOURCE,
             slots: &["trace"],
-            maps: None,
+            formats: StateFormats::Bf16,
             active: vec![("trace", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),

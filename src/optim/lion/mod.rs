@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, check_unit, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization
 /// Algorithms": the sign of an interpolated momentum), mirroring the
@@ -124,7 +124,7 @@ impl Algo for LionConfig {
             name: "lion",
             source: SOURCE,
             slots: &["exp_avg"],
-            maps: Some(&[QMap::Signed]),
+            formats: StateFormats::All(&[QMap::Signed]),
             active: vec![("exp_avg", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64), ("DECOUPLED", 1.0)],
         }

@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, check_min, decay_terms, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// NAdam (Dozat, 2016: Adam with Nesterov momentum and a momentum schedule),
 /// mirroring `torch.optim.NAdam`.
@@ -216,7 +216,7 @@ impl Algo for NAdamConfig {
             name: "nadam",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
-            maps: Some(&[QMap::Signed, QMap::Unsigned]),
+            formats: StateFormats::All(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),

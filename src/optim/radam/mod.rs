@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_adam_like, decay_terms, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// RAdam (Liu et al., 2020: Adam with a rectified adaptive learning rate),
 /// mirroring `torch.optim.RAdam`.
@@ -197,7 +197,7 @@ impl Algo for RAdamConfig {
             name: "radam",
             source: SOURCE,
             slots: &["exp_avg", "exp_avg_sq"],
-            maps: Some(&[QMap::Signed, QMap::Unsigned]),
+            formats: StateFormats::All(&[QMap::Signed, QMap::Unsigned]),
             active: vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),

@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_eps, check_lr, check_min, hyperparameters};
 use crate::error::Result;
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// RMSprop (Hinton, 2012), mirroring `torch.optim.RMSprop`.
 ///
@@ -134,10 +134,10 @@ impl Algo for RmsPropConfig {
             // Centered RMSprop takes sqrt(square_avg - grad_avg^2): with the
             // two rounded apart the difference turns negative (NaN params),
             // so it keeps f32 states, as bitsandbytes refuses it in 8 bits.
-            maps: if self.centered {
-                None
+            formats: if self.centered {
+                StateFormats::F32
             } else {
-                Some(&[QMap::Signed, QMap::Signed, QMap::Signed])
+                StateFormats::All(&[QMap::Signed, QMap::Signed, QMap::Signed])
             },
             active,
             constants: vec![

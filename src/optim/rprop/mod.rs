@@ -5,6 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, hyperparameters};
 use crate::error::{Error, Result};
+use crate::optim::state::StateFormats;
 
 /// Rprop (Riedmiller & Braun, 1993: resilient backpropagation, the sign of
 /// the gradient with a per-element step size), mirroring `torch.optim.Rprop`.
@@ -160,7 +161,7 @@ impl Algo for RpropConfig {
             name: "rprop",
             source: SOURCE,
             slots: &["prev", "step_size"],
-            maps: None,
+            formats: StateFormats::Bf16,
             active: vec![("prev", 0.0), ("step_size", self.lr)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

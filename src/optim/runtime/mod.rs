@@ -274,7 +274,17 @@ impl Optimizer {
                     &placement,
                     &assignment,
                     n_blocks,
-                    |phase| choose_kernel(gpu, &desc, spec, true, Some(phase), StateDtype::F32),
+                    // One state format for all groups (spec.resolve).
+                    |phase| {
+                        choose_kernel(
+                            gpu,
+                            &desc,
+                            spec,
+                            true,
+                            Some(phase),
+                            resolved.state_dtypes[0],
+                        )
+                    },
                 )?)
             } else {
                 None

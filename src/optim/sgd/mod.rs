@@ -5,7 +5,7 @@ mod reference;
 
 use super::{Algo, KernelDesc, check_lr, check_min, hyperparameters};
 use crate::error::{Error, Result};
-use crate::optim::state::QMap;
+use crate::optim::state::{QMap, StateFormats};
 
 /// SGD, mirroring `torch.optim.SGD`.
 ///
@@ -131,7 +131,7 @@ impl Algo for SgdConfig {
             name: "sgd",
             source: SOURCE,
             slots: &["momentum_buffer"],
-            maps: Some(&[QMap::Signed]),
+            formats: StateFormats::All(&[QMap::Signed]),
             active: if has_momentum {
                 vec![("momentum_buffer", 0.0)]
             } else {

@@ -94,6 +94,36 @@ impl StateDtype {
 /// states in an 8-bit group.
 pub const MIN_8BIT_SIZE: u64 = 4096;
 
+/// The state formats an optimizer (configuration) may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateFormats {
+    /// f32 only.
+    F32,
+    /// f32 or bf16 (no 8 bits: the kernel has no room for their workgroup
+    /// reduction or binding, or the states are not moment-like).
+    Bf16,
+    /// f32, bf16 or 8 bits, with each state slot's dynamic map.
+    All(&'static [QMap]),
+}
+
+impl StateFormats {
+    /// Whether `d` is one of them.
+    pub(crate) fn allows(self, d: StateDtype) -> bool {
+        match self {
+            StateFormats::F32 => d == StateDtype::F32,
+            StateFormats::Bf16 => d != StateDtype::Blockwise8,
+            StateFormats::All(_) => true,
+        }
+    }
+    /// The formats, in order.
+    pub(crate) fn list(self) -> Vec<StateDtype> {
+        [StateDtype::F32, StateDtype::Bf16, StateDtype::Blockwise8]
+            .into_iter()
+            .filter(|&d| self.allows(d))
+            .collect()
+    }
+}
+
 /// Which dynamic map an 8-bit state uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QMap {

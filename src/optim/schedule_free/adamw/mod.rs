@@ -6,6 +6,7 @@ mod reference;
 
 use super::{Averaging, RUNNING, advance, check_averaging, scalars};
 use crate::error::Result;
+use crate::optim::state::StateFormats;
 use crate::optim::{Algo, KernelDesc, check_adam_like, hyperparameters};
 
 /// Schedule-Free AdamW (Defazio et al., 2024), mirroring `schedulefree`'s
@@ -205,7 +206,7 @@ impl Algo for ScheduleFreeAdamWConfig {
             name: "schedule_free_adamw",
             source: SOURCE,
             slots: &["z", "exp_avg_sq"],
-            maps: None,
+            formats: StateFormats::F32,
             active: vec![("z", 0.0), ("exp_avg_sq", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }

@@ -6,6 +6,7 @@ mod reference;
 
 use super::{Averaging, RUNNING, advance, check_averaging, scalars};
 use crate::error::{Error, Result};
+use crate::optim::state::StateFormats;
 use crate::optim::{Algo, KernelDesc, check_min, hyperparameters};
 
 /// Schedule-Free SGD (Defazio et al., 2024), mirroring `schedulefree`'s
@@ -164,7 +165,7 @@ impl Algo for ScheduleFreeSgdConfig {
             name: "schedule_free_sgd",
             source: SOURCE,
             slots: &["z"],
-            maps: None,
+            formats: StateFormats::F32,
             active: vec![("z", 0.0)],
             constants: vec![("MAXIMIZE", self.maximize as u8 as f64)],
         }
