@@ -925,3 +925,45 @@ fn a_nan_poisons_its_tensors_trust_ratio_and_nothing_else() {
         assert!(big.iter().all(|x| x.is_finite()), "{name}");
     }
 }
+
+/// A weight decay and an l1 that are zero in every group are compiled out
+/// of the kernel; set later (here after two steps, on one group), the next
+/// step builds the pipelines with them and the run follows the reference
+/// as if they had been there from the start (bitwise oracle of the
+/// compiled-out case: tests/bitwise_trajectory.rs).
+#[test]
+fn penalty_terms_set_after_the_build_take_effect() {
+    let gpu = gpu();
+    let layout = mixed_layout();
+    for spec in [
+        OptimizerSpec::adam(AdamConfig::default()).group(ParamGroup::names(["bias"])),
+        OptimizerSpec::adamw(AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        })
+        .group(ParamGroup::names(["bias"])),
+        OptimizerSpec::lamb(LambConfig::default()).group(ParamGroup::names(["bias"])),
+    ] {
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
+        let mut rng = Rng(21);
+        let p0 = random_tensors(&mut rng, &layout, 1.0);
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
+        let mut reference = Reference::new(&spec, &layout).unwrap();
+        let mut want = widen(&p0);
+        let name = spec.algorithm().name();
+        for step in 1..=5u64 {
+            if step == 3 {
+                for (g, hp, v) in [(1, "weight_decay", 0.1), (0, "l1", 0.01)] {
+                    opt.set_hyperparameter(g, hp, v).unwrap();
+                    reference.set_hyperparameter(g, hp, v);
+                }
+            }
+            let g = random_tensors(&mut rng, &layout, 0.5);
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+            reference.step(&mut want, &widen(&g));
+            assert_params_match(gpu, &params, &layout, &want, &format!("{name} step {step}"));
+        }
+    }
+}

@@ -350,10 +350,11 @@ mod tests {
 
     #[test]
     fn every_assembled_kernel_variant_validates_with_naga() {
-        let host: Vec<&str> = GradPipeline::kernel_constants(&Default::default())
+        let mut host: Vec<&str> = GradPipeline::kernel_constants(&Default::default())
             .iter()
             .map(|c| c.0)
             .collect();
+        host.extend(["WEIGHT_DECAY", "L1"]);
         let mut variants = 0;
         // The defaults, and the configurations that keep every state (their
         // 8-bit stores all reduce over the workgroup).

@@ -56,6 +56,11 @@ override SKIP_NONFINITE: bool = false;
 override CLIP_VALUE: bool = false;
 // Decoupled weight decay (AdamW style), for the optimizers that offer it; else L2.
 override DECOUPLED: bool = false;
+// Whether any param group has a nonzero weight decay, or a nonzero l1: a term that is zero in
+// every group is compiled out of `penalize` (not a multiply by zero per element; the host
+// rebuilds the pipeline with it when a group's value becomes nonzero).
+override WEIGHT_DECAY: bool = true;
+override L1: bool = true;
 
 const WG: u32 = 256u;
 
@@ -112,7 +117,7 @@ fn load_grad(i: u32, f: GradFactors) -> V {
 }
 
 // The penalties every optimizer's update starts from (its own weight decay and wgpu-optim's
-// l1), in PyTorch's order:
+// l1), in PyTorch's order, each only when compiled in (WEIGHT_DECAY, L1):
 //   DECOUPLED: p = p * decay_factor (1 - lr * weight_decay)     else: g = g + weight_decay * p
 //   g = g + l1 * sign(p)
 struct Penalized {
@@ -123,12 +128,16 @@ struct Penalized {
 fn penalize(p: V, g: V, weight_decay: f32, decay_factor: f32, l1: f32) -> Penalized {
     var q = p;
     var d = g;
-    if DECOUPLED {
-        q = p * decay_factor;
-    } else {
-        d = g + weight_decay * p;
+    if WEIGHT_DECAY {
+        if DECOUPLED {
+            q = p * decay_factor;
+        } else {
+            d = g + weight_decay * p;
+        }
     }
-    d = d + l1 * sign(q);
+    if L1 {
+        d = d + l1 * sign(q);
+    }
     return Penalized(q, d);
 }
 

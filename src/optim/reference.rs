@@ -189,7 +189,12 @@ impl Reference {
 
     /// Sets the learning rate of `group`.
     pub fn set_lr(&mut self, group: usize, lr: f64) {
-        self.groups[group].algo_mut().set("lr", lr);
+        self.set_hyperparameter(group, "lr", lr);
+    }
+
+    /// Sets hyperparameter `name` of `group` (it must exist).
+    pub fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) {
+        assert!(self.groups[group].algo_mut().set(name, value), "{name}");
     }
 
     /// One step over all tensors, with the gradient pipeline of the spec.

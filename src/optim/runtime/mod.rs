@@ -59,6 +59,8 @@ pub(crate) struct StepInfo {
 struct ChunkDispatch {
     /// The optimizer kernel for this table's state format.
     kernel: Arc<Kernel>,
+    /// That format.
+    dtype: StateDtype,
     bind_group: wgpu::BindGroup,
     /// Schedule-Free's eval and train swaps over the same blocks.
     swap_bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
@@ -109,6 +111,8 @@ pub struct Optimizer {
     swap: Option<(Arc<Kernel>, Arc<Kernel>)>,
     /// Whether the params hold Schedule-Free's evaluation weights `x`.
     eval_mode: bool,
+    /// The penalty terms the kernels were built with.
+    terms: Terms,
     pass_timestamps: Option<PassTimestamps>,
     _keep: Vec<wgpu::Buffer>,
 }
@@ -123,19 +127,51 @@ impl std::fmt::Debug for Optimizer {
     }
 }
 
+/// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
+/// needs: a weight decay or an l1 that is zero in every group is compiled
+/// out (override constants `WEIGHT_DECAY`, `L1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Terms {
+    weight_decay: bool,
+    l1: bool,
+}
+
+impl Terms {
+    fn of(groups: &[Algorithm]) -> Terms {
+        let hp: Vec<GroupHp> = groups.iter().map(GroupHp::of).collect();
+        Terms {
+            weight_decay: hp.iter().any(|h| h.weight_decay != 0.0),
+            l1: hp.iter().any(|h| h.l1 != 0.0),
+        }
+    }
+    fn union(self, o: Terms) -> Terms {
+        Terms {
+            weight_decay: self.weight_decay || o.weight_decay,
+            l1: self.l1 || o.l1,
+        }
+    }
+    fn constants(self) -> [(&'static str, f64); 2] {
+        [
+            ("WEIGHT_DECAY", self.weight_decay as u8 as f64),
+            ("L1", self.l1 as u8 as f64),
+        ]
+    }
+}
+
 /// The pipeline of the base group's variant plus the gradient pipeline's
-/// switches (and, for a trust-ratio optimizer, the pass `phase` selects),
-/// cached per device.
+/// switches, the penalty terms (and, for a trust-ratio optimizer, the pass
+/// `phase` selects), cached per device.
 fn choose_kernel(
     gpu: &Gpu,
     desc: &KernelDesc,
-    spec: &OptimizerSpec,
+    (spec, terms): (&OptimizerSpec, Terms),
     trust: bool,
     phase: Option<(&'static str, f64)>,
     dtype: StateDtype,
 ) -> Result<Arc<Kernel>> {
     let mut constants = desc.constants.clone();
     constants.extend(GradPipeline::kernel_constants(&spec.gradients));
+    constants.extend(terms.constants());
     constants.extend(phase);
     let mut slots = vec![
         Slot::Uniform,
@@ -235,12 +271,24 @@ impl Optimizer {
             &resolved.state_dtypes,
             spec.min_8bit_size,
         );
+        let terms = Terms::of(&groups);
         let mut kernels = std::collections::BTreeMap::new();
         for d in state_placement.formats() {
-            kernels.insert(d, choose_kernel(gpu, &desc, spec, is_trust, None, d)?);
+            kernels.insert(
+                d,
+                choose_kernel(gpu, &desc, (spec, terms), is_trust, None, d)?,
+            );
         }
-        let f32_kernel =
-            |phase| choose_kernel(gpu, &desc, spec, false, Some(phase), StateDtype::F32);
+        let f32_kernel = |phase| {
+            choose_kernel(
+                gpu,
+                &desc,
+                (spec, terms),
+                false,
+                Some(phase),
+                StateDtype::F32,
+            )
+        };
         let swap = match groups[0].algo().swap_weights() {
             Some(_) => Some((
                 f32_kernel(("SWAP_TO_EVAL", 1.0))?,
@@ -276,14 +324,8 @@ impl Optimizer {
                     n_blocks,
                     // One state format for all groups (spec.resolve).
                     |phase| {
-                        choose_kernel(
-                            gpu,
-                            &desc,
-                            spec,
-                            true,
-                            Some(phase),
-                            resolved.state_dtypes[0],
-                        )
+                        let d = resolved.state_dtypes[0];
+                        choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d)
                     },
                 )?)
             } else {
@@ -360,6 +402,7 @@ impl Optimizer {
                     .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
                 dispatches.push(ChunkDispatch {
                     kernel,
+                    dtype,
                     bind_group,
                     swap_bind_groups,
                     measure_bind_group,
@@ -395,6 +438,7 @@ impl Optimizer {
             trust,
             swap,
             eval_mode: false,
+            terms,
             pass_timestamps: None,
             _keep: keep,
         })
@@ -466,6 +510,10 @@ impl Optimizer {
                 "Optimizer was not in train mode when step is called",
             ));
         }
+        let needed = Terms::of(&self.groups).union(self.terms);
+        if needed != self.terms {
+            self.rebuild_kernels(gpu, needed)?;
+        }
         // Running state (Schedule-Free's averaging weights) of step t,
         // kept only once the step is submitted; optimizers without one
         // skip the copy.
@@ -535,6 +583,63 @@ impl Optimizer {
         if request_read && let Some(gp) = self.grad.as_mut() {
             gp.map_staging(submission, t);
         }
+        Ok(())
+    }
+
+    /// Rebuilds every pipeline with the penalty terms `terms` (a group's
+    /// weight decay or l1 became nonzero after the build): the same
+    /// bindings, so only the pipelines change.
+    fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
+        let desc = self.groups[0].algo().kernel();
+        let spec = &self.spec;
+        let trust = self.trust.is_some();
+        let mut kernels = Vec::with_capacity(self.dispatches.len());
+        for d in &self.dispatches {
+            kernels.push(choose_kernel(
+                gpu,
+                &desc,
+                (spec, terms),
+                trust,
+                None,
+                d.dtype,
+            )?);
+        }
+        let swap = match &self.swap {
+            Some(_) => {
+                let k = |phase| {
+                    choose_kernel(
+                        gpu,
+                        &desc,
+                        (spec, terms),
+                        false,
+                        Some(phase),
+                        StateDtype::F32,
+                    )
+                };
+                Some((k(("SWAP_TO_EVAL", 1.0))?, k(("SWAP_TO_TRAIN", 1.0))?))
+            }
+            None => None,
+        };
+        let passes = match &self.trust {
+            Some(_) => {
+                let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
+                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d);
+                Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
+            }
+            None => None,
+        };
+        // Everything built: now switch.
+        for (d, k) in self.dispatches.iter_mut().zip(kernels) {
+            d.kernel = k;
+        }
+        if swap.is_some() {
+            self.swap = swap;
+        }
+        if let (Some((p, _, _)), Some((measure, reduce))) = (self.trust.as_mut(), passes) {
+            p.measure = measure;
+            p.reduce = reduce;
+        }
+        self.terms = terms;
         Ok(())
     }
 
