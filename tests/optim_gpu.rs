@@ -943,6 +943,8 @@ fn penalty_terms_set_after_the_build_take_effect() {
         })
         .group(ParamGroup::names(["bias"])),
         OptimizerSpec::lamb(LambConfig::default()).group(ParamGroup::names(["bias"])),
+        OptimizerSpec::schedule_free_sgd(ScheduleFreeSgdConfig::default())
+            .group(ParamGroup::names(["bias"])),
     ] {
         let mut params = ParamSet::with_chunk_elems(gpu, &layout, 128).unwrap();
         let mut rng = Rng(21);

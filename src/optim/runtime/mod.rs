@@ -588,7 +588,8 @@ impl Optimizer {
 
     /// Rebuilds every pipeline with the penalty terms `terms` (a group's
     /// weight decay or l1 became nonzero after the build): the same
-    /// bindings, so only the pipelines change.
+    /// bindings, so only the pipelines change. Schedule-Free's swap
+    /// pipelines stay: a swap returns before the penalties.
     fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
         let desc = self.groups[0].algo().kernel();
         let spec = &self.spec;
@@ -604,22 +605,6 @@ impl Optimizer {
                 d.dtype,
             )?);
         }
-        let swap = match &self.swap {
-            Some(_) => {
-                let k = |phase| {
-                    choose_kernel(
-                        gpu,
-                        &desc,
-                        (spec, terms),
-                        false,
-                        Some(phase),
-                        StateDtype::F32,
-                    )
-                };
-                Some((k(("SWAP_TO_EVAL", 1.0))?, k(("SWAP_TO_TRAIN", 1.0))?))
-            }
-            None => None,
-        };
         let passes = match &self.trust {
             Some(_) => {
                 let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
@@ -631,9 +616,6 @@ impl Optimizer {
         // Everything built: now switch.
         for (d, k) in self.dispatches.iter_mut().zip(kernels) {
             d.kernel = k;
-        }
-        if swap.is_some() {
-            self.swap = swap;
         }
         if let (Some((p, _, _)), Some((measure, reduce))) = (self.trust.as_mut(), passes) {
             p.measure = measure;
