@@ -220,8 +220,9 @@ fn eight_bit_blocks_restart_at_each_piece() {
 }
 
 /// SGD's first momentum step stores the processed gradient itself
-/// (`buf = g`, exact in f32), so the device's 8-bit codes and absmax and its
-/// bf16 bits must equal the host's encoders, per block of 256 elements; a
+/// (`buf = g`, exact in f32; values over every decade of the dynamic map),
+/// so the device's 8-bit codes and absmax and its bf16 bits must equal the
+/// host's encoders, per block of 256 elements; a
 /// block with an infinity reads back NaN as a whole. bf16 bits and absmax
 /// are bitwise. Codes are bitwise on lavapipe (measured), but WGSL lets
 /// `x / absmax` be 2.5 ulp off, so on other drivers a value within a few
@@ -242,7 +243,21 @@ fn the_device_encodes_states_bitwise_as_the_host() {
         let mut params = ParamSet::new(gpu, &layout).unwrap();
         let mut opt = Optimizer::new(gpu, &spec, &params).unwrap();
         let mut rng = Rng(3);
-        let mut g = random(&mut rng, &layout, 2.0);
+        // Magnitudes log-uniform over 10^-8 .. 1 (every decade of the
+        // dynamic map), either sign, and a few exact zeros.
+        let mut g: Vec<Vec<f32>> = layout
+            .tensors()
+            .iter()
+            .map(|t| {
+                (0..t.numel)
+                    .map(|i| {
+                        let e = 4.0 * (rng.f32() - 1.0); // in [-8, 0)
+                        let v = 10f32.powf(e) * rng.f32().signum();
+                        if i % 97 == 0 { 0.0 } else { v }
+                    })
+                    .collect()
+            })
+            .collect();
         g[1][290] = f32::INFINITY;
         params.write_grads_all(gpu, &g).unwrap();
         opt.step(gpu, &mut params).unwrap();
