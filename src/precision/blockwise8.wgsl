@@ -77,14 +77,42 @@ fn q8_absmax4(m: vec4<f32>) -> vec4<f32> {
     return q8_max(q8_max(qsixteen[s], qsixteen[s + 1u]), q8_max(qsixteen[s + 2u], qsixteen[s + 3u]));
 }
 
+// Where x's code lies, about: the map's structure (precision::dynamic_map) read backwards.
+// Exponent e = 0..6 covers magnitudes [10^(e-7), 10^(e-6)) with n = 2^e (signed) or 2^(e+1)
+// (unsigned) means of equal intervals; the positive means of exponent e start at index
+// 127 + 2^e (signed) or 2^(e+1) - 1 (unsigned), the signed map's negatives mirror them
+// (entry 255 - k is -entry k), zero is index 127 (signed) or 0. Only a first guess
+// (measured on the host over 10^5 log-uniform values: at most 1 entry off, 0.5 on average):
+// q8_code walks from it.
+fn q8_guess(x: f32, which: u32) -> u32 {
+    let a = abs(x);
+    let zero = select(0u, 127u, which == 0u);
+    if !(a >= 1e-7) {
+        return zero;
+    }
+    let e = u32(clamp(floor(log2(a) * 0.30103) + 7.0, 0.0, 6.0));
+    let n = select(2u << e, 1u << e, which == 0u);
+    let scaled = a * exp2((6.0 - f32(e)) * 3.3219281);
+    let j = u32(clamp((scaled - 0.1) * f32(n) / 0.9, 0.0, f32(n - 1u)));
+    if which == 1u {
+        return (2u << e) - 1u + j;
+    }
+    // For x < 0 the last entry at or below x mirrors the first positive one above |x|.
+    let k = 127u + (1u << e) + j;
+    return select(k, 254u - k, x < 0.0);
+}
+
 // The index of the nearest entry of map `which` (0 signed, 1 unsigned) to x, ties to the
-// lower entry (precision::quantize_value).
+// lower entry (precision::quantize_value): the last entry at or below x, found by walking
+// from q8_guess (a step or two: a few shared-memory reads instead of a search's eight), then
+// the nearer of it and the next.
 fn q8_code(x: f32, which: u32) -> u32 {
-    var k = 0u;
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if qmap[which][k + s] <= x {
-            k += s;
-        }
+    var k = q8_guess(x, which);
+    while k < 255u && qmap[which][k + 1u] <= x {
+        k += 1u;
+    }
+    while k > 0u && qmap[which][k] > x {
+        k -= 1u;
     }
     if k < 255u && abs(x - qmap[which][k + 1u]) < abs(x - qmap[which][k]) {
         k += 1u;
