@@ -17,21 +17,25 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, Slot, grid, next_id};
+use crate::gpu::{Gpu, Kernel, grid, next_id};
 use crate::grad::NonFinite;
 use crate::grad::device::{GradPipeline, dummy_control, step_binding};
 use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::{Block, block_tables};
-use crate::optim::groups::GroupHp;
-use crate::optim::state::{StateData, StateDtype, StatePlacement, States};
-use crate::optim::trust::{self, TrustPasses};
-use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, check_lr};
+use crate::optim::state::{StateDtype, StatePlacement, States};
+use crate::optim::trust::TrustPasses;
+use crate::optim::{Algorithm, OptimizerSpec};
 use crate::params::ParamSet;
 
 pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
 
+mod groups;
+mod kernels;
+mod state_access;
 mod stats;
 mod swap;
+
+use kernels::{Terms, choose_kernel};
 
 /// Most param groups one optimizer may have (rows of the kernels' uniform
 /// table; the crate's own limit, not the device's).
@@ -125,85 +129,6 @@ impl std::fmt::Debug for Optimizer {
             .field("step", &self.step)
             .finish()
     }
-}
-
-/// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
-/// needs: a weight decay or an l1 that is zero in every group is compiled
-/// out (override constants `WEIGHT_DECAY`, `L1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Terms {
-    weight_decay: bool,
-    l1: bool,
-}
-
-impl Terms {
-    fn of(groups: &[Algorithm]) -> Terms {
-        let hp: Vec<GroupHp> = groups.iter().map(GroupHp::of).collect();
-        Terms {
-            weight_decay: hp.iter().any(|h| h.weight_decay != 0.0),
-            l1: hp.iter().any(|h| h.l1 != 0.0),
-        }
-    }
-    fn union(self, o: Terms) -> Terms {
-        Terms {
-            weight_decay: self.weight_decay || o.weight_decay,
-            l1: self.l1 || o.l1,
-        }
-    }
-    fn constants(self) -> [(&'static str, f64); 2] {
-        [
-            ("WEIGHT_DECAY", self.weight_decay as u8 as f64),
-            ("L1", self.l1 as u8 as f64),
-        ]
-    }
-}
-
-/// The pipeline of the base group's variant plus the gradient pipeline's
-/// switches, the penalty terms (and, for a trust-ratio optimizer, the pass
-/// `phase` selects), cached per device.
-fn choose_kernel(
-    gpu: &Gpu,
-    desc: &KernelDesc,
-    (spec, terms): (&OptimizerSpec, Terms),
-    trust: bool,
-    phase: Option<(&'static str, f64)>,
-    dtype: StateDtype,
-) -> Result<Arc<Kernel>> {
-    let mut constants = desc.constants.clone();
-    constants.extend(GradPipeline::kernel_constants(&spec.gradients));
-    constants.extend(terms.constants());
-    constants.extend(phase);
-    let mut slots = vec![
-        Slot::Uniform,
-        Slot::Uniform,
-        Slot::StorageRead,
-        Slot::StorageRead,
-        Slot::StorageReadWrite,
-        Slot::StorageRead,
-    ];
-    if trust {
-        slots.extend(trust::SLOTS);
-    }
-    slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
-    if dtype == StateDtype::Blockwise8 {
-        // absmax, then the dynamic maps.
-        slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
-    }
-    let storage = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
-    let available = gpu.limits().max_storage_buffers_per_shader_stage;
-    if storage > available {
-        return Err(Error::LimitExceeded {
-            limit: "max_storage_buffers_per_shader_stage".into(),
-            needed: storage as u64,
-            available: available as u64,
-            hint: format!("; {} with {} states needs them", desc.name, dtype.as_str()),
-        });
-    }
-    let mut key = format!("optim/{}/{}", desc.name, dtype.as_str());
-    for (k, v) in &constants {
-        key.push_str(&format!("/{k}={v}"));
-    }
-    gpu.kernel(&key, &desc.assemble(trust, dtype), &slots, &constants)
 }
 
 /// The state buffers, each tensor starting at its group's initial value.
@@ -586,45 +511,6 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Rebuilds every pipeline with the penalty terms `terms` (a group's
-    /// weight decay or l1 became nonzero after the build): the same
-    /// bindings, so only the pipelines change. Schedule-Free's swap
-    /// pipelines stay: a swap returns before the penalties.
-    fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
-        let desc = self.groups[0].algo().kernel();
-        let spec = &self.spec;
-        let trust = self.trust.is_some();
-        let mut kernels = Vec::with_capacity(self.dispatches.len());
-        for d in &self.dispatches {
-            kernels.push(choose_kernel(
-                gpu,
-                &desc,
-                (spec, terms),
-                trust,
-                None,
-                d.dtype,
-            )?);
-        }
-        let passes = match &self.trust {
-            Some(_) => {
-                let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
-                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d);
-                Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
-            }
-            None => None,
-        };
-        // Everything built: now switch.
-        for (d, k) in self.dispatches.iter_mut().zip(kernels) {
-            d.kernel = k;
-        }
-        if let (Some((p, _, _)), Some((measure, reduce))) = (self.trust.as_mut(), passes) {
-            p.measure = measure;
-            p.reduce = reduce;
-        }
-        self.terms = terms;
-        Ok(())
-    }
-
     /// Makes every later [`step`](Self::step) write GPU timestamps around
     /// its compute pass (all of its dispatches, the gradient pipeline's
     /// included), or stops it with `None`. For benchmarks; the step does not
@@ -675,259 +561,6 @@ impl Optimizer {
         }
         self.grad_scale = scale;
         Ok(())
-    }
-}
-
-// Param groups: every hyperparameter of each group, read and set by name.
-impl Optimizer {
-    /// Number of param groups, the base group included.
-    pub fn num_groups(&self) -> usize {
-        self.groups.len()
-    }
-    /// The param group of tensor `name`.
-    pub fn group_of(&self, name: &str) -> Result<usize> {
-        Ok(self.assignment[self.layout.index_of(name)?])
-    }
-    /// The full config of `group` (every hyperparameter).
-    pub fn group_config(&self, group: usize) -> Result<&Algorithm> {
-        self.groups.get(group).ok_or_else(|| self.no_group(group))
-    }
-    /// The `lr`, `weight_decay` and `l1` of `group`.
-    pub fn group_hp(&self, group: usize) -> Result<GroupHp> {
-        self.group_config(group).map(GroupHp::of)
-    }
-    fn no_group(&self, group: usize) -> Error {
-        Error::invalid(
-            "group",
-            group,
-            format!("0..{}", self.groups.len()),
-            format!("no param group {group}"),
-        )
-    }
-    /// Sets hyperparameter `name` of `group` for the next steps (no rebuild,
-    /// no readback). The group's config is validated as a whole; nothing
-    /// changes on error.
-    ///
-    /// # Errors
-    /// An unknown group or name, an invalid value, or a value that would
-    /// change the kernel's variant or states (structural switches are per
-    /// optimizer).
-    pub fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) -> Result<()> {
-        let current = self.group_config(group)?.clone();
-        let mut cfg = current.clone();
-        if !cfg.algo_mut().set(name, value) {
-            return Err(Error::invalid(
-                name,
-                value,
-                format!("one of {:?}", current.hyperparameter_names()),
-                format!("{} has no hyperparameter `{name}`", current.name()),
-            ));
-        }
-        cfg.validate()?;
-        let (a, b) = (current.algo().kernel(), cfg.algo().kernel());
-        if a.constants != b.constants || a.active.len() != b.active.len() {
-            return Err(Error::invalid(
-                name,
-                value,
-                "a value that keeps the optimizer's variant and states",
-                format!(
-                    "{name} = {value} would change the kernel {} was built with",
-                    current.name()
-                ),
-            ));
-        }
-        self.groups[group] = cfg;
-        Ok(())
-    }
-    /// Sets the learning rate of `group` for the next steps (a schedule calls
-    /// this each step; it costs no rebuild and no readback).
-    pub fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
-        check_lr("lr", lr)?;
-        self.set_hyperparameter(group, "lr", lr)
-    }
-    /// Sets the learning rate of every group.
-    pub fn set_lr_all(&mut self, lr: f64) -> Result<()> {
-        self.set_lrs(&vec![lr; self.groups.len()])
-    }
-    /// The learning rate of every group, base group first.
-    pub fn lrs(&self) -> Vec<f64> {
-        self.groups.iter().map(|g| GroupHp::of(g).lr).collect()
-    }
-
-    /// Sets every group's learning rate; all are checked before any is set.
-    ///
-    /// ```no_run
-    /// # use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
-    /// # use wgpu_optim::optim::{OptimizerSpec, SgdConfig};
-    /// # use wgpu_optim::schedule::{PlateauConfig, ReduceLrOnPlateau};
-    /// # fn main() -> wgpu_optim::Result<()> {
-    /// # let gpu = Gpu::new_default()?;
-    /// # let params = ParamSet::new(&gpu, &ParamLayout::new(&[("w", &[4][..])])?)?;
-    /// # let mut opt = Optimizer::new(&gpu, &OptimizerSpec::sgd(SgdConfig::default()), &params)?;
-    /// let mut plateau = ReduceLrOnPlateau::new(PlateauConfig::default())?;
-    /// let mut lrs = opt.lrs();
-    /// plateau.step(0.42, &mut lrs)?;   // the epoch's validation loss
-    /// opt.set_lrs(&lrs)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn set_lrs(&mut self, lrs: &[f64]) -> Result<()> {
-        if lrs.len() != self.groups.len() {
-            return Err(Error::mismatch(format!(
-                "{} learning rates for {} param groups",
-                lrs.len(),
-                self.groups.len()
-            )));
-        }
-        for &lr in lrs {
-            check_lr("lr", lr)?;
-        }
-        for (g, &lr) in self.groups.iter_mut().zip(lrs) {
-            g.algo_mut().set("lr", lr);
-        }
-        Ok(())
-    }
-
-    /// The base group's momentum as cycling schedules see it (`momentum` of
-    /// SGD and RMSprop, `beta1` of Adam, AdamW and Adamax), if it keeps one.
-    pub fn momentum(&self) -> Option<f64> {
-        let g = &self.groups[0];
-        g.algo().momentum_name().and_then(|n| g.get(n))
-    }
-
-    /// Sets the momentum of every group for the next steps: `momentum` of
-    /// SGD and RMSprop, `beta1` of Adam and AdamW (what PyTorch's cycling
-    /// schedulers set).
-    ///
-    /// # Errors
-    /// An optimizer without momentum (Adagrad, Adadelta, or SGD / RMSprop
-    /// built with momentum 0, which keep no momentum buffer), or a value out
-    /// of range or one that would remove the buffer; nothing changes then.
-    pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
-        let Some(field) = self.groups[0].algo().momentum_name() else {
-            return Err(Error::invalid(
-                "momentum",
-                momentum,
-                "an optimizer built with momentum (SGD, RMSprop) or beta1 (Adam, AdamW)",
-                format!(
-                    "{} was built without a momentum buffer",
-                    self.groups[0].name()
-                ),
-            ));
-        };
-        let mut next = self.groups.clone();
-        for g in &mut next {
-            g.algo_mut().set(field, momentum);
-            g.validate()?;
-            if g.algo().momentum_name().is_none() {
-                return Err(Error::invalid(
-                    "momentum",
-                    momentum,
-                    "> 0 (the kernel was built with a momentum buffer)",
-                    "momentum cannot be switched off after construction",
-                ));
-            }
-        }
-        self.groups = next;
-        Ok(())
-    }
-}
-
-// Optimizer state, read and written per tensor.
-impl Optimizer {
-    /// The state buffers kept, with PyTorch's names (`exp_avg`, ...).
-    pub fn state_names(&self) -> Vec<&'static str> {
-        self.states.roles.iter().map(|s| s.name).collect()
-    }
-
-    fn checked_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<usize> {
-        gpu.check_same("this Optimizer", self.gpu_id)?;
-        if self.states.role(state).is_none() {
-            return Err(Error::invalid(
-                "state",
-                format!("{state:?}"),
-                format!("one of {:?}", self.state_names()),
-                format!(
-                    "{} keeps no state named {state:?}",
-                    self.spec.algorithm.name()
-                ),
-            ));
-        }
-        self.layout.index_of(name)
-    }
-
-    /// The format tensor `name`'s states are stored in (its group's
-    /// [`StateDtype`], f32 for a tensor below `min_8bit_size` in an 8-bit
-    /// group).
-    pub fn state_dtype(&self, name: &str) -> Result<StateDtype> {
-        Ok(self.states.placement.dtypes[self.layout.index_of(name)?])
-    }
-
-    /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor
-    /// `name`, as f32 values (bf16 and 8-bit states decoded).
-    pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
-        let k = self.checked_state(gpu, state, name)?;
-        self.states.read(gpu, &self.placement, state, k)
-    }
-
-    /// Downloads optimizer state `state` of tensor `name` as it rests on the
-    /// device (f32 values, bf16 bits, or 8-bit codes with their absmax).
-    pub fn read_state_raw(&self, gpu: &Gpu, state: &str, name: &str) -> Result<StateData> {
-        let k = self.checked_state(gpu, state, name)?;
-        Ok(self
-            .states
-            .read_raw(gpu, &self.placement, state, &[k])?
-            .remove(0))
-    }
-
-    /// Uploads optimizer state `state` of tensor `name` from f32 values,
-    /// encoded in the tensor's state format (rounded to bf16, or quantized
-    /// per block of 256 elements).
-    pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
-        let k = self.checked_state(gpu, state, name)?;
-        let t = &self.layout.tensors()[k];
-        if t.numel != data.len() as u64 {
-            return Err(Error::mismatch(format!(
-                "state `{state}` of `{name}` has {} elements, but {} were given",
-                t.numel,
-                data.len()
-            )));
-        }
-        self.states
-            .write(gpu, &self.placement, state, (k, name), data)
-    }
-
-    /// Uploads optimizer state `state` of tensor `name` as stored (the
-    /// format and lengths of [`read_state_raw`](Self::read_state_raw)).
-    ///
-    /// # Errors
-    /// A format other than the tensor's, or wrong lengths; nothing is
-    /// written then.
-    pub fn write_state_raw(
-        &mut self,
-        gpu: &Gpu,
-        state: &str,
-        name: &str,
-        data: &StateData,
-    ) -> Result<()> {
-        let k = self.checked_state(gpu, state, name)?;
-        self.states
-            .write_raw(gpu, &self.placement, state, (k, name), data)
-    }
-
-    /// Device bytes this optimizer holds per parameter element (the params
-    /// and grads of the [`ParamSet`] not counted): its state buffers with
-    /// the 8-bit absmax, block tables, uniform and the other small buffers
-    /// it owns (the gradient pipeline's and trust passes' excepted), over
-    /// the layout's elements.
-    pub fn device_bytes_per_param(&self) -> f64 {
-        let n = self.layout.numel().max(1) as f64;
-        let mut bytes: u64 = self.uniform.size();
-        for r in &self.states.roles {
-            bytes += r.buffers.values().map(|b| b.size()).sum::<u64>();
-        }
-        bytes += self.states.absmax.values().map(|b| b.size()).sum::<u64>();
-        bytes += self._keep.iter().map(|b| b.size()).sum::<u64>();
-        bytes as f64 / n
     }
 }
 

@@ -1,0 +1,135 @@
+//! The optimizer's pipelines: which kernel a table of one state format
+//! gets (`choose_kernel`: the variant, the gradient pipeline's switches, the
+//! penalty terms some group needs), and their rebuild when a zero weight
+//! decay or l1 becomes nonzero.
+
+use std::sync::Arc;
+
+use super::Optimizer;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel, Slot};
+use crate::grad::device::GradPipeline;
+use crate::optim::groups::GroupHp;
+use crate::optim::state::StateDtype;
+use crate::optim::trust;
+use crate::optim::{Algorithm, KernelDesc, OptimizerSpec};
+
+/// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
+/// needs: a weight decay or an l1 that is zero in every group is compiled
+/// out (override constants `WEIGHT_DECAY`, `L1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Terms {
+    weight_decay: bool,
+    l1: bool,
+}
+
+impl Terms {
+    pub(super) fn of(groups: &[Algorithm]) -> Terms {
+        let hp: Vec<GroupHp> = groups.iter().map(GroupHp::of).collect();
+        Terms {
+            weight_decay: hp.iter().any(|h| h.weight_decay != 0.0),
+            l1: hp.iter().any(|h| h.l1 != 0.0),
+        }
+    }
+    pub(super) fn union(self, o: Terms) -> Terms {
+        Terms {
+            weight_decay: self.weight_decay || o.weight_decay,
+            l1: self.l1 || o.l1,
+        }
+    }
+    fn constants(self) -> [(&'static str, f64); 2] {
+        [
+            ("WEIGHT_DECAY", self.weight_decay as u8 as f64),
+            ("L1", self.l1 as u8 as f64),
+        ]
+    }
+}
+
+/// The pipeline of the base group's variant plus the gradient pipeline's
+/// switches, the penalty terms (and, for a trust-ratio optimizer, the pass
+/// `phase` selects), cached per device.
+pub(super) fn choose_kernel(
+    gpu: &Gpu,
+    desc: &KernelDesc,
+    (spec, terms): (&OptimizerSpec, Terms),
+    trust: bool,
+    phase: Option<(&'static str, f64)>,
+    dtype: StateDtype,
+) -> Result<Arc<Kernel>> {
+    let mut constants = desc.constants.clone();
+    constants.extend(GradPipeline::kernel_constants(&spec.gradients));
+    constants.extend(terms.constants());
+    constants.extend(phase);
+    let mut slots = vec![
+        Slot::Uniform,
+        Slot::Uniform,
+        Slot::StorageRead,
+        Slot::StorageRead,
+        Slot::StorageReadWrite,
+        Slot::StorageRead,
+    ];
+    if trust {
+        slots.extend(trust::SLOTS);
+    }
+    slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
+    if dtype == StateDtype::Blockwise8 {
+        // absmax, then the dynamic maps.
+        slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
+    }
+    let storage = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
+    let available = gpu.limits().max_storage_buffers_per_shader_stage;
+    if storage > available {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffers_per_shader_stage".into(),
+            needed: storage as u64,
+            available: available as u64,
+            hint: format!("; {} with {} states needs them", desc.name, dtype.as_str()),
+        });
+    }
+    let mut key = format!("optim/{}/{}", desc.name, dtype.as_str());
+    for (k, v) in &constants {
+        key.push_str(&format!("/{k}={v}"));
+    }
+    gpu.kernel(&key, &desc.assemble(trust, dtype), &slots, &constants)
+}
+
+impl Optimizer {
+    /// Rebuilds every pipeline with the penalty terms `terms` (a group's
+    /// weight decay or l1 became nonzero after the build): the same
+    /// bindings, so only the pipelines change. Schedule-Free's swap
+    /// pipelines stay: a swap returns before the penalties.
+    pub(super) fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
+        let desc = self.groups[0].algo().kernel();
+        let spec = &self.spec;
+        let trust = self.trust.is_some();
+        let mut kernels = Vec::with_capacity(self.dispatches.len());
+        for d in &self.dispatches {
+            kernels.push(choose_kernel(
+                gpu,
+                &desc,
+                (spec, terms),
+                trust,
+                None,
+                d.dtype,
+            )?);
+        }
+        let passes = match &self.trust {
+            Some(_) => {
+                let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
+                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d);
+                Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
+            }
+            None => None,
+        };
+        // Everything built: now switch.
+        for (d, k) in self.dispatches.iter_mut().zip(kernels) {
+            d.kernel = k;
+        }
+        if let (Some((p, _, _)), Some((measure, reduce))) = (self.trust.as_mut(), passes) {
+            p.measure = measure;
+            p.reduce = reduce;
+        }
+        self.terms = terms;
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Optimizer state of a built optimizer, read and written per tensor in
+//! the format it is stored in (`optim::state`), and the memory it holds.
+
+use super::Optimizer;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::optim::state::{StateData, StateDtype};
+
+// Optimizer state, read and written per tensor.
+impl Optimizer {
+    /// The state buffers kept, with PyTorch's names (`exp_avg`, ...).
+    pub fn state_names(&self) -> Vec<&'static str> {
+        self.states.roles.iter().map(|s| s.name).collect()
+    }
+
+    fn checked_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<usize> {
+        gpu.check_same("this Optimizer", self.gpu_id)?;
+        if self.states.role(state).is_none() {
+            return Err(Error::invalid(
+                "state",
+                format!("{state:?}"),
+                format!("one of {:?}", self.state_names()),
+                format!(
+                    "{} keeps no state named {state:?}",
+                    self.spec.algorithm.name()
+                ),
+            ));
+        }
+        self.layout.index_of(name)
+    }
+
+    /// The format tensor `name`'s states are stored in (its group's
+    /// [`StateDtype`], f32 for a tensor below `min_8bit_size` in an 8-bit
+    /// group).
+    pub fn state_dtype(&self, name: &str) -> Result<StateDtype> {
+        Ok(self.states.placement.dtypes[self.layout.index_of(name)?])
+    }
+
+    /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor
+    /// `name`, as f32 values (bf16 and 8-bit states decoded).
+    pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
+        let k = self.checked_state(gpu, state, name)?;
+        self.states.read(gpu, &self.placement, state, k)
+    }
+
+    /// Downloads optimizer state `state` of tensor `name` as it rests on the
+    /// device (f32 values, bf16 bits, or 8-bit codes with their absmax).
+    pub fn read_state_raw(&self, gpu: &Gpu, state: &str, name: &str) -> Result<StateData> {
+        let k = self.checked_state(gpu, state, name)?;
+        Ok(self
+            .states
+            .read_raw(gpu, &self.placement, state, &[k])?
+            .remove(0))
+    }
+
+    /// Uploads optimizer state `state` of tensor `name` from f32 values,
+    /// encoded in the tensor's state format (rounded to bf16, or quantized
+    /// per block of 256 elements).
+    pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
+        let k = self.checked_state(gpu, state, name)?;
+        let t = &self.layout.tensors()[k];
+        if t.numel != data.len() as u64 {
+            return Err(Error::mismatch(format!(
+                "state `{state}` of `{name}` has {} elements, but {} were given",
+                t.numel,
+                data.len()
+            )));
+        }
+        self.states
+            .write(gpu, &self.placement, state, (k, name), data)
+    }
+
+    /// Uploads optimizer state `state` of tensor `name` as stored (the
+    /// format and lengths of [`read_state_raw`](Self::read_state_raw)).
+    ///
+    /// # Errors
+    /// A format other than the tensor's, or wrong lengths; nothing is
+    /// written then.
+    pub fn write_state_raw(
+        &mut self,
+        gpu: &Gpu,
+        state: &str,
+        name: &str,
+        data: &StateData,
+    ) -> Result<()> {
+        let k = self.checked_state(gpu, state, name)?;
+        self.states
+            .write_raw(gpu, &self.placement, state, (k, name), data)
+    }
+
+    /// Device bytes this optimizer holds per parameter element (the params
+    /// and grads of the [`ParamSet`](crate::ParamSet) not counted): its state buffers with
+    /// the 8-bit absmax, block tables, uniform and the other small buffers
+    /// it owns (the gradient pipeline's and trust passes' excepted), over
+    /// the layout's elements.
+    pub fn device_bytes_per_param(&self) -> f64 {
+        let n = self.layout.numel().max(1) as f64;
+        let mut bytes: u64 = self.uniform.size();
+        for r in &self.states.roles {
+            bytes += r.buffers.values().map(|b| b.size()).sum::<u64>();
+        }
+        bytes += self.states.absmax.values().map(|b| b.size()).sum::<u64>();
+        bytes += self._keep.iter().map(|b| b.size()).sum::<u64>();
+        bytes as f64 / n
+    }
+}
