@@ -234,11 +234,14 @@ impl Optimizer {
             );
             let states =
                 allocate_states(gpu, name, &placement, state_placement, &groups, &assignment)?;
-            let qmaps = gpu.create_buffer_init(
-                &format!("optim/{name}/qmaps"),
-                bytemuck::cast_slice(&crate::precision::map_bits()),
-                wgpu::BufferUsages::UNIFORM,
-            );
+            // The dynamic maps, for the 8-bit tables only.
+            let qmaps = (!states.absmax.is_empty()).then(|| {
+                gpu.create_buffer_init(
+                    &format!("optim/{name}/qmaps"),
+                    bytemuck::cast_slice(&crate::precision::map_bits()),
+                    wgpu::BufferUsages::UNIFORM,
+                )
+            });
             let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
             let passes = if is_trust {
                 Some(TrustPasses::new(
@@ -301,7 +304,8 @@ impl Optimizer {
                 }
                 if dtype == StateDtype::Blockwise8 {
                     res.push(states.absmax_binding(c));
-                    res.push(qmaps.as_entire_binding());
+                    let maps = qmaps.as_ref().expect("8-bit tables have their maps");
+                    res.push(maps.as_entire_binding());
                 }
                 let bind_group =
                     gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
@@ -337,7 +341,7 @@ impl Optimizer {
                 keep.push(table);
             }
             keep.push(control);
-            keep.push(qmaps);
+            keep.extend(qmaps);
             let trust = passes.zip(reduce).map(|(p, bg)| {
                 let grid = p.reduce_grid(max_dim);
                 (p, bg, grid)
