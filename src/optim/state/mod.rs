@@ -228,14 +228,9 @@ pub(crate) struct States {
     pub(crate) absmax: BTreeMap<usize, wgpu::Buffer>,
 }
 
+/// A buffer size for `elems` elements of `d`: whole words, 16 bytes at least.
 fn bytes_of(d: StateDtype, elems: u64) -> u64 {
-    (match d {
-        StateDtype::F32 => elems * 4,
-        StateDtype::Bf16 => elems * 2,
-        StateDtype::Blockwise8 => elems,
-    })
-    .next_multiple_of(4)
-    .max(16)
+    (elems * d.bytes() as u64).next_multiple_of(4).max(16)
 }
 
 /// A state's values of one tensor as they rest on the device.
