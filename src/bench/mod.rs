@@ -89,13 +89,37 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 
 /// Bytes one step moves per parameter: reads of param, grad and each state,
 /// writes of param and each state, 4 bytes each (Adam: 28); for the
-/// trust-ratio optimizers, both of their passes (LAMB: 40).
+/// trust-ratio optimizers, both of their passes (LAMB: 40); for Muon its
+/// two elementwise passes (read grad, read and write momentum, write the
+/// scratch; read and write param, read the scratch: 28), its products'
+/// traffic not counted (they are compute-bound: [`muon_flops`]).
 pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
+    if algorithm.algo().passes() == crate::optim::Passes::Muon {
+        return 7 * 4;
+    }
     if let Some(t) = algorithm.algo().trust() {
         return t.accesses_per_param() * 4;
     }
     let s = algorithm.state_names().len() as u64;
     (3 + 2 * s) * 4
+}
+
+/// The floating-point operations of Muon's Newton-Schulz products in one
+/// step over `layout` (every tensor 2-D): per matrix of `m x n` (`m <= n`)
+/// and iteration, `X X^T` (`2 m^2 n`), `G G` (`2 m^3`) and `H X`
+/// (`2 m^2 n`), as torch's `addmm`s count them.
+pub fn muon_flops(layout: &ParamLayout, ns_steps: u32) -> f64 {
+    layout
+        .tensors()
+        .iter()
+        .map(|t| {
+            let (m, n) = (
+                t.shape[0].min(t.shape[1]) as f64,
+                t.shape[0].max(t.shape[1]) as f64,
+            );
+            ns_steps as f64 * (4.0 * m * m * n + 2.0 * m * m * m)
+        })
+        .sum()
 }
 
 /// Bytes one step of `opt` moves per parameter, the state formats of its
@@ -106,7 +130,7 @@ pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
 /// states. The trust-ratio optimizers keep f32 states: [`bytes_per_param`].
 pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
     let algorithm = opt.spec().algorithm();
-    if algorithm.algo().trust().is_some() {
+    if algorithm.algo().passes().per_tensor() {
         return bytes_per_param(algorithm) as f64;
     }
     let states = algorithm.state_names().len() as f64;

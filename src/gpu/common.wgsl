@@ -3,11 +3,13 @@
 // (grad/stats.wgsl, grad/finalize.wgsl). Prepended to each of them at compile time
 // (`concat!` of `include_str!`s); the Rust twins are checked against it by the layout tests.
 //
-// Block      (Rust: optim::blocks::Block, 20 bytes)     one work item: `len` (<= 1024)
+// Block      (Rust: optim::blocks::Block, 28 bytes)     one work item: `len` (<= 1024)
 //            elements from `start` of one chunk, all of param group `group`; `index` is the
 //            block's slot in the gradient pipeline's partial-norm buffer; `state` is its first
 //            element in the chunk's state buffers of its format (optim/state/mod.rs; equal to
-//            `start` when every state is f32).
+//            `start` when every state is f32); `tensor` is its tensor's index in the layout and
+//            `local` its first element's index inside that tensor (for the per-matrix work of
+//            Muon, optim/muon/).
 // StepInfo   (Rust: optim::runtime::StepInfo, 16 bytes) written by the host every step, the
 //            first 16 bytes of the optimizer's uniform buffer: the host-side gradient factor
 //            (averaging, data-parallel mean, static loss scale: the one route of the gradient
@@ -22,6 +24,8 @@ struct Block {
     group: u32,
     index: u32,
     state: u32,
+    tensor: u32,
+    local: u32,
 }
 
 struct StepInfo {

@@ -30,6 +30,10 @@ pub(crate) struct Block {
     pub(crate) index: u32,
     /// First element in the chunk's state buffers of the tensor's format.
     pub(crate) state: u32,
+    /// The tensor's index in the layout.
+    pub(crate) tensor: u32,
+    /// The block's first element inside its tensor.
+    pub(crate) local: u32,
 }
 
 /// How [`Optimizer::step`](crate::Optimizer::step) covers the tensors.
@@ -86,6 +90,8 @@ pub(crate) fn block_tables(
                             group: *group as u32,
                             index: next_index,
                             state: (state_at + s) as u32,
+                            tensor: k as u32,
+                            local: (p.tensor_offset + s) as u32,
                         });
                         next_index += 1;
                         s += len;
@@ -135,7 +141,9 @@ pub(crate) mod tests {
                 len,
                 group,
                 index,
-                state
+                state,
+                tensor,
+                local
             }),
         );
     }

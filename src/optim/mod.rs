@@ -33,6 +33,7 @@ pub mod asgd;
 pub mod lamb;
 pub mod lars;
 pub mod lion;
+pub mod muon;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
@@ -50,6 +51,7 @@ pub use groups::{GroupHp, ParamGroup};
 pub use lamb::LambConfig;
 pub use lars::LarsConfig;
 pub use lion::LionConfig;
+pub use muon::{AdjustLr, MuonConfig};
 pub use nadam::NAdamConfig;
 pub use radam::RAdamConfig;
 pub use rmsprop::RmsPropConfig;
@@ -89,6 +91,27 @@ pub(crate) struct KernelDesc {
     pub(crate) constants: Vec<(&'static str, f64)>,
 }
 
+/// How an optimizer's step is laid out in passes, which chooses its
+/// kernel's entry point and bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Passes {
+    /// One dispatch per chunk (`single_pass.wgsl`).
+    OnePass,
+    /// Measure, reduce per tensor, apply (`trust/passes.wgsl`: LAMB, LARS).
+    Trust,
+    /// Measure, reduce per matrix, the Newton-Schulz products, apply
+    /// (`muon/passes.wgsl`, `muon/ns.wgsl`).
+    Muon,
+}
+
+impl Passes {
+    /// Whether the step reduces per tensor (binding 6 and 7 are the
+    /// passes' buffers; the states start at 8).
+    pub(crate) fn per_tensor(self) -> bool {
+        self != Passes::OnePass
+    }
+}
+
 /// The entry point of one-pass kernels (`single_pass.wgsl`).
 const SINGLE_PASS: &str = include_str!("single_pass.wgsl");
 /// The entry point of one-pass kernels with 8-bit states.
@@ -113,17 +136,18 @@ impl KernelDesc {
 
     /// The whole kernel for tensors whose states are `dtype`: the source,
     /// the generated roles (`state::roles_wgsl`), the entry point (the
-    /// trust passes' for LAMB and LARS).
-    pub(crate) fn assemble(&self, trust: bool, dtype: state::StateDtype) -> String {
-        let first = if trust {
+    /// trust passes' for LAMB and LARS, Muon's own).
+    pub(crate) fn assemble(&self, passes: Passes, dtype: state::StateDtype) -> String {
+        let first = if passes.per_tensor() {
             6 + trust::SLOTS.len() as u32
         } else {
             6
         };
-        let entry = match (trust, dtype) {
-            (true, _) => trust::PASSES_WGSL,
-            (false, state::StateDtype::Blockwise8) => SINGLE_PASS_Q8,
-            (false, _) => SINGLE_PASS,
+        let entry = match (passes, dtype) {
+            (Passes::Trust, _) => trust::PASSES_WGSL,
+            (Passes::Muon, _) => muon::PASSES_WGSL,
+            (Passes::OnePass, state::StateDtype::Blockwise8) => SINGLE_PASS_Q8,
+            (Passes::OnePass, _) => SINGLE_PASS,
         };
         let roles = state::roles_wgsl(first, self.slots, &self.active_maps(), dtype);
         format!("{}{roles}{entry}", self.source)
@@ -170,6 +194,20 @@ pub(crate) trait Algo: Hyperparameters {
     fn trust(&self) -> Option<&dyn trust::Trust> {
         None
     }
+    /// The passes of a step (from [`trust`](Self::trust) unless the
+    /// optimizer says otherwise).
+    fn passes(&self) -> Passes {
+        if self.trust().is_some() {
+            Passes::Trust
+        } else {
+            Passes::OnePass
+        }
+    }
+    /// The f64 reference of an optimizer whose update needs the whole
+    /// tensor and its shape (Muon).
+    fn tensor_reference(&self) -> Option<&dyn TensorReference> {
+        None
+    }
     /// Advances the running state the config keeps for step `t`
     /// (Schedule-Free's `lr_max`, `weight_sum`), before `row(t)` and
     /// `reference` of that step. The runtime and the reference call it once
@@ -187,6 +225,14 @@ pub(crate) trait Algo: Hyperparameters {
     fn swap_weights(&self) -> Option<(f64, f64)> {
         None
     }
+}
+
+/// The f64 reference of one step of one whole tensor, for the optimizers
+/// whose update is not elementwise (Muon's orthogonalized matrix).
+pub(crate) trait TensorReference {
+    /// Updates `p` (of `shape`) in place from its processed gradient `g`;
+    /// `st` holds its states in the order of `KernelDesc::active`.
+    fn step_tensor(&self, shape: &[usize], p: &mut [f64], g: &[f64], st: &mut [Vec<f64>]);
 }
 
 /// Named numeric hyperparameters of a config, read and written by name, so
@@ -306,6 +352,8 @@ registry! {
     Lamb(LambConfig) "lamb" lamb;
     /// LARS, see [`LarsConfig`].
     Lars(LarsConfig) "lars" lars;
+    /// Muon, see [`MuonConfig`].
+    Muon(MuonConfig) "muon" muon;
     /// Schedule-Free AdamW, see [`ScheduleFreeAdamWConfig`].
     ScheduleFreeAdamW(ScheduleFreeAdamWConfig) "schedule_free_adamw" schedule_free_adamw;
     /// Schedule-Free SGD, see [`ScheduleFreeSgdConfig`].
@@ -377,10 +425,10 @@ mod tests {
             let mut names = host.clone();
             names.extend(k.constants.iter().map(|c| c.0));
             assert!(k.source.starts_with("// "), "{}: header comment", a.name());
-            let trust = a.algo().trust().is_some();
+            let passes = a.algo().passes();
             for d in k.formats.list() {
                 let label = format!("{} ({})", a.name(), d.as_str());
-                variants += validate_every_variant(&label, &k.assemble(trust, d), &names);
+                variants += validate_every_variant(&label, &k.assemble(passes, d), &names);
             }
         }
         assert!(variants >= 17 * 16, "{variants} variants");

@@ -78,6 +78,8 @@ pub struct Reference {
     /// Each tensor's piece lengths (8-bit blocks restart at each piece):
     /// one piece per tensor unless [`set_chunk_elems`](Self::set_chunk_elems).
     pieces: Vec<Vec<usize>>,
+    /// Each tensor's shape (Muon's matrices).
+    shapes: Vec<Vec<usize>>,
 }
 
 impl Reference {
@@ -142,6 +144,7 @@ impl Reference {
                 .iter()
                 .map(|t| vec![t.numel as usize])
                 .collect(),
+            shapes: layout.tensors().iter().map(|t| t.shape.clone()).collect(),
         };
         // The initial states as the device stores them (Adagrad's
         // `initial_accumulator_value` rounded to bf16, say).
@@ -255,6 +258,17 @@ impl Reference {
                     }
                 }
             };
+            if let Some(whole) = algo.tensor_reference() {
+                // Muon: the whole matrix at once.
+                let g: Vec<f64> = (0..p.len()).map(g).collect();
+                let mut st: Vec<Vec<f64>> = names.iter().map(|n| state[n][k].clone()).collect();
+                whole.step_tensor(&self.shapes[k], p, &g, &mut st);
+                for (n, v) in names.iter().zip(st) {
+                    state.get_mut(n).expect("kept")[k] = v;
+                }
+                round_states(state, k, rounding);
+                continue;
+            }
             match algo.trust() {
                 None => each(state, p, &mut |i, p, st| algo.reference(t, p, g(i), st)),
                 Some(tr) => {

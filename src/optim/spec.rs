@@ -201,6 +201,19 @@ impl OptimizerSpec {
                 ),
             ));
         }
+        if self.algorithm.algo().passes() == crate::optim::Passes::Muon
+            && let Some(t) = layout.tensors().iter().find(|t| t.shape.len() != 2)
+        {
+            return Err(Error::invalid(
+                format!("tensor `{}`", t.name),
+                format!("{:?}", t.shape),
+                "a 2-D tensor (Muon orthogonalizes matrices; put other tensors in another optimizer)",
+                format!(
+                    "Muon only supports 2D parameters whereas we found a parameter with size: {:?}",
+                    t.shape
+                ),
+            ));
+        }
         let mut assignment = vec![0usize; layout.len()];
         let mut used = vec![false; self.groups.len()];
         for (k, t) in layout.tensors().iter().enumerate() {

@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use wgpu_optim::Gpu;
 use wgpu_optim::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, AdoptConfig, AsgdConfig,
-    LambConfig, LarsConfig, LionConfig, NAdamConfig, OptimizerSpec, ParamGroup, RAdamConfig,
-    RmsPropConfig, RpropConfig, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig, SgdConfig,
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, AdjustLr, AdoptConfig,
+    AsgdConfig, LambConfig, LarsConfig, LionConfig, MuonConfig, NAdamConfig, OptimizerSpec,
+    ParamGroup, RAdamConfig, RmsPropConfig, RpropConfig, ScheduleFreeAdamWConfig,
+    ScheduleFreeSgdConfig, SgdConfig,
 };
 
 /// A fresh device on the default adapter. There is no skip: a machine without
@@ -312,6 +313,23 @@ impl GoldenCase {
                 trust_ratio_mask: self.f("trust_ratio_mask"),
                 l1: self.f("l1"),
                 nesterov: self.b("nesterov"),
+                maximize: self.b("maximize"),
+            }),
+            "muon" => OptimizerSpec::muon(MuonConfig {
+                lr: self.f("lr"),
+                weight_decay: self.f("weight_decay"),
+                momentum: self.f("momentum"),
+                nesterov: self.b("nesterov"),
+                ns_coefficients: (self.f("ns_a"), self.f("ns_b"), self.f("ns_c")),
+                eps: self.f("eps"),
+                ns_steps: self.f("ns_steps") as u32,
+                adjust_lr_fn: match self.config["adjust_lr_fn"].as_str() {
+                    Some("original") => AdjustLr::Original,
+                    Some("match_rms_adamw") => AdjustLr::MatchRmsAdamW,
+                    Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
+                    other => panic!("{}: adjust_lr_fn {other:?}", self.name),
+                },
+                l1: self.f("l1"),
                 maximize: self.b("maximize"),
             }),
             "schedule_free_adamw" => OptimizerSpec::schedule_free_adamw(ScheduleFreeAdamWConfig {

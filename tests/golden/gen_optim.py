@@ -31,7 +31,10 @@ are folded into the gradient it is given), LAMB from `torch-optimizer`
 (torch_optimizer.Lamb, no `maximize` either), Schedule-Free AdamW and SGD
 from `schedulefree` (AdamWScheduleFree / SGDScheduleFree, foreach=False,
 train() before the first step; after the last step the case also records each
-group's running lr_max / weight_sum and the params after eval()), LARS from
+group's running lr_max / weight_sum and the params after eval()), Muon from torch.optim.Muon
+with its Newton-Schulz iteration in float64 (torch casts it to bfloat16; the script puts a
+`torch` whose `bfloat16` is float64 into torch.optim._muon's namespace, so torch's own code runs
+exactly; it prints how far stock bf16 is from it), LARS from
 optax (`optax.lars`,
 float64 on CPU, one optax.lars per param group over that group's tensors;
 L1 and maximize folded into the gradient). Scalar per-tensor states (NAdam's
@@ -57,6 +60,8 @@ STEPS = 8
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
 
 DEFAULT_SHAPES = [[5], [2, 3], [0], [7], [1]]
+# Muon takes matrices only: wide, empty, a row, tall, square.
+MUON_SHAPES = [[5, 7], [0, 3], [1, 4], [6, 2], [3, 3]]
 
 # PyTorch defaults for every optimizer (betas split into beta1/beta2), plus our "l1".
 DEFAULTS = {
@@ -100,6 +105,11 @@ DEFAULTS = {
                                 weight_sum=0.0, maximize=False),
     "schedule_free_sgd": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0.0, r=0.0,
                               weight_lr_power=2.0, lr_max=0.0, weight_sum=0.0, maximize=False),
+    # torch.optim.Muon's defaults (ns_coefficients split into ns_a / ns_b / ns_c; adjust_lr_fn
+    # None is "original").
+    "muon": dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_a=3.4445,
+                 ns_b=-4.7750, ns_c=2.0315, eps=1e-7, ns_steps=5, adjust_lr_fn="original",
+                 maximize=False),
 }
 
 TORCH_CLASS = {
@@ -118,6 +128,7 @@ TORCH_CLASS = {
     "lamb": torch_optimizer.Lamb,
     "schedule_free_adamw": schedulefree.AdamWScheduleFree,
     "schedule_free_sgd": schedulefree.SGDScheduleFree,
+    "muon": torch.optim.Muon,
 }
 
 SCHEDULE_FREE = ("schedule_free_adamw", "schedule_free_sgd")
@@ -130,8 +141,8 @@ def case(name, optimizer, shapes=None, grad_scale=1.0, groups=None, **overrides)
         if k not in cfg:
             raise KeyError(f"{name}: unknown config key {k!r} for {optimizer}")
         cfg[k] = v
-    # Numbers as floats, flags as bools.
-    cfg = {k: (v if isinstance(v, bool) else float(v)) for k, v in cfg.items()}
+    # Numbers as floats, flags as bools, names as strings.
+    cfg = {k: (v if isinstance(v, (bool, str)) else float(v)) for k, v in cfg.items()}
     if groups is not None:
         # lr, weight_decay and l1 always; any other numeric hyperparameter of
         # the optimizer (betas as beta1 / beta2, eps, momentum, ...) when given.
@@ -292,6 +303,17 @@ CASES = [
     case("adopt_nesterov", "adopt", lr=0.01, nesterov=True),
     case("adopt_noclip_eps", "adopt", lr=0.01, clip=False, eps=1e-3),
     case("adopt_l2_betas", "adopt", lr=0.01, beta1=0.5, beta2=0.9, weight_decay=0.1),
+    # ---- Muon (torch.optim.Muon, its Newton-Schulz in float64) ----
+    case("muon_default", "muon", shapes=MUON_SHAPES),
+    case("muon_lr_wd", "muon", shapes=MUON_SHAPES, lr=0.02, weight_decay=0.05),
+    case("muon_plain_match_rms", "muon", shapes=MUON_SHAPES, lr=0.02, momentum=0.9,
+         nesterov=False, adjust_lr_fn="match_rms_adamw"),
+    case("muon_spectral_steps_maximize_l1", "muon", shapes=MUON_SHAPES, lr=0.02,
+         adjust_lr_fn="spectral_unclamped", ns_steps=3, eps=1e-3, maximize=True, l1=0.01),
+    case("muon_groups", "muon", shapes=MUON_SHAPES, lr=0.02, groups=[
+        {"params": [0, 2, 4]},
+        {"params": [1, 3], "lr": 0.05, "momentum": 0.8, "weight_decay": 0.0, "eps": 1e-4},
+    ]),
     # ---- LAMB (torch-optimizer) ----
     case("lamb_default", "lamb"),
     case("lamb_wd_clamp", "lamb", lr=0.01, weight_decay=0.1, clamp_value=0.5),
@@ -380,9 +402,10 @@ def make_inputs(c):
 
 
 # Reference optimizers without `maximize`: run_case negates the gradient.
-NO_MAXIMIZE = ("lion", "lamb", "schedule_free_adamw", "schedule_free_sgd")
+NO_MAXIMIZE = ("lion", "lamb", "schedule_free_adamw", "schedule_free_sgd", "muon")
 
-SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max")
+SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max",
+         "ns_a", "ns_b", "ns_c")
 
 
 def torch_kwargs(opt, cfg):
@@ -398,9 +421,28 @@ def torch_kwargs(opt, cfg):
     if opt in SCHEDULE_FREE:
         del kw["lr_max"], kw["weight_sum"]  # running state, not arguments
         kw["warmup_steps"] = int(kw["warmup_steps"])
-    if opt not in ("lion", "lamb"):  # the others have a foreach switch
+    if opt == "muon":
+        kw["ns_coefficients"] = (cfg["ns_a"], cfg["ns_b"], cfg["ns_c"])
+        kw["ns_steps"] = int(kw["ns_steps"])
+    if opt not in ("lion", "lamb", "muon"):  # the others have a foreach switch
         kw["foreach"] = False
     return kw
+
+
+class _Float64Torch:
+    """The `torch` module with `bfloat16` meaning float64, for torch.optim._muon: its
+    Newton-Schulz iteration casts to bfloat16; with this in its namespace the same code runs
+    in float64 (the goldens are the exact iteration; the crate runs it in f32)."""
+
+    bfloat16 = torch.float64
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+def muon_in_float64():
+    import torch.optim._muon as muon_module
+    muon_module.torch = _Float64Torch()
 
 
 def run_case(c):
@@ -582,7 +624,32 @@ def run_optax_lars(c):
     return record(c, params0, grads, traj, {"trace": trace})
 
 
+def bf16_distance(c, exact):
+    """The largest difference of stock torch.optim.Muon's first update (Newton-Schulz in
+    bfloat16) from the float64 one, over the update's largest entry: printed, not recorded."""
+    import torch.optim._muon as muon_module
+    saved = muon_module.torch
+    muon_module.torch = torch
+    try:
+        stock = run_case(c)
+    finally:
+        muon_module.torch = saved
+    worst = 0.0
+    for k, p0 in enumerate(exact["params0"]):
+        du = [a - b for a, b in zip(exact["params"][0][k], p0)]
+        ds = [a - b for a, b in zip(stock["params"][0][k], p0)]
+        scale = max((abs(x) for x in du), default=0.0)
+        if scale > 0.0:
+            worst = max(worst, max(abs(a - b) for a, b in zip(du, ds)) / scale)
+    print(f"{c['name']}: torch's bf16 first update differs from float64 by {worst:.2e} "
+          "of its largest entry")
+
+
 def run(c):
+    if c["optimizer"] == "muon":
+        out = run_case(c)
+        bf16_distance(c, out)
+        return out
     if c["optimizer"] == "adopt":
         return run_optax_adopt(c)
     if c["optimizer"] == "lars":
@@ -593,6 +660,7 @@ def run(c):
 def main():
     torch.set_grad_enabled(False)
     torch.set_default_dtype(torch.float64)
+    muon_in_float64()
     names = [c["name"] for c in CASES]
     assert len(set(names)) == len(names), "duplicate case names"
     for c in CASES:

@@ -12,7 +12,7 @@ use crate::grad::device::GradPipeline;
 use crate::optim::groups::GroupHp;
 use crate::optim::state::StateDtype;
 use crate::optim::trust;
-use crate::optim::{Algorithm, KernelDesc, OptimizerSpec};
+use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, muon};
 
 /// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
 /// needs: a weight decay or an l1 that is zero in every group is compiled
@@ -52,7 +52,7 @@ pub(super) fn choose_kernel(
     gpu: &Gpu,
     desc: &KernelDesc,
     (spec, terms): (&OptimizerSpec, Terms),
-    trust: bool,
+    passes: Passes,
     phase: Option<(&'static str, f64)>,
     dtype: StateDtype,
 ) -> Result<Arc<Kernel>> {
@@ -68,10 +68,13 @@ pub(super) fn choose_kernel(
         Slot::StorageReadWrite,
         Slot::StorageRead,
     ];
-    if trust {
+    if passes.per_tensor() {
         slots.extend(trust::SLOTS);
     }
     slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
+    if passes == Passes::Muon {
+        slots.push(muon::MATRIX_SLOT);
+    }
     if dtype == StateDtype::Blockwise8 {
         // absmax, then the dynamic maps.
         slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
@@ -90,7 +93,7 @@ pub(super) fn choose_kernel(
     for (k, v) in &constants {
         key.push_str(&format!("/{k}={v}"));
     }
-    gpu.kernel(&key, &desc.assemble(trust, dtype), &slots, &constants)
+    gpu.kernel(&key, &desc.assemble(passes, dtype), &slots, &constants)
 }
 
 impl Optimizer {
@@ -101,14 +104,14 @@ impl Optimizer {
     pub(super) fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
         let desc = self.groups[0].algo().kernel();
         let spec = &self.spec;
-        let trust = self.trust.is_some();
+        let passes = self.groups[0].algo().passes();
         let mut kernels = Vec::with_capacity(self.dispatches.len());
         for d in &self.dispatches {
             kernels.push(choose_kernel(
                 gpu,
                 &desc,
                 (spec, terms),
-                trust,
+                passes,
                 None,
                 d.dtype,
             )?);
@@ -116,7 +119,7 @@ impl Optimizer {
         let passes = match &self.trust {
             Some(_) => {
                 let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
-                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d);
+                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d);
                 Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
             }
             None => None,

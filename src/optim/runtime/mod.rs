@@ -23,8 +23,8 @@ use crate::grad::device::{GradPipeline, dummy_control, step_binding};
 use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::{Block, block_tables};
 use crate::optim::state::{StateDtype, StatePlacement, States};
-use crate::optim::trust::TrustPasses;
-use crate::optim::{Algorithm, OptimizerSpec};
+use crate::optim::trust::{TrustPasses, segments};
+use crate::optim::{Algorithm, OptimizerSpec, Passes, muon};
 use crate::params::ParamSet;
 
 pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
@@ -111,6 +111,8 @@ pub struct Optimizer {
     /// A trust-ratio optimizer's measure and reduce passes, with the
     /// reduce pass's bind group and grid.
     trust: Option<(TrustPasses, wgpu::BindGroup, (u32, u32))>,
+    /// Muon's Newton-Schulz iteration, between the reduce and apply passes.
+    muon: Option<muon::Orthogonalize>,
     /// Schedule-Free's eval and train swap pipelines.
     swap: Option<(Arc<Kernel>, Arc<Kernel>)>,
     /// Whether the params hold Schedule-Free's evaluation weights `x`.
@@ -186,7 +188,7 @@ impl Optimizer {
         let resolved = spec.resolve(&layout)?;
         let (groups, assignment) = (resolved.groups, resolved.assignment);
         let desc = groups[0].algo().kernel();
-        let is_trust = groups[0].algo().trust().is_some();
+        let passes = groups[0].algo().passes();
         let placement = params.placement().clone();
         let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
         let state_placement = StatePlacement::new(
@@ -201,7 +203,7 @@ impl Optimizer {
         for d in state_placement.formats() {
             kernels.insert(
                 d,
-                choose_kernel(gpu, &desc, (spec, terms), is_trust, None, d)?,
+                choose_kernel(gpu, &desc, (spec, terms), passes, None, d)?,
             );
         }
         let f32_kernel = |phase| {
@@ -209,7 +211,7 @@ impl Optimizer {
                 gpu,
                 &desc,
                 (spec, terms),
-                false,
+                Passes::OnePass,
                 Some(phase),
                 StateDtype::F32,
             )
@@ -225,6 +227,19 @@ impl Optimizer {
         let row_len = groups[0].algo().row(1).len() as u64;
         let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
         let name = desc.name;
+        // The per-tensor table of the passes that reduce per tensor.
+        let matrices = match &groups[0] {
+            Algorithm::Muon(c) => {
+                let max = gpu.limits().max_storage_buffer_binding_size / 4;
+                Some(muon::matrices(c, &layout, &placement, &assignment, max)?)
+            }
+            _ => None,
+        };
+        let segs = segments(&placement, &assignment);
+        let table: (&[u8], u32) = match &matrices {
+            Some((m, _, _)) => (bytemuck::cast_slice(m), m.len() as u32),
+            None => (bytemuck::cast_slice(&segs), segs.len() as u32),
+        };
 
         let built = gpu.scoped(&format!("optim/{name}/new"), || -> Result<_> {
             let uniform = gpu.create_buffer(
@@ -243,22 +258,28 @@ impl Optimizer {
                 )
             });
             let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
-            let passes = if is_trust {
+            let per_tensor = if passes.per_tensor() {
                 Some(TrustPasses::new(
                     gpu,
                     name,
-                    &placement,
-                    &assignment,
+                    table,
                     n_blocks,
                     // One state format for all groups (spec.resolve).
                     |phase| {
                         let d = resolved.state_dtypes[0];
-                        choose_kernel(gpu, &desc, (spec, terms), true, Some(phase), d)
+                        choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d)
                     },
                 )?)
             } else {
                 None
             };
+            let ortho =
+                match (&groups[0], &matrices, &per_tensor) {
+                    (Algorithm::Muon(c), Some((m, x, g)), Some(p)) => Some(
+                        muon::Orthogonalize::new(gpu, c, (m, *x, *g), &p.tensors, &p.buffer)?,
+                    ),
+                    _ => None,
+                };
             let mut keep: Vec<wgpu::Buffer> = desc
                 .slots
                 .iter()
@@ -293,7 +314,7 @@ impl Optimizer {
                     params.params.buffers[c].as_entire_binding(),
                     params.grads.buffers[c].as_entire_binding(),
                 ];
-                if let Some(p) = &passes {
+                if let Some(p) = &per_tensor {
                     res.extend(p.bindings());
                 }
                 for (i, slot) in desc.slots.iter().enumerate() {
@@ -307,6 +328,13 @@ impl Optimizer {
                     let maps = qmaps.as_ref().expect("8-bit tables have their maps");
                     res.push(maps.as_entire_binding());
                 }
+                // Muon's scratch matrix: X_0 for the measure pass, the
+                // iteration's result for the apply pass.
+                let mut measure_res = res.clone();
+                if let Some(o) = &ortho {
+                    res.push(o.x_last().as_entire_binding());
+                    measure_res.push(o.x_first().as_entire_binding());
+                }
                 let bind_group =
                     gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
                 let swap_bind_groups = swap.as_ref().map(|(e, t)| {
@@ -316,11 +344,11 @@ impl Optimizer {
                         gpu.create_bind_group(&label, &t.layout, &res),
                     )
                 });
-                let measure_bind_group = passes.as_ref().map(|p| {
+                let measure_bind_group = per_tensor.as_ref().map(|p| {
                     let label = format!("optim/{name}/measure/chunk{c}");
-                    gpu.create_bind_group(&label, &p.measure.layout, &res)
+                    gpu.create_bind_group(&label, &p.measure.layout, &measure_res)
                 });
-                if let Some(p) = &passes
+                if let Some(p) = &per_tensor
                     && reduce.is_none()
                 {
                     let label = format!("optim/{name}/reduce");
@@ -342,13 +370,13 @@ impl Optimizer {
             }
             keep.push(control);
             keep.extend(qmaps);
-            let trust = passes.zip(reduce).map(|(p, bg)| {
+            let trust = per_tensor.zip(reduce).map(|(p, bg)| {
                 let grid = p.reduce_grid(max_dim);
                 (p, bg, grid)
             });
-            Ok((uniform, states, dispatches, grad, trust, keep))
+            Ok((uniform, states, dispatches, grad, trust, ortho, keep))
         })??;
-        let (uniform, states, dispatches, grad, trust, keep) = built;
+        let (uniform, states, dispatches, grad, trust, muon, keep) = built;
         Ok(Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
@@ -365,6 +393,7 @@ impl Optimizer {
             dispatches,
             grad,
             trust,
+            muon,
             swap,
             eval_mode: false,
             terms,
@@ -494,6 +523,9 @@ impl Optimizer {
                     pass.set_bind_group(0, reduce, &[]);
                     pass.dispatch_workgroups(reduce_grid.0, reduce_grid.1, 1);
                 }
+                if let Some(o) = &self.muon {
+                    o.record(&mut pass);
+                }
                 for d in &self.dispatches {
                     pass.set_pipeline(&d.kernel.pipeline);
                     pass.set_bind_group(0, &d.bind_group, &[]);
@@ -543,10 +575,13 @@ impl Optimizer {
     }
     /// Number of optimizer dispatches one step records: one per chunk when
     /// fused; a trust-ratio optimizer (LAMB, LARS) records two per chunk
-    /// and one more. The gradient pipeline's passes are not counted.
+    /// and one more; Muon as many plus `3 x ns_steps` products. The
+    /// gradient pipeline's passes are not counted.
     pub fn dispatches_per_step(&self) -> usize {
         let per_chunk = if self.trust.is_some() { 2 } else { 1 };
-        per_chunk * self.dispatches.len() + self.trust.is_some() as usize
+        per_chunk * self.dispatches.len()
+            + self.trust.is_some() as usize
+            + self.muon.as_ref().map_or(0, |o| o.dispatches())
     }
     /// Multiplies every gradient by `scale` inside the update (gradient
     /// accumulation or data-parallel averaging; 1 by default). No extra pass.

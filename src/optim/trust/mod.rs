@@ -38,9 +38,9 @@ pub(crate) trait Trust {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Segment {
-    first: u32,
-    count: u32,
-    group: u32,
+    pub(crate) first: u32,
+    pub(crate) count: u32,
+    pub(crate) group: u32,
     _pad0: u32,
 }
 
@@ -93,7 +93,8 @@ pub(crate) struct TrustPasses {
 }
 
 /// The entry points of the three passes, appended after the generated roles.
-pub(crate) const PASSES_WGSL: &str = include_str!("passes.wgsl");
+pub(crate) const PASSES_WGSL: &str =
+    concat!(include_str!("reduce.wgsl"), include_str!("passes.wgsl"));
 
 /// The override that selects each pass (both false: apply).
 pub(crate) const MEASURE: (&str, f64) = ("MEASURE", 1.0);
@@ -101,17 +102,16 @@ pub(crate) const REDUCE: (&str, f64) = ("REDUCE", 1.0);
 
 impl TrustPasses {
     /// Builds the two extra pipelines (`build` makes one from its extra
-    /// override constant) and the buffers. Call inside the optimizer's
-    /// error scope.
+    /// override constant) and the buffers; `table` is the bytes of the
+    /// per-tensor table of binding 7 ([`segments`], or Muon's matrices) and
+    /// its length. Call inside the optimizer's error scope.
     pub(crate) fn new(
         gpu: &Gpu,
         name: &str,
-        placement: &Placement,
-        assignment: &[usize],
+        (table, n_tensors): (&[u8], u32),
         n_blocks: u32,
         build: impl Fn((&'static str, f64)) -> Result<std::sync::Arc<Kernel>>,
     ) -> Result<TrustPasses> {
-        let segs = segments(placement, assignment);
         Ok(TrustPasses {
             measure: build(MEASURE)?,
             reduce: build(REDUCE)?,
@@ -122,10 +122,10 @@ impl TrustPasses {
             ),
             tensors: gpu.create_buffer_init(
                 &format!("optim/{name}/tensors"),
-                bytemuck::cast_slice(&segs),
+                table,
                 wgpu::BufferUsages::STORAGE,
             ),
-            n_tensors: segs.len() as u32,
+            n_tensors,
         })
     }
 
@@ -159,7 +159,10 @@ mod tests {
     #[test]
     fn segment_matches_its_wgsl_struct() {
         let lamb = crate::optim::Algorithm::Lamb(Default::default());
-        let source = lamb.algo().kernel().assemble(true, StateDtype::F32);
+        let source = lamb
+            .algo()
+            .kernel()
+            .assemble(crate::optim::Passes::Trust, StateDtype::F32);
         let (module, _) = parse("lamb", &source);
         assert_eq!(
             wgsl_struct(&module, "Segment"),

@@ -1,6 +1,7 @@
 // trust/passes.wgsl — the entry point of the optimizers whose update is scaled per tensor by
 // a ratio of norms (LAMB, LARS), assembled last: gpu/common.wgsl + grad/norm.wgsl +
-// optim/prelude.wgsl + <name>/update.wgsl + this file. One module, three pipelines chosen by
+// optim/prelude.wgsl + <name>/update.wgsl + trust/reduce.wgsl + the generated roles + this
+// file. One module, three pipelines chosen by
 // override constants, recorded in the step's one compute pass after the gradient pipeline:
 //
 //   MEASURE (one dispatch per chunk, a workgroup per block, as the one-pass kernels):
@@ -51,69 +52,6 @@ struct Direction {
 
 @group(0) @binding(6) var<storage, read_write> trust: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> tensors: array<Segment>;
-
-var<workgroup> wpairs: array<vec4<f32>, 256>;
-var<workgroup> wsixteen: array<vec4<f32>, 16>;
-var<workgroup> wresult: vec4<f32>;
-
-fn finite(x: f32) -> bool {
-    // Exponent bits all ones means Inf or NaN; robust where `x != x` may be folded away.
-    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
-
-// A quiet NaN made from x (a value the compiler cannot fold away).
-fn poison(x: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(x) | 0x7fc00000u);
-}
-
-// The L2 pair (max |x|, sum (|x| / max)^2) of the lanes of x below `lanes`, with one reciprocal.
-// A NaN or infinite lane makes the pair's sum NaN, which every later nrm_combine keeps (both of
-// its branches add the sums): the tensor's norm is then NaN, not the norm of its finite part.
-fn lane_pair(x: V, lanes: u32) -> vec2<f32> {
-    var v = abs(x);
-    if lanes < 4u {
-        v = select(v, V(0.0), vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(lanes));
-    }
-    if !(finite(v.x) && finite(v.y) && finite(v.z) && finite(v.w)) {
-        return vec2<f32>(1.0, poison(v.x + v.y + v.z + v.w));
-    }
-    let m = max(max(v.x, v.y), max(v.z, v.w));
-    if m == 0.0 {
-        return vec2<f32>(0.0, 0.0);
-    }
-    let r = v * (1.0 / m);
-    return vec2<f32>(m, dot(r, r));
-}
-
-fn combine_pairs(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(nrm_combine(a.xy, b.xy, false), nrm_combine(a.zw, b.zw, false));
-}
-
-// Combines every invocation's (p pair, u pair) in a fixed order, radix 16 (invocations 0..15
-// each combine 16 entries, then invocation 0 the 16 results): three barriers instead of a
-// binary tree's nine, which matters where barriers are dear (CPU drivers such as lavapipe)
-// and costs nothing on GPUs. Every invocation returns the workgroup's result.
-fn reduce_workgroup(lid: u32, mine: vec4<f32>) -> vec4<f32> {
-    wpairs[lid] = mine;
-    workgroupBarrier();
-    if lid < 16u {
-        var acc = wpairs[16u * lid];
-        for (var k = 1u; k < 16u; k++) {
-            acc = combine_pairs(acc, wpairs[16u * lid + k]);
-        }
-        wsixteen[lid] = acc;
-    }
-    workgroupBarrier();
-    if lid == 0u {
-        var acc = wsixteen[0];
-        for (var k = 1u; k < 16u; k++) {
-            acc = combine_pairs(acc, wsixteen[k]);
-        }
-        wresult = acc;
-    }
-    workgroupBarrier();
-    return wresult;
-}
 
 fn reduce_tensor(b: u32, lid: u32) {
     if b >= arrayLength(&tensors) || skipped_step() {
