@@ -75,8 +75,14 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
         ),
         ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
     ];
-    // Every other optimizer of the registry, with its defaults.
+    // Every other optimizer of the registry, with its defaults; not Muon
+    // yet: it takes matrices only and its cost is its Newton-Schulz
+    // products, so its rows (the mix's matrices, GFLOP/s beside the copy
+    // roofline, time against AdamW) are their own section, still to come.
     for a in Algorithm::all_defaults() {
+        if a.algo().passes() == crate::optim::Passes::Muon {
+            continue;
+        }
         if !v
             .iter()
             .any(|(n, s)| *n == a.name() || s.algorithm().name() == a.name())
