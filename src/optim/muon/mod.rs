@@ -194,6 +194,7 @@ const SOURCE: &str = concat!(
 /// The entry point of Muon's kernel (after trust/reduce.wgsl's helpers).
 pub(crate) const PASSES_WGSL: &str = concat!(
     include_str!("../trust/reduce.wgsl"),
+    include_str!("matrix.wgsl"),
     include_str!("passes.wgsl")
 );
 

@@ -133,7 +133,7 @@ fn tiles(mats: &[Matrix], wide: bool) -> Vec<Tile> {
 }
 
 /// The source of the products' module.
-const NS_WGSL: &str = include_str!("ns.wgsl");
+const NS_WGSL: &str = concat!(include_str!("matrix.wgsl"), include_str!("ns.wgsl"));
 
 /// The batched Newton-Schulz iteration of one Muon optimizer: its five
 /// pipelines (the Gram and update products with and without the first

@@ -20,7 +20,7 @@
 // Bindings (group 0):
 //   0 uniform              coefficients: Coefficients
 //   1 storage, read        tiles: array<Tile>
-//   2 storage, read        matrices: array<Matrix>     (muon/passes.wgsl)
+//   2 storage, read        matrices: array<Matrix>     (muon/matrix.wgsl)
 //   3 storage, read        work: array<vec4<f32>>      the norms' reciprocals
 //   4 storage, read        lhs: array<f32>             X (gram), G (poly), H (update)
 //   5 storage, read        rhs: array<f32>             X (gram, update), G (poly)
@@ -43,18 +43,6 @@ struct Tile {
     row: u32,
     col: u32,
     _pad0: u32,
-}
-
-// Rust: optim::muon::Matrix (32 bytes), as in muon/passes.wgsl.
-struct Matrix {
-    first: u32,
-    count: u32,
-    group: u32,
-    rows: u32,
-    cols: u32,
-    x: u32,
-    gram: u32,
-    lr_ratio: f32,
 }
 
 @group(0) @binding(0) var<uniform> coefficients: Coefficients;

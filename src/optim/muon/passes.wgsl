@@ -30,20 +30,6 @@
 override MEASURE: bool = false;
 override REDUCE: bool = false;
 
-// Rust: optim::muon::Matrix (32 bytes). The tensor's blocks are work[first .. first + count]
-// (one block numbering over all chunks, optim/trust/mod.rs); its scratch matrix starts at
-// element `x` of the X buffers, its m x m Gram matrices at `gram` of the G and H buffers.
-struct Matrix {
-    first: u32,
-    count: u32,
-    group: u32,
-    rows: u32,
-    cols: u32,
-    x: u32,
-    gram: u32,
-    lr_ratio: f32,
-}
-
 @group(0) @binding(6) var<storage, read_write> work: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> matrices: array<Matrix>;
 @group(0) @binding(9) var<storage, read_write> scratch: array<f32>;
