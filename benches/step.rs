@@ -1,7 +1,9 @@
 //! Step time of every optimizer on (a) a GPT-2-like mix of 50 tensors and
 //! (b) one tensor of the same size, next to the same-device WGSL copy kernel
 //! moving the same bytes; then ratios measured side by side (interleaved) in
-//! the same run: fused / copy, mix / single, fused / per-tensor.
+//! the same run: fused / copy, mix / single, fused / per-tensor. Muon runs
+//! on the mix only (its matrices with Muon, the rest with AdamW), beside
+//! AdamW, with its Newton-Schulz products' GFLOP/s.
 //!
 //! `cargo bench --bench step` (all timings include the wait for the GPU);
 //! `WGPU_OPTIM_BENCH_ONLY=adam,lamb cargo bench --bench step` runs only those.
@@ -11,7 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use wgpu_optim::bench::{
     CopyKernel, bytes_moved_per_param, bytes_per_param, device_bytes_per_param, gpt2_like_layout,
-    interleaved, single_tensor_layout, state_dtype_cases,
+    interleaved, muon_flops, muon_spec, single_tensor_layout, state_dtype_cases,
 };
 use wgpu_optim::optim::*;
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
@@ -66,7 +68,14 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let mut report = Vec::new();
+    let mut muon = None;
     for (name, spec) in configs() {
+        if let Algorithm::Muon(c) = spec.algorithm() {
+            // Its own section below: a 3.7 M-element matrix costs 30 x
+            // 1936^3 flops a step (about 10 s on lavapipe).
+            muon = Some(*c);
+            continue;
+        }
         let bpp = bytes_per_param(spec.algorithm());
         let mut fused = setup(&gpu, &spec, &mix, Dispatch::Fused);
         let mut one = setup(&gpu, &spec, &single, Dispatch::Fused);
@@ -178,6 +187,40 @@ fn main() {
         }
         g.finish();
     }
+    // Muon as its users run it on the mix (the hidden matrices with Muon,
+    // embeddings, norms and biases with AdamW), beside AdamW on the same
+    // tensors and the copy of its bytes; its products' GFLOP/s.
+    let mut muon_report = None;
+    if let Some(config) = muon {
+        let spec = muon_spec(config, &mix);
+        let mut s = setup(&gpu, &spec, &mix, Dispatch::Fused);
+        let mut adamw = setup(
+            &gpu,
+            &OptimizerSpec::adamw(AdamWConfig::default()),
+            &mix,
+            Dispatch::Fused,
+        );
+        let bpp = bytes_moved_per_param(&s.opt, &mix);
+        let flops = muon_flops(&s.opt, &mix);
+        let copy = CopyKernel::new(&gpu, (bpp * n as f64).ceil() as u64).unwrap();
+        let mut g = c.benchmark_group("muon");
+        g.sample_size(10);
+        g.bench_function("gpt2_mix", |b| b.iter(|| step(&gpu, &mut s).unwrap()));
+        g.finish();
+        let reps = 5;
+        let (t_step, t_copy) = interleaved(
+            reps,
+            || step(&gpu, &mut s),
+            || {
+                copy.submit(&gpu)?;
+                gpu.synchronize()
+            },
+        )
+        .unwrap();
+        let (t_step2, t_adamw) =
+            interleaved(reps, || step(&gpu, &mut s), || step(&gpu, &mut adamw)).unwrap();
+        muon_report = Some((flops, t_step, t_copy, t_step2, t_adamw));
+    }
     c.final_summary();
 
     println!(
@@ -234,6 +277,18 @@ fn main() {
             t_step.as_secs_f64() * 1e3,
             t_step.as_secs_f64() / t_copy.as_secs_f64(),
             t_step2.as_secs_f64() / t_f32.as_secs_f64(),
+        );
+    }
+    if let Some((flops, t_step, t_copy, t_step2, t_adamw)) = muon_report {
+        println!(
+            "\nmuon on the mix (hidden matrices; AdamW on embeddings, norms, biases): {:.2} ms, \
+             step/copy {:.1}, step/adamw {:.1}, Newton-Schulz {:.2e} flops = {:.2} GFLOP/s over \
+             the whole step (medians of 5 interleaved runs)",
+            t_step.as_secs_f64() * 1e3,
+            t_step.as_secs_f64() / t_copy.as_secs_f64(),
+            t_step2.as_secs_f64() / t_adamw.as_secs_f64(),
+            flops,
+            flops / t_step.as_secs_f64() / 1e9,
         );
     }
 }

@@ -167,14 +167,39 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
         };
         for opt in optimizers() {
             assert!(has(opt, "gpt2_like", "fused", Some(3_748_864)), "{opt} mix");
-            assert!(
+            // A quick run times Muon (seconds a step on lavapipe) on the
+            // mix fused and on the smallest matrix only.
+            let muon = opt == "muon";
+            assert_eq!(
                 has(opt, "gpt2_like", "per_tensor", None),
+                !muon,
                 "{opt} per tensor"
             );
             for &n in &sizes {
-                assert!(has(opt, "single", "fused", Some(n)), "{opt} {n}");
+                let want = !muon || n == sizes[0];
+                assert_eq!(has(opt, "single", "fused", Some(n)), want, "{opt} {n}");
             }
         }
+        // Muon: the hidden matrices with Muon, the rest with AdamW, beside
+        // AdamW on the same tensors; its products' GFLOP/s.
+        for m in ms.iter().filter(|m| m["optimizer"] == "muon") {
+            assert_eq!(m["baseline"], "adamw", "{m}");
+            positive(m, "ratio_to_baseline");
+            positive(m, "gflop_per_s");
+            assert_eq!(m["reps"], 1);
+        }
+        let muon_single = ms
+            .iter()
+            .find(|m| m["optimizer"] == "muon" && m["layout"] == "single")
+            .expect("a Muon matrix row");
+        // measure, reduce, 3 products per iteration (5), apply.
+        assert_eq!(muon_single["dispatches_per_step"], 18);
+        assert!(
+            ms.iter()
+                .filter(|m| m["optimizer"] != "muon")
+                .all(|m| m.get("gflop_per_s").is_none()),
+            "GFLOP/s only where there are matrix products"
+        );
         assert!(has("adam+clip_global_norm", "gpt2_like", "fused", None));
         // AdamW's bf16 and 8-bit state rows: what they move and hold per
         // param, and each beside the f32-state AdamW.

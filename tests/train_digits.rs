@@ -225,6 +225,15 @@ fn schedule_free_resumes_from_its_eval_mode_checkpoint_bitwise() {
     resume_equals_uninterrupted("schedule_free_adamw");
 }
 
+/// Muon on the weight matrices with the biases in an AdamW param group
+/// (`--optimizer muon`, `ParamGroup::algorithm`): the checkpoint holds each
+/// tensor's own states and a resumed run continues bitwise, on one device
+/// and data-parallel on two.
+#[test]
+fn muon_with_adamw_biases_resumes_from_the_epoch_checkpoint_bitwise() {
+    resume_equals_uninterrupted("muon");
+}
+
 /// With 8-bit optimizer states (`--state-dtype 8bit`: fc1.weight's AdamW
 /// states in 8 bits, the small tensors' in f32) the checkpoint holds them as
 /// U8 + absmax and a resumed run continues bitwise, on one device and two.

@@ -457,6 +457,7 @@ pub const OPTIMIZERS: &[&str] = &[
     "lars",
     "schedule_free_adamw",
     "schedule_free_sgd",
+    "muon",
 ];
 
 pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerSpec, BoxError> {
@@ -546,6 +547,17 @@ pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerS
             warmup_steps: 50.0,
             ..Default::default()
         }),
+        // Muon orthogonalizes the weight matrices; the biases run AdamW in
+        // their own param group (Muon takes 2-D tensors only), in the same
+        // step.
+        "muon" => OptimizerSpec::muon(MuonConfig {
+            lr: lr.unwrap_or(0.02),
+            ..Default::default()
+        })
+        .group(ParamGroup::matching("*.bias").algorithm(AdamWConfig {
+            lr: 1e-2,
+            ..Default::default()
+        })),
         other => {
             return Err(
                 format!("unknown optimizer {other:?}: use {}", OPTIMIZERS.join(", ")).into(),

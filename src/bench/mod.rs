@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, WORKGROUP_SIZE, grid};
 use crate::layout::ParamLayout;
 use crate::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, Optimizer, OptimizerSpec,
-    PassTimestamps, RmsPropConfig, SgdConfig, StateDtype,
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, MuonConfig, Optimizer,
+    OptimizerSpec, ParamGroup, PassTimestamps, RmsPropConfig, SgdConfig, StateDtype,
 };
 use crate::precision::QUANT_BLOCK;
 use std::sync::Arc;
@@ -75,14 +75,10 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
         ),
         ("rmsprop", OptimizerSpec::rmsprop(RmsPropConfig::default())),
     ];
-    // Every other optimizer of the registry, with its defaults; not Muon
-    // yet: it takes matrices only and its cost is its Newton-Schulz
-    // products, so its rows (the mix's matrices, GFLOP/s beside the copy
-    // roofline, time against AdamW) are their own section, still to come.
+    // Every other optimizer of the registry, with its defaults. Muon runs
+    // as its users run it: `for_layout` gives the tensors that are not
+    // hidden matrices to AdamW.
     for a in Algorithm::all_defaults() {
-        if a.algo().passes() == crate::optim::Passes::Muon {
-            continue;
-        }
         if !v
             .iter()
             .any(|(n, s)| *n == a.name() || s.algorithm().name() == a.name())
@@ -110,44 +106,100 @@ pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
     (3 + 2 * s) * 4
 }
 
-/// The floating-point operations of Muon's Newton-Schulz products in one
-/// step over `layout` (every tensor 2-D): per matrix of `m x n` (`m <= n`)
-/// and iteration, `X X^T` (`2 m^2 n`), `G G` (`2 m^3`) and `H X`
-/// (`2 m^2 n`), as torch's `addmm`s count them.
-pub fn muon_flops(layout: &ParamLayout, ns_steps: u32) -> f64 {
-    layout
+/// Whether `name` is an embedding of the mixes (`wte`, `wpe`, `*emb*`):
+/// Muon's users give those to AdamW, though they are 2-D.
+fn is_embedding(name: &str) -> bool {
+    name == "wte" || name == "wpe" || name.contains("emb")
+}
+
+/// Muon as its users run it over `layout`: `config` on the hidden
+/// matrices (2-D tensors that are not embeddings), AdamW with its defaults
+/// on the embeddings, norms and biases, in the same step
+/// (`ParamGroup::algorithm`).
+pub fn muon_spec(config: MuonConfig, layout: &ParamLayout) -> OptimizerSpec {
+    let others: Vec<&str> = layout
         .tensors()
         .iter()
-        .map(|t| {
+        .filter(|t| t.shape.len() != 2 || is_embedding(&t.name))
+        .map(|t| t.name.as_str())
+        .collect();
+    let spec = OptimizerSpec::muon(config);
+    if others.is_empty() {
+        return spec;
+    }
+    spec.group(ParamGroup::names(others).algorithm(AdamWConfig::default()))
+}
+
+/// A standard optimizer's spec for `layout`: Muon's as [`muon_spec`]
+/// builds it, the others as they are.
+pub fn for_layout(spec: &OptimizerSpec, layout: &ParamLayout) -> OptimizerSpec {
+    match spec.algorithm() {
+        Algorithm::Muon(c) => muon_spec(*c, layout),
+        _ => spec.clone(),
+    }
+}
+
+/// One tensor of `n` elements for a standard optimizer: Muon's is a matrix
+/// of `n / k x k`, `k` the largest power of two with `k * k <= n`
+/// (square for even powers of two); the others' is 1-D.
+pub fn single_layout_for(spec: &OptimizerSpec, n: usize) -> ParamLayout {
+    if !matches!(spec.algorithm(), Algorithm::Muon(_)) {
+        return single_tensor_layout(n);
+    }
+    let mut k = 1usize;
+    while (2 * k) * (2 * k) <= n {
+        k *= 2;
+    }
+    ParamLayout::new(&[("w", &[n / k, k][..])]).expect("one name")
+}
+
+/// Single tensors above this size get no Muon row: a `16384 x 16384`
+/// matrix (2^28) costs `30 * 16384^3`, 1.3e14 flops, per step of 5
+/// iterations, seconds even on a GPU.
+pub const MUON_MAX_SINGLE: u64 = 1 << 24;
+
+/// The floating-point operations of Muon's Newton-Schulz products in one
+/// step of `opt` over `layout`, counting the tensors of its Muon groups:
+/// per matrix of `m x n` (`m <= n`) and iteration, `X X^T` (`2 m^2 n`),
+/// `G G` (`2 m^3`) and `H X` (`2 m^2 n`), as torch's `addmm`s count them.
+pub fn muon_flops(opt: &Optimizer, layout: &ParamLayout) -> f64 {
+    let mut flops = 0.0;
+    for t in layout.tensors() {
+        let g = opt.group_of(&t.name).expect("a tensor of the layout");
+        if let Ok(Algorithm::Muon(c)) = opt.group_config(g) {
             let (m, n) = (
                 t.shape[0].min(t.shape[1]) as f64,
                 t.shape[0].max(t.shape[1]) as f64,
             );
-            ns_steps as f64 * (4.0 * m * m * n + 2.0 * m * m * m)
-        })
-        .sum()
+            flops += c.ns_steps as f64 * (4.0 * m * m * n + 2.0 * m * m * m);
+        }
+    }
+    flops
 }
 
-/// Bytes one step of `opt` moves per parameter, the state formats of its
-/// tensors counted (`Optimizer::state_dtype`): param read and write and
-/// grad read, f32, 12; each state read and written in its format (f32 8,
-/// bf16 4, 8 bits 2, plus its absmax read and written, 8 / 256); averaged
-/// over the layout's parameters. Equals [`bytes_per_param`] with f32
-/// states. The trust-ratio optimizers keep f32 states: [`bytes_per_param`].
+/// Bytes one step of `opt` moves per parameter, each tensor with its
+/// group's algorithm and its state format (`Optimizer::state_dtype`):
+/// param read and write and grad read, f32, 12; each state read and
+/// written in its format (f32 8, bf16 4, 8 bits 2, plus its absmax read
+/// and written, 8 / 256); averaged over the layout's parameters. Equals
+/// [`bytes_per_param`] with f32 states. The trust-ratio optimizers and
+/// Muon count as [`bytes_per_param`] says.
 pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
-    let algorithm = opt.spec().algorithm();
-    if algorithm.algo().passes().per_tensor() {
-        return bytes_per_param(algorithm) as f64;
-    }
-    let states = algorithm.state_names().len() as f64;
     let mut bytes = 0.0;
     for t in layout.tensors() {
-        let d = opt.state_dtype(&t.name).expect("a tensor of the layout");
-        let per_state = match d {
-            StateDtype::Blockwise8 => 2.0 + 8.0 / QUANT_BLOCK as f64,
-            d => 2.0 * d.bytes(),
+        let g = opt.group_of(&t.name).expect("a tensor of the layout");
+        let algorithm = opt.group_config(g).expect("its group");
+        let per = if algorithm.algo().passes().per_tensor() {
+            bytes_per_param(algorithm) as f64
+        } else {
+            let states = algorithm.state_names().len() as f64;
+            let per_state = match opt.state_dtype(&t.name).expect("a tensor") {
+                StateDtype::Blockwise8 => 2.0 + 8.0 / QUANT_BLOCK as f64,
+                d => 2.0 * d.bytes(),
+            };
+            12.0 + states * per_state
         };
-        bytes += t.numel as f64 * (12.0 + states * per_state);
+        bytes += t.numel as f64 * per;
     }
     bytes / layout.numel().max(1) as f64
 }

@@ -369,7 +369,7 @@ pub fn save(
     let mut entries = param_entries(gpu, params, "param.");
     let state_names = opt.state_names();
     for t in params.layout().tensors() {
-        for &s in &state_names {
+        for s in opt.tensor_state_names(&t.name)? {
             entries.extend(state_entries(gpu, params, opt, &t.name, s)?);
         }
     }
@@ -396,7 +396,7 @@ pub fn save(
     let meta = CheckpointMeta {
         format: FORMAT.into(),
         version: VERSION,
-        optimizer: opt.spec().algorithm().name().into(),
+        optimizer: opt.algorithm_name(),
         state_names: state_names.iter().map(|s| s.to_string()).collect(),
         step: opt.step_count(),
         groups,
@@ -535,7 +535,6 @@ pub fn load_with(
     let live_layout = layout_of(params);
     let writes = validate::check(path, &doc, version, &live_layout, opt, options)?;
     let meta = doc.meta;
-    let live_states = opt.state_names();
     let mut expected = Vec::new();
     for (name, shape) in &live_layout {
         use safetensors::Dtype;
@@ -551,7 +550,7 @@ pub fn load_with(
              with the file's state dtypes)",
             d.as_str()
         );
-        for s in &live_states {
+        for s in opt.tensor_state_names(name)? {
             let key = format!("state.{name}.{s}");
             match d {
                 StateDtype::F32 => expected.push((key, Dtype::F32, shape.clone(), why.clone())),
@@ -628,7 +627,7 @@ pub fn load_with(
             .write(gpu, name, &bytemuck::pod_collect_to_vec(&v))
             .map_err(partly)?;
         let d = opt.state_dtype(name)?;
-        for s in &live_states {
+        for s in opt.tensor_state_names(name)? {
             let v = r
                 .read_verified(&format!("state.{name}.{s}"), &meta.checksums)
                 .map_err(partly)?;

@@ -81,14 +81,14 @@ pub(super) fn check(
             meta.format, meta.version
         )));
     }
-    let kind = opt.spec().algorithm().name();
+    let kind = opt.algorithm_name();
     if meta.optimizer != kind {
         return Err(err(format!(
             "optimizer is {}, the live optimizer is {kind}",
             meta.optimizer
         )));
     }
-    if meta.eval_mode && opt.spec().algorithm().algo().swap_weights().is_none() {
+    if meta.eval_mode && !opt.has_eval_mode() {
         return Err(err(format!(
             "the params were saved in eval mode, which {kind} does not have"
         )));

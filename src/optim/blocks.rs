@@ -50,23 +50,25 @@ pub enum Dispatch {
 /// One block table: the chunk, the states' format, the blocks.
 pub(crate) type Table = (usize, StateDtype, Vec<Block>);
 
-/// The block tables of a placement in dispatch order: one per chunk and
-/// state format when fused, one per tensor piece otherwise; and the number
-/// of blocks over all of them. Blocks are numbered chunk by chunk and, in a
-/// chunk, tensor by tensor (with one state format, in table order).
+/// The block tables of the tensors `states` includes, in dispatch order:
+/// one per chunk and state format when fused, one per tensor piece
+/// otherwise; and the number of blocks over all of them. Blocks are
+/// numbered from `first` chunk by chunk and, in a chunk, tensor by tensor
+/// (with one state format, in table order).
 pub(crate) fn block_tables(
     placement: &Placement,
     states: &StatePlacement,
     assignment: &[usize],
     mode: Dispatch,
+    first: u32,
 ) -> (Vec<Table>, u32) {
     let mut all = Vec::new();
-    let mut next_index = 0u32;
+    let mut next_index = first;
     for c in 0..placement.chunk_lens().len() {
         for d in states.formats() {
             let mut tables: Vec<Vec<Block>> = vec![Vec::new()];
             for (k, group) in assignment.iter().enumerate() {
-                if states.dtypes[k] != d {
+                if states.dtypes[k] != d || !states.included[k] {
                     continue;
                 }
                 for (j, p) in placement.pieces(k).iter().enumerate() {
@@ -106,7 +108,7 @@ pub(crate) fn block_tables(
             );
         }
     }
-    (all, next_index)
+    (all, next_index - first)
 }
 
 #[cfg(test)]
@@ -154,7 +156,7 @@ pub(crate) mod tests {
             ParamLayout::new(&[("a", &[0][..]), ("b", &[1500][..]), ("c", &[3][..])]).unwrap();
         let placement = Placement::new(&layout, 1024).unwrap();
         let states = f32_states(&layout, &placement, 3);
-        let (tables, n) = block_tables(&placement, &states, &[0, 1, 2], Dispatch::Fused);
+        let (tables, n) = block_tables(&placement, &states, &[0, 1, 2], Dispatch::Fused, 0);
         let blocks: Vec<Block> = tables.iter().flat_map(|t| t.2.clone()).collect();
         assert!(
             blocks.iter().all(|b| b.state == b.start),
@@ -169,7 +171,7 @@ pub(crate) mod tests {
                 .all(|b| b.len as u64 <= BLOCK_ELEMS && b.len > 0)
         );
         assert_eq!(tables.len(), placement.chunk_lens().len());
-        let per = block_tables(&placement, &states, &[0, 1, 2], Dispatch::PerTensor).0;
+        let per = block_tables(&placement, &states, &[0, 1, 2], Dispatch::PerTensor, 0).0;
         let pieces: usize = (0..3)
             .map(|k| placement.pieces(k).iter().filter(|p| p.len > 0).count())
             .sum();

@@ -61,6 +61,7 @@ pub struct ParamGroup {
     selector: Selector,
     overrides: Vec<(String, f64)>,
     state_dtype: Option<StateDtype>,
+    algorithm: Option<Algorithm>,
 }
 
 impl ParamGroup {
@@ -71,6 +72,7 @@ impl ParamGroup {
             selector: Selector::Pattern(pattern.into()),
             overrides: Vec::new(),
             state_dtype: None,
+            algorithm: None,
         }
     }
     /// The tensors with exactly these names (each must exist in the layout).
@@ -79,6 +81,7 @@ impl ParamGroup {
             selector: Selector::Names(names.into_iter().map(Into::into).collect()),
             overrides: Vec::new(),
             state_dtype: None,
+            algorithm: None,
         }
     }
     /// Overrides hyperparameter `name` (PyTorch's name) with `value`. A name
@@ -120,6 +123,32 @@ impl ParamGroup {
         self.state_dtype = Some(dtype);
         self
     }
+    /// Runs `algorithm` on this group's tensors instead of the optimizer's
+    /// own, still in the same step (one compute pass and one submit): the
+    /// Muon recipe, where embeddings, norms and biases take AdamW. The
+    /// group's overrides apply to `algorithm`'s config. Groups running the
+    /// same kernel (the same optimizer with the same structural switches)
+    /// share its dispatches; each other one adds its own (one per chunk,
+    /// or its passes). Clipping, the non-finite guard and loss scaling see
+    /// every tensor of every group, as with one algorithm.
+    ///
+    /// ```
+    /// use wgpu_optim::optim::{AdamWConfig, MuonConfig, OptimizerSpec, ParamGroup};
+    /// let spec = OptimizerSpec::muon(MuonConfig { lr: 0.02, ..Default::default() }).group(
+    ///     ParamGroup::matching("*.bias").algorithm(AdamWConfig { lr: 3e-4, ..Default::default() }),
+    /// );
+    /// ```
+    ///
+    /// Schedule-Free (whose eval mode swaps every tensor) runs alone: it can
+    /// neither be a group's algorithm nor have groups that run another.
+    pub fn algorithm(mut self, algorithm: impl Into<Algorithm>) -> Self {
+        self.algorithm = Some(algorithm.into());
+        self
+    }
+    /// The algorithm this group runs instead of the optimizer's, if any.
+    pub fn algorithm_override(&self) -> Option<&Algorithm> {
+        self.algorithm.as_ref()
+    }
     /// The overrides, in the order given.
     pub fn overrides(&self) -> &[(String, f64)] {
         &self.overrides
@@ -148,10 +177,19 @@ impl ParamGroup {
         }
     }
 
-    /// The config of this group: `base` with the overrides applied and
+    /// The config of this group: `base` (or the group's own
+    /// [`algorithm`](Self::algorithm)) with the overrides applied and
     /// validated; `index` is the group's number (1, 2, ...) for messages.
     pub(crate) fn resolve(&self, base: &Algorithm, index: usize) -> Result<Algorithm> {
         let prefix = format!("groups[{index}].");
+        let base = match &self.algorithm {
+            Some(own) => {
+                own.validate()
+                    .map_err(|e| prefix_field(e, &format!("{prefix}algorithm.")))?;
+                own
+            }
+            None => base,
+        };
         let mut cfg = base.clone();
         for (name, value) in &self.overrides {
             if !cfg.algo_mut().set(name, *value) {

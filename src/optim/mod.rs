@@ -310,6 +310,14 @@ macro_rules! registry {
             }
         }
 
+        $(
+            impl From<$config> for Algorithm {
+                fn from(c: $config) -> Algorithm {
+                    Algorithm::$variant(c)
+                }
+            }
+        )*
+
         impl OptimizerSpec {
             $(
                 #[doc = concat!("A spec for `", $name, "`.")]

@@ -88,6 +88,8 @@ impl Reference {
     /// `initial_accumulator_value`).
     pub fn new(spec: &OptimizerSpec, layout: &ParamLayout) -> Result<Reference> {
         let resolved = spec.resolve(layout)?;
+        // Every state name of every group's algorithm, with one entry per
+        // tensor: empty for the tensors whose algorithm does not keep it.
         let mut state: BTreeMap<&'static str, Vec<Vec<f64>>> = BTreeMap::new();
         for (k, t) in layout.tensors().iter().enumerate() {
             let active = resolved.groups[resolved.assignment[k]]
@@ -95,10 +97,10 @@ impl Reference {
                 .kernel()
                 .active;
             for (name, init) in active {
-                state
+                let v = state
                     .entry(name)
-                    .or_default()
-                    .push(vec![init; t.numel as usize]);
+                    .or_insert_with(|| vec![Vec::new(); layout.len()]);
+                v[k] = vec![init; t.numel as usize];
             }
         }
         let state_dtypes = layout
@@ -112,13 +114,12 @@ impl Reference {
                 },
             )
             .collect();
-        let signed = resolved.groups[0]
-            .algo()
-            .kernel()
-            .active_maps()
-            .into_iter()
-            .map(|(n, m)| (n, m == crate::optim::state::QMap::Signed))
-            .collect();
+        let mut signed = BTreeMap::new();
+        for g in resolved.groups.iter().rev() {
+            for (n, m) in g.algo().kernel().active_maps() {
+                signed.insert(n, m == crate::optim::state::QMap::Signed);
+            }
+        }
         let gradients = *spec.gradients();
         let scale = match gradients.loss_scale {
             Some(LossScale::Dynamic(c)) => c.init_scale,
@@ -304,6 +305,10 @@ fn round_states(
 ) {
     for (name, v) in state.iter_mut() {
         let v = &mut v[k];
+        if v.is_empty() {
+            // Not a state of this tensor's algorithm (or no elements).
+            continue;
+        }
         match d {
             StateDtype::F32 => {}
             StateDtype::Bf16 => {

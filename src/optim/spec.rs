@@ -31,6 +31,24 @@ pub struct Resolved {
     pub assignment: Vec<usize>,
     /// The state format of each param group (before `min_8bit_size`).
     pub state_dtypes: Vec<StateDtype>,
+    /// The part of each param group: groups that run the same kernel (the
+    /// same algorithm with the same structural switches,
+    /// [`ParamGroup::algorithm`]) share a part, numbered in order of their
+    /// first group (the base group's part is 0).
+    pub parts: Vec<usize>,
+}
+
+/// What decides a part: the algorithm with every numeric hyperparameter
+/// zeroed (its switches: `amsgrad`, `nesterov`, Muon's `adjust_lr_fn`, ...),
+/// its override constants and the states it keeps.
+fn part_key(a: &Algorithm) -> String {
+    let mut shape = a.clone();
+    for n in a.hyperparameter_names() {
+        shape.algo_mut().set(n, 0.0);
+    }
+    let k = a.algo().kernel();
+    let states: Vec<&str> = k.active.iter().map(|s| s.0).collect();
+    format!("{shape:?}|{:?}|{states:?}", k.constants)
 }
 
 impl OptimizerSpec {
@@ -140,21 +158,6 @@ impl OptimizerSpec {
     pub fn resolve(&self, layout: &ParamLayout) -> Result<Resolved> {
         self.algorithm.validate()?;
         self.gradients.validate()?;
-        if !self.algorithm.algo().running().is_empty()
-            && self.gradients.nonfinite != NonFinite::Propagate
-        {
-            return Err(Error::invalid(
-                "gradients.nonfinite",
-                format!("{:?}", self.gradients.nonfinite),
-                "NonFinite::Propagate",
-                format!(
-                    "{} keeps running averaging state on the host that a step skipped on the \
-                     device would leave ahead of the params; skip non-finite steps on the host \
-                     instead (or use another optimizer)",
-                    self.algorithm.name()
-                ),
-            ));
-        }
         if self.groups.len() + 1 > MAX_GROUPS {
             return Err(Error::LimitExceeded {
                 limit: "param groups (the crate's own limit)".into(),
@@ -165,11 +168,12 @@ impl OptimizerSpec {
         }
         let mut groups = vec![self.algorithm.clone()];
         let mut state_dtypes = vec![self.state_dtype];
-        self.check_state_dtype("state_dtype", self.state_dtype)?;
+        check_state_dtype(&self.algorithm, "state_dtype", self.state_dtype)?;
         for (i, g) in self.groups.iter().enumerate() {
-            groups.push(g.resolve(&self.algorithm, i + 1)?);
+            let cfg = g.resolve(&self.algorithm, i + 1)?;
             let d = g.state_dtype_override().unwrap_or(self.state_dtype);
-            self.check_state_dtype(&format!("groups[{}].state_dtype", i + 1), d)?;
+            check_state_dtype(&cfg, &format!("groups[{}].state_dtype", i + 1), d)?;
+            groups.push(cfg);
             state_dtypes.push(d);
             if let Some(missing) = g
                 .listed_names()
@@ -187,32 +191,66 @@ impl OptimizerSpec {
                 ));
             }
         }
-        if self.algorithm.algo().trust().is_some()
-            && let Some(i) = state_dtypes.iter().position(|&d| d != state_dtypes[0])
-        {
-            return Err(Error::invalid(
-                format!("groups[{i}].state_dtype"),
-                state_dtypes[i].as_str(),
-                format!("{} (the base group's)", state_dtypes[0].as_str()),
-                format!(
-                    "{} keeps one state format for all its param groups (its per-tensor norms \
-                     are reduced over one block numbering)",
-                    self.algorithm.name()
-                ),
-            ));
-        }
-        if self.algorithm.algo().passes() == crate::optim::Passes::Muon
-            && let Some(t) = layout.tensors().iter().find(|t| t.shape.len() != 2)
-        {
-            return Err(Error::invalid(
-                format!("tensor `{}`", t.name),
-                format!("{:?}", t.shape),
-                "a 2-D tensor (Muon orthogonalizes matrices; put other tensors in another optimizer)",
-                format!(
-                    "Muon only supports 2D parameters whereas we found a parameter with size: {:?}",
-                    t.shape
-                ),
-            ));
+        let mut keys: Vec<String> = Vec::new();
+        let parts: Vec<usize> = groups
+            .iter()
+            .map(|g| {
+                let key = part_key(g);
+                match keys.iter().position(|k| *k == key) {
+                    Some(p) => p,
+                    None => {
+                        keys.push(key);
+                        keys.len() - 1
+                    }
+                }
+            })
+            .collect();
+        for (i, g) in groups.iter().enumerate() {
+            let field = |f: &str| match i {
+                0 => f.to_string(),
+                _ => format!("groups[{i}].{f}"),
+            };
+            if !g.algo().running().is_empty() && self.gradients.nonfinite != NonFinite::Propagate {
+                return Err(Error::invalid(
+                    "gradients.nonfinite",
+                    format!("{:?}", self.gradients.nonfinite),
+                    "NonFinite::Propagate",
+                    format!(
+                        "{} keeps running averaging state on the host that a step skipped on the \
+                         device would leave ahead of the params; skip non-finite steps on the \
+                         host instead (or use another optimizer)",
+                        g.name()
+                    ),
+                ));
+            }
+            if keys.len() > 1 && g.algo().swap_weights().is_some() {
+                return Err(Error::invalid(
+                    field("algorithm"),
+                    g.name(),
+                    "one algorithm for every param group with Schedule-Free",
+                    format!(
+                        "{} swaps every tensor between its averaged and training weights in eval \
+                         mode, so it cannot share an optimizer with param groups that run another \
+                         algorithm; build a second optimizer over another ParamSet",
+                        g.name()
+                    ),
+                ));
+            }
+            // Trust-ratio optimizers reduce per-tensor norms over one block
+            // numbering: one state format for all the groups of their part.
+            let lead = parts.iter().position(|&p| p == parts[i]).expect("own part");
+            if g.algo().trust().is_some() && state_dtypes[i] != state_dtypes[lead] {
+                return Err(Error::invalid(
+                    format!("groups[{i}].state_dtype"),
+                    state_dtypes[i].as_str(),
+                    format!("{} (group {lead}'s)", state_dtypes[lead].as_str()),
+                    format!(
+                        "{} keeps one state format for all its param groups (its per-tensor \
+                         norms are reduced over one block numbering)",
+                        g.name()
+                    ),
+                ));
+            }
         }
         let mut assignment = vec![0usize; layout.len()];
         let mut used = vec![false; self.groups.len()];
@@ -246,43 +284,60 @@ impl OptimizerSpec {
                 format!("param group {} selects no tensor", i + 1),
             ));
         }
+        for (t, &g) in layout.tensors().iter().zip(&assignment) {
+            if groups[g].algo().passes() == crate::optim::Passes::Muon && t.shape.len() != 2 {
+                return Err(Error::invalid(
+                    format!("tensor `{}`", t.name),
+                    format!("{:?}", t.shape),
+                    "a 2-D tensor (Muon orthogonalizes matrices; put other tensors in a param \
+                     group that runs another algorithm: ParamGroup::algorithm)",
+                    format!(
+                        "Muon only supports 2D parameters whereas we found a parameter with \
+                         size: {:?}",
+                        t.shape
+                    ),
+                ));
+            }
+        }
         Ok(Resolved {
             groups,
             assignment,
             state_dtypes,
+            parts,
         })
     }
+}
 
-    fn check_state_dtype(&self, field: &str, d: StateDtype) -> Result<()> {
-        let formats = self.algorithm.algo().kernel().formats;
-        if formats.allows(d) {
-            return Ok(());
-        }
-        let serving = |d: StateDtype| {
-            Algorithm::all_defaults()
-                .iter()
-                .filter(|a| a.algo().kernel().formats.allows(d))
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let allowed: Vec<&str> = formats.list().iter().map(|d| d.as_str()).collect();
-        Err(Error::invalid(
-            field,
-            d.as_str(),
-            format!(
-                "{} ({} in this configuration)",
-                allowed.join(" or "),
-                self.algorithm.name()
-            ),
-            format!(
-                "{} cannot store its states as {}: bf16 states serve {}; 8-bit states serve {} \
-                 (RMSprop not centered)",
-                self.algorithm.name(),
-                d.as_str(),
-                serving(StateDtype::Bf16),
-                serving(StateDtype::Blockwise8),
-            ),
-        ))
+/// Fails unless `algorithm` can keep its states as `d`.
+fn check_state_dtype(algorithm: &Algorithm, field: &str, d: StateDtype) -> Result<()> {
+    let formats = algorithm.algo().kernel().formats;
+    if formats.allows(d) {
+        return Ok(());
     }
+    let serving = |d: StateDtype| {
+        Algorithm::all_defaults()
+            .iter()
+            .filter(|a| a.algo().kernel().formats.allows(d))
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let allowed: Vec<&str> = formats.list().iter().map(|d| d.as_str()).collect();
+    Err(Error::invalid(
+        field,
+        d.as_str(),
+        format!(
+            "{} ({} in this configuration)",
+            allowed.join(" or "),
+            algorithm.name()
+        ),
+        format!(
+            "{} cannot store its states as {}: bf16 states serve {}; 8-bit states serve {} \
+             (RMSprop not centered)",
+            algorithm.name(),
+            d.as_str(),
+            serving(StateDtype::Bf16),
+            serving(StateDtype::Blockwise8),
+        ),
+    ))
 }

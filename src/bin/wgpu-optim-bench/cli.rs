@@ -137,6 +137,10 @@ pub struct Plan {
     pub reps: usize,
     /// The timing choice.
     pub timing: TimingArg,
+    /// `--quick`: a short run (Muon then times one repetition of the mix
+    /// fused and of the 2^16 matrix only: on lavapipe, the CPU, one step of
+    /// its Newton-Schulz products over the mix takes about 10 s).
+    pub quick: bool,
 }
 
 impl Args {
@@ -179,6 +183,7 @@ impl Args {
             max_size: max,
             reps,
             timing: self.timing,
+            quick: self.quick,
         })
     }
 }

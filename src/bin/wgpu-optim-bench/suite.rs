@@ -5,10 +5,13 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
-    BufferCopy, CopyKernel, PassTimer, bytes_moved_per_param, bytes_per_param,
-    device_bytes_per_param, gpt2_like_layout, single_tensor_layout, state_dtype_cases,
+    BufferCopy, CopyKernel, MUON_MAX_SINGLE, PassTimer, bytes_moved_per_param, bytes_per_param,
+    device_bytes_per_param, for_layout, gpt2_like_layout, muon_flops, single_layout_for,
+    single_tensor_layout, state_dtype_cases,
 };
-use wgpu_optim::optim::{AdamConfig, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig};
+use wgpu_optim::optim::{
+    AdamConfig, AdamWConfig, Algorithm, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig,
+};
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
 use crate::cli::{Plan, TimingArg, fmt_size};
@@ -119,6 +122,11 @@ pub struct Measurement {
     pub baseline: Option<String>,
     /// `time_s / baseline's time_s`, measured interleaved in the same run.
     pub ratio_to_baseline: Option<f64>,
+    /// Muon: its Newton-Schulz products' floating-point operations per
+    /// step over `time_s` (the whole step's time, its elementwise passes
+    /// and AdamW's tensors included), GFLOP/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gflop_per_s: Option<f64>,
 }
 
 /// One all-reduce measurement, nccl-tests style.
@@ -425,6 +433,8 @@ struct Row<'a> {
     step: Timed,
     copy: (&'a CopyKernel, Timed),
     baseline: Option<(&'a str, Timed)>,
+    /// Muon's Newton-Schulz flops per step (`bench::muon_flops`).
+    flops: f64,
 }
 
 impl Row<'_> {
@@ -458,6 +468,7 @@ impl Row<'_> {
             ratio_to_copy: t / ct,
             baseline: self.baseline.map(|b| b.0.to_string()),
             ratio_to_baseline: self.baseline.map(|b| t / b.1.primary()),
+            gflop_per_s: (self.flops > 0.0).then(|| self.flops / t / 1e9),
         }
     }
 }
@@ -477,14 +488,38 @@ pub fn run_adapter(
     let mix = gpt2_like_layout();
     let n_mix = mix.numel();
     for (name, spec) in optimizers() {
-        let bpp = bytes_per_param(spec.algorithm());
-        let bppf = bpp as f64;
+        let muon = matches!(spec.algorithm(), Algorithm::Muon(_));
+        // Muon's rows stand beside AdamW's on the same tensors: its time
+        // per step against AdamW's, interleaved.
+        let adamw = OptimizerSpec::adamw(AdamWConfig::default());
+
+        // A quick run times Muon (seconds a step on a CPU adapter) once,
+        // fused only, and on the smallest matrix only.
+        let short = muon && plan.quick;
+        let reps = if short { 1 } else { plan.reps };
 
         progress.set_message(format!("{tag}: {name} gpt2_like"));
-        let mut fused = StepCase::new(gpu, &spec, &mix, Dispatch::Fused)?;
-        let mut per = StepCase::new(gpu, &spec, &mix, Dispatch::PerTensor)?;
-        let mut copy = CopyKernel::new(gpu, bpp * n_mix)?;
-        let t = clock.interleaved(gpu, plan.reps, &mut [&mut fused, &mut per, &mut copy])?;
+        let spec_mix = for_layout(&spec, &mix);
+        let mut fused = StepCase::new(gpu, &spec_mix, &mix, Dispatch::Fused)?;
+        let mut per = StepCase::new(gpu, &spec_mix, &mix, Dispatch::PerTensor)?;
+        let bpp = bytes_moved_per_param(&fused.opt, &mix);
+        let flops = muon_flops(&fused.opt, &mix);
+        let mut copy = CopyKernel::new(gpu, (bpp * n_mix as f64).ceil() as u64)?;
+        let mut base = match muon {
+            true => Some(StepCase::new(gpu, &adamw, &mix, Dispatch::Fused)?),
+            false => None,
+        };
+        let mut cases: Vec<&mut dyn Case> = vec![&mut fused, &mut copy];
+        if let Some(b) = base.as_mut() {
+            cases.push(b);
+        }
+        if !short {
+            cases.push(&mut per);
+        }
+        let t = clock.interleaved(gpu, reps, &mut cases)?;
+        // [fused, copy, adamw (Muon), per-tensor (unless short)]
+        let (t_copy, t_base) = (t[1], muon.then(|| t[2]));
+        let t_per = (!short).then(|| t[t.len() - 1]);
         let row = |case: &StepCase, dispatch, step, baseline| Row {
             name,
             layout_name: "gpt2_like",
@@ -492,23 +527,41 @@ pub fn run_adapter(
             dispatches: case.opt.dispatches_per_step(),
             dispatch,
             state_dtype: "f32",
-            bpp: bppf,
+            bpp,
             held: device_bytes_per_param(&case.opt),
             step,
-            copy: (&copy, t[2]),
+            copy: (&copy, t_copy),
             baseline,
+            flops,
         };
-        out.push(row(&fused, "fused", t[0], None).measurement(plan.reps));
-        out.push(row(&per, "per_tensor", t[1], Some(("fused", t[0]))).measurement(plan.reps));
-        drop((fused, per, copy));
+        let fused_baseline = t_base.map(|b| ("adamw", b));
+        out.push(row(&fused, "fused", t[0], fused_baseline).measurement(reps));
+        if let Some(tp) = t_per {
+            out.push(row(&per, "per_tensor", tp, Some(("fused", t[0]))).measurement(reps));
+        }
+        drop((fused, per, copy, base));
         progress.inc(1);
 
         for &n in &plan.sizes {
+            if muon && (n > MUON_MAX_SINGLE || (short && n > plan.sizes[0])) {
+                progress.inc(1);
+                continue;
+            }
             progress.set_message(format!("{tag}: {name} {}", fmt_size(n)));
-            let layout = single_tensor_layout(n as usize);
+            let layout = single_layout_for(&spec, n as usize);
             let mut one = StepCase::new(gpu, &spec, &layout, Dispatch::Fused)?;
-            let mut copy = CopyKernel::new(gpu, bpp * n)?;
-            let t = clock.interleaved(gpu, plan.reps, &mut [&mut one, &mut copy])?;
+            let bpp = bytes_moved_per_param(&one.opt, &layout);
+            let flops = muon_flops(&one.opt, &layout);
+            let mut copy = CopyKernel::new(gpu, (bpp * n as f64).ceil() as u64)?;
+            let mut base = match muon {
+                true => Some(StepCase::new(gpu, &adamw, &layout, Dispatch::Fused)?),
+                false => None,
+            };
+            let mut cases: Vec<&mut dyn Case> = vec![&mut one, &mut copy];
+            if let Some(b) = base.as_mut() {
+                cases.push(b);
+            }
+            let t = clock.interleaved(gpu, reps, &mut cases)?;
             let row = Row {
                 name,
                 layout_name: "single",
@@ -516,13 +569,14 @@ pub fn run_adapter(
                 dispatches: one.opt.dispatches_per_step(),
                 dispatch: "fused",
                 state_dtype: "f32",
-                bpp: bppf,
+                bpp,
                 held: device_bytes_per_param(&one.opt),
                 step: t[0],
                 copy: (&copy, t[1]),
-                baseline: None,
+                baseline: t.get(2).map(|&b| ("adamw", b)),
+                flops,
             };
-            out.push(row.measurement(plan.reps));
+            out.push(row.measurement(reps));
             progress.inc(1);
         }
     }
@@ -553,6 +607,7 @@ pub fn run_adapter(
         step: t[1],
         copy: (&copy, t[2]),
         baseline: Some(("adam", t[0])),
+        flops: 0.0,
     };
     out.push(row.measurement(plan.reps));
     progress.inc(1);
@@ -583,6 +638,7 @@ pub fn run_adapter(
             step: t[1],
             copy: (copy, t[2]),
             baseline: Some(("adamw", t[0])),
+            flops: 0.0,
         };
         out.push(row.measurement(plan.reps));
     }
@@ -609,6 +665,7 @@ pub fn run_adapter(
             step: t[0],
             copy: (&kernel, t[1]),
             baseline: None,
+            flops: 0.0,
         };
         out.push(row.measurement(plan.reps));
         progress.inc(1);

@@ -294,6 +294,7 @@ mod tests {
             ratio_to_copy: 1.0,
             baseline: None,
             ratio_to_baseline: None,
+            gflop_per_s: None,
         }
     }
 

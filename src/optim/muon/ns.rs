@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::MuonConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, grid};
-use crate::layout::{ParamLayout, Placement};
-use crate::optim::trust::segments;
+use crate::layout::ParamLayout;
+use crate::optim::trust::Segment;
 
 /// The binding kind of the scratch matrix in Muon's kernel (binding 9,
 /// after its one state).
@@ -58,9 +58,12 @@ struct Coefficients {
     _pad0: u32,
 }
 
-/// The table of every tensor (all 2-D: `OptimizerSpec::resolve`), with
-/// the element counts of the X and the Gram scratch buffers. Each matrix
-/// starts on a multiple of 4 elements.
+/// The table of every tensor of the layout, with the element counts of
+/// the X and the Gram scratch buffers: the tensors of Muon's param groups
+/// (all 2-D: `OptimizerSpec::resolve`) with their block ranges `segs`
+/// (`trust::segments`), the others (a param group that runs another
+/// algorithm) as empty `0 x 0` entries. Each matrix starts on a multiple
+/// of 4 elements.
 ///
 /// # Errors
 /// A scratch buffer past `max_elems` elements (or past u32 indexing),
@@ -68,18 +71,21 @@ struct Coefficients {
 pub(crate) fn matrices(
     config: &MuonConfig,
     layout: &ParamLayout,
-    placement: &Placement,
-    assignment: &[usize],
+    segs: &[Segment],
+    included: &[bool],
     max_elems: u64,
 ) -> Result<(Vec<Matrix>, u64, u64)> {
-    let segs = segments(placement, assignment);
     let limit = max_elems.min(u32::MAX as u64);
     let (mut x, mut gram) = (0u64, 0u64);
     let mut out = Vec::with_capacity(segs.len());
-    for (t, s) in layout.tensors().iter().zip(segs) {
-        let (rows, cols) = (t.shape[0] as u64, t.shape[1] as u64);
+    for ((t, s), &inc) in layout.tensors().iter().zip(segs).zip(included) {
+        let (rows, cols) = match inc {
+            true => (t.shape[0] as u64, t.shape[1] as u64),
+            false => (0, 0),
+        };
+        let numel = rows * cols;
         let m = rows.min(cols);
-        let (x_end, gram_end) = (x + t.numel, gram + m * m);
+        let (x_end, gram_end) = (x + numel, gram + m * m);
         if x_end > limit || gram_end > limit {
             return Err(Error::LimitExceeded {
                 limit: "max_storage_buffer_binding_size".into(),
@@ -289,6 +295,8 @@ impl Orthogonalize {
 mod tests {
     use super::*;
     use crate::gpu::layout_check::{parse, rust_struct, wgsl_struct};
+    use crate::layout::Placement;
+    use crate::optim::trust::segments;
 
     #[test]
     fn structs_match_their_wgsl() {
@@ -331,14 +339,10 @@ mod tests {
         ])
         .unwrap();
         let placement = Placement::new(&layout, 1 << 20).unwrap();
-        let (mats, x, gram) = matrices(
-            &MuonConfig::default(),
-            &layout,
-            &placement,
-            &[0, 0, 0],
-            1 << 20,
-        )
-        .unwrap();
+        let all = [true; 3];
+        let segs = segments(&placement, &[0, 0, 0], &all, 0);
+        let (mats, x, gram) =
+            matrices(&MuonConfig::default(), &layout, &segs, &all, 1 << 20).unwrap();
         assert_eq!(mats[0].x, 0);
         assert_eq!(mats[2].x, 392, "130 x 3 = 390, then a multiple of 4");
         assert_eq!(x, (392 + 65 * 200) as u64);
@@ -351,15 +355,18 @@ mod tests {
         assert_eq!(square.len(), 1 + 4);
         assert_eq!(wide.len(), 3 + 2 * 4);
         assert!(square.iter().chain(&wide).all(|t| t.matrix != 1));
-        let err = matrices(
-            &MuonConfig::default(),
-            &layout,
-            &placement,
-            &[0, 0, 0],
-            1000,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = matrices(&MuonConfig::default(), &layout, &segs, &all, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`wide`"), "{err}");
+        // A tensor of a param group that runs another algorithm takes no
+        // scratch and no tiles, whatever its shape.
+        let part = [false, true, true];
+        let segs = segments(&placement, &[0, 0, 0], &part, 0);
+        let (mats, x, _) =
+            matrices(&MuonConfig::default(), &layout, &segs, &part, 1 << 20).unwrap();
+        assert_eq!((mats[0].rows, mats[0].cols, mats[0].count), (0, 0, 0));
+        assert_eq!(x, (65 * 200) as u64);
+        assert!(tiles(&mats, true).iter().all(|t| t.matrix == 2));
     }
 }

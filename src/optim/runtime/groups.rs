@@ -133,7 +133,7 @@ impl Optimizer {
     /// built with momentum 0, which keep no momentum buffer), or a value out
     /// of range or one that would remove the buffer; nothing changes then.
     pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
-        let Some(field) = self.groups[0].algo().momentum_name() else {
+        if self.groups[0].algo().momentum_name().is_none() {
             return Err(Error::invalid(
                 "momentum",
                 momentum,
@@ -143,9 +143,19 @@ impl Optimizer {
                     self.groups[0].name()
                 ),
             ));
-        };
+        }
         let mut next = self.groups.clone();
-        for g in &mut next {
+        for (i, g) in next.iter_mut().enumerate() {
+            // A group that runs another algorithm sets its own momentum
+            // (Muon's `momentum`, AdamW's `beta1`).
+            let Some(field) = g.algo().momentum_name() else {
+                return Err(Error::invalid(
+                    format!("groups[{i}].momentum"),
+                    momentum,
+                    "param groups whose algorithms keep a momentum",
+                    format!("param group {i} runs {}, which has no momentum", g.name()),
+                ));
+            };
             g.algo_mut().set(field, momentum);
             g.validate()?;
             if g.algo().momentum_name().is_none() {

@@ -97,16 +97,17 @@ pub(super) fn choose_kernel(
 }
 
 impl Optimizer {
-    /// Rebuilds every pipeline with the penalty terms `terms` (a group's
-    /// weight decay or l1 became nonzero after the build): the same
-    /// bindings, so only the pipelines change. Schedule-Free's swap
+    /// Rebuilds every pipeline of part `p` with the penalty terms `terms`
+    /// (a group's weight decay or l1 became nonzero after the build): the
+    /// same bindings, so only the pipelines change. Schedule-Free's swap
     /// pipelines stay: a swap returns before the penalties.
-    pub(super) fn rebuild_kernels(&mut self, gpu: &Gpu, terms: Terms) -> Result<()> {
-        let desc = self.groups[0].algo().kernel();
+    pub(super) fn rebuild_kernels(&mut self, gpu: &Gpu, p: usize, terms: Terms) -> Result<()> {
+        let part = &self.parts[p];
+        let desc = self.groups[part.lead].algo().kernel();
         let spec = &self.spec;
-        let passes = self.groups[0].algo().passes();
-        let mut kernels = Vec::with_capacity(self.dispatches.len());
-        for d in &self.dispatches {
+        let passes = self.groups[part.lead].algo().passes();
+        let mut kernels = Vec::with_capacity(part.dispatches.len());
+        for d in &part.dispatches {
             kernels.push(choose_kernel(
                 gpu,
                 &desc,
@@ -116,23 +117,24 @@ impl Optimizer {
                 d.dtype,
             )?);
         }
-        let passes = match &self.trust {
+        let passes = match &part.trust {
             Some(_) => {
-                let d = self.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
+                let d = part.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
                 let k = |phase| choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d);
                 Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
             }
             None => None,
         };
         // Everything built: now switch.
-        for (d, k) in self.dispatches.iter_mut().zip(kernels) {
+        let part = &mut self.parts[p];
+        for (d, k) in part.dispatches.iter_mut().zip(kernels) {
             d.kernel = k;
         }
-        if let (Some((p, _, _)), Some((measure, reduce))) = (self.trust.as_mut(), passes) {
-            p.measure = measure;
-            p.reduce = reduce;
+        if let (Some((t, _, _)), Some((measure, reduce))) = (part.trust.as_mut(), passes) {
+            t.measure = measure;
+            t.reduce = reduce;
         }
-        self.terms = terms;
+        part.terms = terms;
         Ok(())
     }
 }

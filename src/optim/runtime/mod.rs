@@ -17,25 +17,36 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, grid, next_id};
+use crate::gpu::{Gpu, Kernel, next_id};
 use crate::grad::NonFinite;
-use crate::grad::device::{GradPipeline, dummy_control, step_binding};
+use crate::grad::device::{GradPipeline, dummy_control};
 use crate::layout::{ParamLayout, Placement};
-use crate::optim::blocks::{Block, block_tables};
-use crate::optim::state::{StateDtype, StatePlacement, States};
-use crate::optim::trust::{TrustPasses, segments};
-use crate::optim::{Algorithm, OptimizerSpec, Passes, muon};
+use crate::optim::blocks::block_tables;
+use crate::optim::state::{StateDtype, StatePlacement};
+use crate::optim::{Algorithm, OptimizerSpec};
 use crate::params::ParamSet;
 
 pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
 
 mod groups;
 mod kernels;
+mod part;
 mod state_access;
 mod stats;
 mod swap;
 
 use kernels::{Terms, choose_kernel};
+use part::Part;
+
+/// The configs of the groups of part `p`.
+fn part_groups(groups: &[Algorithm], group_part: &[usize], p: usize) -> Vec<Algorithm> {
+    groups
+        .iter()
+        .zip(group_part)
+        .filter(|(_, q)| **q == p)
+        .map(|(g, _)| g.clone())
+        .collect()
+}
 
 /// Most param groups one optimizer may have (rows of the kernels' uniform
 /// table; the crate's own limit, not the device's).
@@ -60,7 +71,7 @@ pub(crate) struct StepInfo {
     pub(crate) _pad0: u32,
 }
 
-struct ChunkDispatch {
+pub(super) struct ChunkDispatch {
     /// The optimizer kernel for this table's state format.
     kernel: Arc<Kernel>,
     /// That format.
@@ -102,23 +113,17 @@ pub struct Optimizer {
     /// Each param group's full config, the base group first.
     groups: Vec<Algorithm>,
     assignment: Vec<usize>,
+    /// The part of each param group (`OptimizerSpec::resolve`).
+    group_part: Vec<usize>,
     step: u64,
     grad_scale: f64,
     uniform: wgpu::Buffer,
-    states: States,
-    dispatches: Vec<ChunkDispatch>,
+    /// The groups of each kernel: one part unless a param group runs
+    /// another algorithm.
+    parts: Vec<Part>,
     grad: Option<GradPipeline>,
-    /// A trust-ratio optimizer's measure and reduce passes, with the
-    /// reduce pass's bind group and grid.
-    trust: Option<(TrustPasses, wgpu::BindGroup, (u32, u32))>,
-    /// Muon's Newton-Schulz iteration, between the reduce and apply passes.
-    muon: Option<muon::Orthogonalize>,
-    /// Schedule-Free's eval and train swap pipelines.
-    swap: Option<(Arc<Kernel>, Arc<Kernel>)>,
     /// Whether the params hold Schedule-Free's evaluation weights `x`.
     eval_mode: bool,
-    /// The penalty terms the kernels were built with.
-    terms: Terms,
     pass_timestamps: Option<PassTimestamps>,
     _keep: Vec<wgpu::Buffer>,
 }
@@ -131,37 +136,6 @@ impl std::fmt::Debug for Optimizer {
             .field("step", &self.step)
             .finish()
     }
-}
-
-/// The state buffers, each tensor starting at its group's initial value.
-fn allocate_states(
-    gpu: &Gpu,
-    name: &str,
-    placement: &Placement,
-    state_placement: StatePlacement,
-    groups: &[Algorithm],
-    assignment: &[usize],
-) -> Result<States> {
-    let base = groups[0].algo().kernel();
-    let inits: Vec<Vec<f32>> = groups
-        .iter()
-        .map(|g| {
-            g.algo()
-                .kernel()
-                .active
-                .iter()
-                .map(|a| a.1 as f32)
-                .collect()
-        })
-        .collect();
-    States::new(
-        gpu,
-        &format!("optim/{name}"),
-        placement,
-        state_placement,
-        &base.active_maps(),
-        |s, k| inits[assignment[k]][s],
-    )
 }
 
 impl Optimizer {
@@ -186,197 +160,95 @@ impl Optimizer {
         gpu.check_same("the ParamSet", params.gpu_id())?;
         let layout = params.layout().clone();
         let resolved = spec.resolve(&layout)?;
-        let (groups, assignment) = (resolved.groups, resolved.assignment);
-        let desc = groups[0].algo().kernel();
-        let passes = groups[0].algo().passes();
+        let (groups, assignment) = (&resolved.groups, &resolved.assignment);
         let placement = params.placement().clone();
         let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
-        let state_placement = StatePlacement::new(
-            &placement,
-            &numels,
-            &assignment,
-            &resolved.state_dtypes,
-            spec.min_8bit_size,
-        );
-        let terms = Terms::of(&groups);
-        let mut kernels = std::collections::BTreeMap::new();
-        for d in state_placement.formats() {
-            kernels.insert(
-                d,
-                choose_kernel(gpu, &desc, (spec, terms), passes, None, d)?,
+        // Each part's tensors, states and block tables, numbered one part
+        // after the other (a part's trust segments stay consecutive).
+        let n_parts = resolved.parts.iter().max().map_or(1, |p| p + 1);
+        let mut plans = Vec::with_capacity(n_parts);
+        let mut n_blocks = 0u32;
+        for p in 0..n_parts {
+            let lead = resolved
+                .parts
+                .iter()
+                .position(|&q| q == p)
+                .expect("a group");
+            let included: Vec<bool> = assignment.iter().map(|&g| resolved.parts[g] == p).collect();
+            let states = StatePlacement::of_tensors(
+                &placement,
+                &numels,
+                assignment,
+                &resolved.state_dtypes,
+                spec.min_8bit_size,
+                &included,
             );
+            let (tables, n) = block_tables(&placement, &states, assignment, mode, n_blocks);
+            plans.push(part::Plan {
+                lead,
+                included,
+                states,
+                tables,
+                first: n_blocks,
+            });
+            n_blocks += n;
         }
-        let f32_kernel = |phase| {
-            choose_kernel(
-                gpu,
-                &desc,
-                (spec, terms),
-                Passes::OnePass,
-                Some(phase),
-                StateDtype::F32,
-            )
-        };
-        let swap = match groups[0].algo().swap_weights() {
-            Some(_) => Some((
-                f32_kernel(("SWAP_TO_EVAL", 1.0))?,
-                f32_kernel(("SWAP_TO_TRAIN", 1.0))?,
-            )),
-            None => None,
-        };
-        let (tables, n_blocks) = block_tables(&placement, &state_placement, &assignment, mode);
-        let row_len = groups[0].algo().row(1).len() as u64;
-        let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
-        let name = desc.name;
-        // The per-tensor table of the passes that reduce per tensor.
-        let matrices = match &groups[0] {
-            Algorithm::Muon(c) => {
-                let max = gpu.limits().max_storage_buffer_binding_size / 4;
-                Some(muon::matrices(c, &layout, &placement, &assignment, max)?)
-            }
-            _ => None,
-        };
-        let segs = segments(&placement, &assignment);
-        let table: (&[u8], u32) = match &matrices {
-            Some((m, _, _)) => (bytemuck::cast_slice(m), m.len() as u32),
-            None => (bytemuck::cast_slice(&segs), segs.len() as u32),
-        };
-
+        // The uniform buffer: StepInfo, then each part's rows, indexed by
+        // the global group number (`uniform_bytes`).
+        // Each part's rows take the space of the groups there are; its
+        // binding declares MAX_GROUPS rows and so may reach over the next
+        // parts' rows, which it never reads.
+        let row_lens: Vec<u64> = plans
+            .iter()
+            .map(|plan| groups[plan.lead].algo().row(1).len() as u64)
+            .collect();
+        let mut rows_offsets = Vec::with_capacity(n_parts);
+        let mut end = ROWS_OFFSET;
+        for &len in &row_lens {
+            rows_offsets.push(end);
+            end = (end + len * groups.len() as u64).next_multiple_of(256);
+        }
+        let uniform_size = row_lens
+            .iter()
+            .zip(&rows_offsets)
+            .map(|(&len, &o)| o + len * MAX_GROUPS as u64)
+            .max()
+            .unwrap_or(ROWS_OFFSET);
+        let name = spec.algorithm.name();
         let built = gpu.scoped(&format!("optim/{name}/new"), || -> Result<_> {
             let uniform = gpu.create_buffer(
                 &format!("optim/{name}/uniform"),
-                ROWS_OFFSET + row_len * MAX_GROUPS as u64,
+                uniform_size,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             );
-            let states =
-                allocate_states(gpu, name, &placement, state_placement, &groups, &assignment)?;
-            // The dynamic maps, for the 8-bit tables only.
-            let qmaps = (!states.absmax.is_empty()).then(|| {
-                gpu.create_buffer_init(
-                    &format!("optim/{name}/qmaps"),
-                    bytemuck::cast_slice(&crate::precision::map_bits()),
-                    wgpu::BufferUsages::UNIFORM,
-                )
-            });
             let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
-            let per_tensor = if passes.per_tensor() {
-                Some(TrustPasses::new(
-                    gpu,
-                    name,
-                    table,
-                    n_blocks,
-                    // One state format for all groups (spec.resolve).
-                    |phase| {
-                        let d = resolved.state_dtypes[0];
-                        choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d)
-                    },
-                )?)
-            } else {
-                None
-            };
-            let ortho =
-                match (&groups[0], &matrices, &per_tensor) {
-                    (Algorithm::Muon(c), Some((m, x, g)), Some(p)) => Some(
-                        muon::Orthogonalize::new(gpu, c, (m, *x, *g), &p.tensors, &p.buffer)?,
-                    ),
-                    _ => None,
-                };
-            let mut keep: Vec<wgpu::Buffer> = desc
-                .slots
-                .iter()
-                .map(|s| {
-                    let label = format!("optim/{name}/unused-{s}");
-                    gpu.create_buffer(&label, 16, wgpu::BufferUsages::STORAGE)
-                })
-                .collect();
             let control = match &grad {
                 Some(g) => g.control.clone(),
                 None => dummy_control(gpu),
             };
-            let rows = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &uniform,
-                offset: ROWS_OFFSET,
-                size: std::num::NonZeroU64::new(row_len * MAX_GROUPS as u64),
-            });
-            let mut dispatches = Vec::new();
-            let mut reduce = None;
-            for (c, dtype, blocks) in tables {
-                let kernel = kernels[&dtype].clone();
-                let table = gpu.create_buffer_init(
-                    &format!("optim/{name}/blocks/chunk{c}/{}", dtype.as_str()),
-                    bytemuck::cast_slice::<Block, u8>(&blocks),
-                    wgpu::BufferUsages::STORAGE,
-                );
-                let mut res = vec![
-                    step_binding(&uniform),
-                    rows.clone(),
-                    table.as_entire_binding(),
-                    control.as_entire_binding(),
-                    params.params.buffers[c].as_entire_binding(),
-                    params.grads.buffers[c].as_entire_binding(),
-                ];
-                if let Some(p) = &per_tensor {
-                    res.extend(p.bindings());
-                }
-                for (i, slot) in desc.slots.iter().enumerate() {
-                    match states.role(slot) {
-                        Some(role) => res.push(role.buffers[&(c, dtype)].as_entire_binding()),
-                        None => res.push(keep[i].as_entire_binding()),
-                    }
-                }
-                if dtype == StateDtype::Blockwise8 {
-                    res.push(states.absmax_binding(c));
-                    let maps = qmaps.as_ref().expect("8-bit tables have their maps");
-                    res.push(maps.as_entire_binding());
-                }
-                // Muon's scratch matrix: X_0 for the measure pass, the
-                // iteration's result for the apply pass.
-                let mut measure_res = res.clone();
-                if let Some(o) = &ortho {
-                    res.push(o.x_last().as_entire_binding());
-                    measure_res.push(o.x_first().as_entire_binding());
-                }
-                let bind_group =
-                    gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);
-                let swap_bind_groups = swap.as_ref().map(|(e, t)| {
-                    let label = format!("optim/{name}/swap/chunk{c}");
-                    (
-                        gpu.create_bind_group(&label, &e.layout, &res),
-                        gpu.create_bind_group(&label, &t.layout, &res),
-                    )
-                });
-                let measure_bind_group = per_tensor.as_ref().map(|p| {
-                    let label = format!("optim/{name}/measure/chunk{c}");
-                    gpu.create_bind_group(&label, &p.measure.layout, &measure_res)
-                });
-                if let Some(p) = &per_tensor
-                    && reduce.is_none()
-                {
-                    let label = format!("optim/{name}/reduce");
-                    reduce = Some(gpu.create_bind_group(&label, &p.reduce.layout, &res));
-                }
-                let stats_bind_group = grad
-                    .as_ref()
-                    .map(|g| g.bind_chunk(gpu, c, &uniform, &table, &params.grads.buffers[c]));
-                dispatches.push(ChunkDispatch {
-                    kernel,
-                    dtype,
-                    bind_group,
-                    swap_bind_groups,
-                    measure_bind_group,
-                    stats_bind_group,
-                    grid: grid(blocks.len() as u32, max_dim),
-                });
-                keep.push(table);
+            let shared = part::Shared {
+                gpu,
+                spec,
+                params,
+                layout: &layout,
+                placement: &placement,
+                groups,
+                assignment,
+                state_dtypes: &resolved.state_dtypes,
+                uniform: &uniform,
+                control: &control,
+                grad: grad.as_ref(),
+                n_blocks,
+            };
+            let mut parts = Vec::with_capacity(n_parts);
+            for (p, plan) in plans.into_iter().enumerate() {
+                let mine: Vec<Algorithm> = part_groups(groups, &resolved.parts, p);
+                let terms = Terms::of(&mine);
+                parts.push(Part::build(&shared, plan, rows_offsets[p], terms)?);
             }
-            keep.push(control);
-            keep.extend(qmaps);
-            let trust = per_tensor.zip(reduce).map(|(p, bg)| {
-                let grid = p.reduce_grid(max_dim);
-                (p, bg, grid)
-            });
-            Ok((uniform, states, dispatches, grad, trust, ortho, keep))
+            Ok((uniform, parts, grad, vec![control]))
         })??;
-        let (uniform, states, dispatches, grad, trust, muon, keep) = built;
+        let (uniform, parts, grad, keep) = built;
         Ok(Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
@@ -384,19 +256,15 @@ impl Optimizer {
             spec: spec.clone(),
             layout,
             placement,
-            groups,
-            assignment,
+            groups: resolved.groups,
+            assignment: resolved.assignment,
+            group_part: resolved.parts,
             step: 0,
             grad_scale: 1.0,
             uniform,
-            states,
-            dispatches,
+            parts,
             grad,
-            trust,
-            muon,
-            swap,
             eval_mode: false,
-            terms,
             pass_timestamps: None,
             _keep: keep,
         })
@@ -428,8 +296,16 @@ impl Optimizer {
         };
         let mut bytes = bytemuck::bytes_of(&info).to_vec();
         bytes.resize(ROWS_OFFSET as usize, 0);
-        for g in groups {
-            bytes.extend(g.algo().row(t));
+        // Group g's row at its part's offset + g rows of that part.
+        for (g, cfg) in groups.iter().enumerate() {
+            let part = &self.parts[self.group_part[g]];
+            let at = (part.rows_offset + g as u64 * part.row_len) as usize;
+            let row = cfg.algo().row(t);
+            debug_assert_eq!(row.len() as u64, part.row_len);
+            if bytes.len() < at + row.len() {
+                bytes.resize(at + row.len(), 0);
+            }
+            bytes[at..at + row.len()].copy_from_slice(&row);
         }
         bytes
     }
@@ -468,14 +344,17 @@ impl Optimizer {
                 "Optimizer was not in train mode when step is called",
             ));
         }
-        let needed = Terms::of(&self.groups).union(self.terms);
-        if needed != self.terms {
-            self.rebuild_kernels(gpu, needed)?;
+        for p in 0..self.parts.len() {
+            let mine = part_groups(&self.groups, &self.group_part, p);
+            let needed = Terms::of(&mine).union(self.parts[p].terms);
+            if needed != self.parts[p].terms {
+                self.rebuild_kernels(gpu, p, needed)?;
+            }
         }
         // Running state (Schedule-Free's averaging weights) of step t,
         // kept only once the step is submitted; optimizers without one
         // skip the copy.
-        let running = !self.groups[0].algo().running().is_empty();
+        let running = self.groups.iter().any(|g| !g.algo().running().is_empty());
         let advanced = running.then(|| {
             let mut groups = self.groups.clone();
             for g in &mut groups {
@@ -506,30 +385,14 @@ impl Optimizer {
                 if let Some(gp) = &self.grad {
                     gp.record(
                         &mut pass,
-                        self.dispatches
+                        self.parts
                             .iter()
+                            .flat_map(|p| &p.dispatches)
                             .filter_map(|d| d.stats_bind_group.as_ref().map(|bg| (bg, d.grid))),
                     );
                 }
-                if let Some((passes, reduce, reduce_grid)) = &self.trust {
-                    pass.set_pipeline(&passes.measure.pipeline);
-                    for d in &self.dispatches {
-                        if let Some(bg) = &d.measure_bind_group {
-                            pass.set_bind_group(0, bg, &[]);
-                            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
-                        }
-                    }
-                    pass.set_pipeline(&passes.reduce.pipeline);
-                    pass.set_bind_group(0, reduce, &[]);
-                    pass.dispatch_workgroups(reduce_grid.0, reduce_grid.1, 1);
-                }
-                if let Some(o) = &self.muon {
-                    o.record(&mut pass);
-                }
-                for d in &self.dispatches {
-                    pass.set_pipeline(&d.kernel.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                for part in &self.parts {
+                    part.record(&mut pass);
                 }
             }
             if request_read && let Some(gp) = &self.grad {
@@ -575,13 +438,22 @@ impl Optimizer {
     }
     /// Number of optimizer dispatches one step records: one per chunk when
     /// fused; a trust-ratio optimizer (LAMB, LARS) records two per chunk
-    /// and one more; Muon as many plus `3 x ns_steps` products. The
-    /// gradient pipeline's passes are not counted.
+    /// and one more; Muon as many plus `3 x ns_steps` products; each
+    /// part's, when param groups run several algorithms. The gradient
+    /// pipeline's passes are not counted.
     pub fn dispatches_per_step(&self) -> usize {
-        let per_chunk = if self.trust.is_some() { 2 } else { 1 };
-        per_chunk * self.dispatches.len()
-            + self.trust.is_some() as usize
-            + self.muon.as_ref().map_or(0, |o| o.dispatches())
+        self.parts.iter().map(Part::dispatches_per_step).sum()
+    }
+    /// The algorithm's name (`adamw`, ...), or the names of the algorithms
+    /// the param groups run, in the order of their first group, joined by
+    /// `+` (`muon+adamw`).
+    pub fn algorithm_name(&self) -> String {
+        let names: Vec<&str> = self
+            .parts
+            .iter()
+            .map(|p| self.groups[p.lead].name())
+            .collect();
+        names.join("+")
     }
     /// Multiplies every gradient by `scale` inside the update (gradient
     /// accumulation or data-parallel averaging; 1 by default). No extra pass.

@@ -8,46 +8,75 @@ use crate::optim::state::{StateData, StateDtype};
 
 // Optimizer state, read and written per tensor.
 impl Optimizer {
-    /// The state buffers kept, with PyTorch's names (`exp_avg`, ...).
+    /// The state buffers kept, with PyTorch's names (`exp_avg`, ...): of
+    /// every part, in the order of their first group, each name once.
     pub fn state_names(&self) -> Vec<&'static str> {
-        self.states.roles.iter().map(|s| s.name).collect()
+        let mut names = Vec::new();
+        for r in self.parts.iter().flat_map(|p| &p.states.roles) {
+            if !names.contains(&r.name) {
+                names.push(r.name);
+            }
+        }
+        names
     }
 
-    fn checked_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<usize> {
+    /// The states tensor `name` keeps (its param group's algorithm's).
+    pub fn tensor_state_names(&self, name: &str) -> Result<Vec<&'static str>> {
+        let k = self.layout.index_of(name)?;
+        Ok(self
+            .part_of(k)
+            .states
+            .roles
+            .iter()
+            .map(|r| r.name)
+            .collect())
+    }
+
+    /// The part that holds tensor `k`'s states.
+    fn part_of(&self, k: usize) -> &super::Part {
+        &self.parts[self.group_part[self.assignment[k]]]
+    }
+
+    /// Tensor `name`'s index and its part's index, if it keeps `state`.
+    fn checked_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<(usize, usize)> {
         gpu.check_same("this Optimizer", self.gpu_id)?;
-        if self.states.role(state).is_none() {
+        let k = self.layout.index_of(name)?;
+        let p = self.group_part[self.assignment[k]];
+        if self.parts[p].states.role(state).is_none() {
+            let kept = self.tensor_state_names(name)?;
             return Err(Error::invalid(
                 "state",
                 format!("{state:?}"),
-                format!("one of {:?}", self.state_names()),
+                format!("one of {kept:?}"),
                 format!(
-                    "{} keeps no state named {state:?}",
-                    self.spec.algorithm.name()
+                    "{} keeps no state named {state:?} for `{name}`",
+                    self.groups[self.parts[p].lead].name()
                 ),
             ));
         }
-        self.layout.index_of(name)
+        Ok((k, p))
     }
 
     /// The format tensor `name`'s states are stored in (its group's
     /// [`StateDtype`], f32 for a tensor below `min_8bit_size` in an 8-bit
     /// group).
     pub fn state_dtype(&self, name: &str) -> Result<StateDtype> {
-        Ok(self.states.placement.dtypes[self.layout.index_of(name)?])
+        let k = self.layout.index_of(name)?;
+        Ok(self.part_of(k).states.placement.dtypes[k])
     }
 
     /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor
     /// `name`, as f32 values (bf16 and 8-bit states decoded).
     pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
-        let k = self.checked_state(gpu, state, name)?;
-        self.states.read(gpu, &self.placement, state, k)
+        let (k, p) = self.checked_state(gpu, state, name)?;
+        self.parts[p].states.read(gpu, &self.placement, state, k)
     }
 
     /// Downloads optimizer state `state` of tensor `name` as it rests on the
     /// device (f32 values, bf16 bits, or 8-bit codes with their absmax).
     pub fn read_state_raw(&self, gpu: &Gpu, state: &str, name: &str) -> Result<StateData> {
-        let k = self.checked_state(gpu, state, name)?;
-        Ok(self
+        let (k, p) = self.checked_state(gpu, state, name)?;
+        Ok(self.parts[p]
             .states
             .read_raw(gpu, &self.placement, state, &[k])?
             .remove(0))
@@ -57,7 +86,7 @@ impl Optimizer {
     /// encoded in the tensor's state format (rounded to bf16, or quantized
     /// per block of 256 elements).
     pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
-        let k = self.checked_state(gpu, state, name)?;
+        let (k, p) = self.checked_state(gpu, state, name)?;
         let t = &self.layout.tensors()[k];
         if t.numel != data.len() as u64 {
             return Err(Error::mismatch(format!(
@@ -66,7 +95,8 @@ impl Optimizer {
                 data.len()
             )));
         }
-        self.states
+        self.parts[p]
+            .states
             .write(gpu, &self.placement, state, (k, name), data)
     }
 
@@ -83,8 +113,9 @@ impl Optimizer {
         name: &str,
         data: &StateData,
     ) -> Result<()> {
-        let k = self.checked_state(gpu, state, name)?;
-        self.states
+        let (k, p) = self.checked_state(gpu, state, name)?;
+        self.parts[p]
+            .states
             .write_raw(gpu, &self.placement, state, (k, name), data)
     }
 
@@ -96,10 +127,11 @@ impl Optimizer {
     pub fn device_bytes_per_param(&self) -> f64 {
         let n = self.layout.numel().max(1) as f64;
         let mut bytes: u64 = self.uniform.size();
-        for r in &self.states.roles {
-            bytes += r.buffers.values().map(|b| b.size()).sum::<u64>();
-        }
-        bytes += self.states.absmax.values().map(|b| b.size()).sum::<u64>();
+        bytes += self
+            .parts
+            .iter()
+            .map(super::Part::device_bytes)
+            .sum::<u64>();
         bytes += self._keep.iter().map(|b| b.size()).sum::<u64>();
         bytes as f64 / n
     }

@@ -36,7 +36,18 @@ impl Optimizer {
     /// [`eval`](Self::eval) before evaluating, [`train`](Self::train) before
     /// stepping.
     pub fn has_eval_mode(&self) -> bool {
-        self.swap.is_some()
+        self.swap_kernels().is_some()
+    }
+
+    /// Schedule-Free's swap pipelines: it runs alone (`OptimizerSpec::resolve`),
+    /// so they are the one part's.
+    fn swap_kernels(
+        &self,
+    ) -> Option<&(
+        std::sync::Arc<crate::gpu::Kernel>,
+        std::sync::Arc<crate::gpu::Kernel>,
+    )> {
+        self.parts.iter().find_map(|p| p.swap.as_ref())
     }
 
     /// Whether the params hold the evaluation weights (after
@@ -48,7 +59,7 @@ impl Optimizer {
     /// Sets the mode flag without moving the params (a checkpoint restores
     /// params saved in that mode).
     pub(crate) fn set_eval_mode(&mut self, eval: bool) -> Result<()> {
-        if eval && self.swap.is_none() {
+        if eval && self.swap_kernels().is_none() {
             return Err(self.no_eval_mode());
         }
         self.eval_mode = eval;
@@ -60,13 +71,13 @@ impl Optimizer {
             "mode",
             "eval",
             "an optimizer with an eval mode (Schedule-Free AdamW or SGD)",
-            format!("{} has no eval mode", self.spec.algorithm.name()),
+            format!("{} has no eval mode", self.algorithm_name()),
         )
     }
 
     fn swap_to(&mut self, gpu: &Gpu, params: &mut ParamSet, to_eval: bool) -> Result<()> {
         self.check_params(gpu, params)?;
-        let Some((to_x, to_y)) = &self.swap else {
+        let Some((to_x, to_y)) = self.swap_kernels() else {
             return Err(self.no_eval_mode());
         };
         if self.eval_mode == to_eval || self.step == 0 {
@@ -88,7 +99,7 @@ impl Optimizer {
                     timestamp_writes: None,
                 });
                 pass.set_pipeline(&kernel.pipeline);
-                for d in &self.dispatches {
+                for d in self.parts.iter().flat_map(|p| &p.dispatches) {
                     if let Some((e, t)) = &d.swap_bind_groups {
                         pass.set_bind_group(0, if to_eval { e } else { t }, &[]);
                         pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);

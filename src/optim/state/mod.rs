@@ -153,17 +153,43 @@ pub(crate) struct StatePlacement {
     pub(crate) dtypes: Vec<StateDtype>,
     pub(crate) offsets: Vec<Vec<u64>>,
     pub(crate) lens: BTreeMap<(usize, StateDtype), u64>,
+    /// Whether each tensor keeps these states: false for the tensors of
+    /// param groups that run another algorithm (`ParamGroup::algorithm`),
+    /// whose states are another part's.
+    pub(crate) included: Vec<bool>,
 }
 
 impl StatePlacement {
     /// The formats of `group_dtypes` per tensor (`assignment`), the small
     /// tensors of 8-bit groups in f32, placed per chunk and format.
+    #[cfg(test)]
     pub(crate) fn new(
         placement: &Placement,
         numels: &[u64],
         assignment: &[usize],
         group_dtypes: &[StateDtype],
         min_8bit_size: u64,
+    ) -> StatePlacement {
+        let all = vec![true; numels.len()];
+        Self::of_tensors(
+            placement,
+            numels,
+            assignment,
+            group_dtypes,
+            min_8bit_size,
+            &all,
+        )
+    }
+
+    /// Like [`new`](Self::new), for the tensors marked in `included` only
+    /// (the others take no state space).
+    pub(crate) fn of_tensors(
+        placement: &Placement,
+        numels: &[u64],
+        assignment: &[usize],
+        group_dtypes: &[StateDtype],
+        min_8bit_size: u64,
+        included: &[bool],
     ) -> StatePlacement {
         let dtypes: Vec<StateDtype> = assignment
             .iter()
@@ -181,7 +207,7 @@ impl StatePlacement {
             let mut at: BTreeMap<StateDtype, u64> = BTreeMap::new();
             for (k, &d) in dtypes.iter().enumerate() {
                 for (j, p) in placement.pieces(k).iter().enumerate() {
-                    if p.chunk != c {
+                    if p.chunk != c || !included[k] {
                         continue;
                     }
                     let a = at.entry(d).or_insert(0);
@@ -198,6 +224,7 @@ impl StatePlacement {
             dtypes,
             offsets,
             lens,
+            included: included.to_vec(),
         }
     }
 
@@ -310,6 +337,9 @@ impl States {
         };
         for (s, role) in states.roles.iter().enumerate() {
             for k in 0..states.placement.dtypes.len() {
+                if !states.placement.included[k] {
+                    continue;
+                }
                 let v = init(s, k);
                 if v != 0.0 {
                     let n: u64 = params.pieces(k).iter().map(|p| p.len).sum();

@@ -44,15 +44,25 @@ pub(crate) struct Segment {
     _pad0: u32,
 }
 
-/// The block index range of every tensor, in layout order. Blocks are
-/// numbered chunk by chunk and, inside a chunk, tensor by tensor
-/// (`blocks::block_tables`), so a tensor that straddles chunks (the last of
-/// one, the first of the next) still has consecutive indices.
-pub(crate) fn segments(placement: &Placement, assignment: &[usize]) -> Vec<Segment> {
+/// The block index range of every tensor, in layout order, for block
+/// tables numbered from `first` over the tensors marked in `included` (a
+/// tensor not included has an empty range). Blocks are numbered chunk by
+/// chunk and, inside a chunk, tensor by tensor (`blocks::block_tables`),
+/// so a tensor that straddles chunks (the last of one, the first of the
+/// next) still has consecutive indices.
+pub(crate) fn segments(
+    placement: &Placement,
+    assignment: &[usize],
+    included: &[bool],
+    first: u32,
+) -> Vec<Segment> {
     let mut segs: Vec<Option<Segment>> = vec![None; assignment.len()];
-    let mut next = 0u32;
+    let mut next = first;
     for c in 0..placement.chunk_lens().len() {
         for (k, &group) in assignment.iter().enumerate() {
+            if !included[k] {
+                continue;
+            }
             for p in placement.pieces(k).iter().filter(|p| p.chunk == c) {
                 let n = p.len.div_ceil(BLOCK_ELEMS) as u32;
                 let s = segs[k].get_or_insert(Segment {
@@ -186,10 +196,11 @@ mod tests {
         .unwrap();
         let placement = Placement::new(&layout, 1024).unwrap();
         let assignment = [0, 1, 0, 1];
-        let segs = segments(&placement, &assignment);
+        let all = [true; 4];
+        let segs = segments(&placement, &assignment, &all, 0);
         for mode in [Dispatch::Fused, Dispatch::PerTensor] {
             let states = f32_states(&layout, &placement, 2);
-            let (tables, n) = block_tables(&placement, &states, &assignment, mode);
+            let (tables, n) = block_tables(&placement, &states, &assignment, mode, 0);
             assert_eq!(segs.iter().map(|s| s.count).sum::<u32>(), n);
             for (k, s) in segs.iter().enumerate() {
                 let mut covered = 0;
@@ -214,5 +225,57 @@ mod tests {
         }
         assert_eq!(segs[0].count, 0);
         assert!(placement.pieces(1).len() > 1, "b straddles chunks");
+    }
+
+    /// A part of a mixed optimizer (`ParamGroup::algorithm`): only its
+    /// tensors, numbered after the blocks of the parts before it.
+    #[test]
+    fn segments_of_a_part_match_its_block_tables() {
+        let layout = ParamLayout::new(&[
+            ("a", &[700][..]),
+            ("b", &[2500][..]),
+            ("c", &[3][..]),
+            ("d", &[1100][..]),
+        ])
+        .unwrap();
+        let placement = Placement::new(&layout, 1024).unwrap();
+        let assignment = [0, 1, 0, 1];
+        let included = [false, true, false, true];
+        let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
+        let states = crate::optim::state::StatePlacement::of_tensors(
+            &placement,
+            &numels,
+            &assignment,
+            &[StateDtype::F32; 2],
+            0,
+            &included,
+        );
+        let segs = segments(&placement, &assignment, &included, 17);
+        let (tables, n) = block_tables(&placement, &states, &assignment, Dispatch::Fused, 17);
+        let pieces_blocks = |k: usize| -> u32 {
+            let p = placement.pieces(k);
+            p.iter().map(|p| p.len.div_ceil(BLOCK_ELEMS) as u32).sum()
+        };
+        assert_eq!(
+            n,
+            pieces_blocks(1) + pieces_blocks(3),
+            "b and d; a and c have none"
+        );
+        for (k, s) in segs.iter().enumerate() {
+            let mut mine: Vec<u32> = tables
+                .iter()
+                .flat_map(|t| t.2.iter())
+                .filter(|b| b.tensor == k as u32)
+                .map(|b| b.index)
+                .collect();
+            mine.sort();
+            let expected: Vec<u32> = (s.first..s.first + s.count).collect();
+            assert_eq!(mine, expected, "tensor {k}");
+            assert_eq!(s.count > 0, included[k], "tensor {k}");
+        }
+        assert_eq!(segs[1].first, 17);
+        // Excluded tensors take no state space.
+        let len: u64 = states.lens.values().sum();
+        assert!(len < 2500 + 1100 + 2 * 64, "{len}");
     }
 }
