@@ -139,6 +139,12 @@ fn gpu_matches_pytorch_golden_trajectories() {
         }
         for (state, want) in &case.state {
             for (k, w) in want.iter().enumerate() {
+                // Adafactor: each tensor keeps only its own kind of state
+                // (torch records the others as empty).
+                let kept = opt.tensor_state_names(&names[k]).unwrap();
+                if w.is_empty() && !kept.contains(&state.as_str()) {
+                    continue;
+                }
                 let got = opt.read_state(gpu, state, &names[k]).unwrap();
                 let r = worst_ratio(&got, w, GPU_RTOL);
                 assert!(

@@ -458,6 +458,7 @@ pub const OPTIMIZERS: &[&str] = &[
     "schedule_free_adamw",
     "schedule_free_sgd",
     "muon",
+    "adafactor",
 ];
 
 pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerSpec, BoxError> {
@@ -558,6 +559,11 @@ pub fn spec_for(name: &str, lr: Option<f64>, max_norm: f64) -> Result<OptimizerS
             lr: 1e-2,
             ..Default::default()
         })),
+        // Adafactor: torch's defaults (relative step size min(lr, 1/sqrt(t))).
+        "adafactor" => OptimizerSpec::adafactor(AdafactorConfig {
+            lr: lr.unwrap_or(1e-2),
+            ..Default::default()
+        }),
         other => {
             return Err(
                 format!("unknown optimizer {other:?}: use {}", OPTIMIZERS.join(", ")).into(),

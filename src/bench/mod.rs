@@ -91,13 +91,19 @@ pub fn standard_optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 
 /// Bytes one step moves per parameter: reads of param, grad and each state,
 /// writes of param and each state, 4 bytes each (Adam: 28); for the
-/// trust-ratio optimizers, both of their passes (LAMB: 40); for Muon its
+/// trust-ratio optimizers, both of their passes (LAMB: 40); for Adafactor
+/// on matrices its four passes' (28); for Muon its
 /// two elementwise passes (read grad, read and write momentum, write the
 /// scratch; read and write param, read the scratch: 28), its products'
 /// traffic not counted (they are compute-bound: [`muon_flops`]).
 pub fn bytes_per_param(algorithm: &Algorithm) -> u64 {
-    if algorithm.algo().passes() == crate::optim::Passes::Muon {
-        return 7 * 4;
+    match algorithm.algo().passes() {
+        crate::optim::Passes::Muon => return 7 * 4,
+        // Adafactor on a matrix: the row and the column passes read the
+        // gradient, measure reads it and the param, apply reads both and
+        // writes the param (its states are R + C per matrix): 28.
+        crate::optim::Passes::Adafactor => return 7 * 4,
+        _ => {}
     }
     if let Some(t) = algorithm.algo().trust() {
         return t.accesses_per_param() * 4;
@@ -189,7 +195,12 @@ pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
     for t in layout.tensors() {
         let g = opt.group_of(&t.name).expect("a tensor of the layout");
         let algorithm = opt.group_config(g).expect("its group");
-        let per = if algorithm.algo().passes().per_tensor() {
+        let passes = algorithm.algo().passes();
+        let per = if passes == crate::optim::Passes::Adafactor && t.shape.len() < 2 {
+            // A vector: measure reads g, p and the variance and writes the
+            // variance, apply reads g, p, the variance and writes p: 32.
+            32.0
+        } else if passes.per_tensor() {
             bytes_per_param(algorithm) as f64
         } else {
             let states = algorithm.state_names().len() as f64;

@@ -245,7 +245,7 @@ fn state_entries<'a>(
     name: &str,
     s: &'static str,
 ) -> Result<Vec<Entry<'a>>> {
-    let shape = params.layout().get(name)?.shape.clone();
+    let shape = opt.state_shape(s, name)?;
     let key = format!("state.{name}.{s}");
     let owned = name.to_string();
     let raw = move || opt.read_state_raw(gpu, s, &owned);
@@ -552,6 +552,7 @@ pub fn load_with(
         );
         for s in opt.tensor_state_names(name)? {
             let key = format!("state.{name}.{s}");
+            let shape = &opt.state_shape(s, name)?;
             match d {
                 StateDtype::F32 => expected.push((key, Dtype::F32, shape.clone(), why.clone())),
                 StateDtype::Bf16 => expected.push((key, Dtype::BF16, shape.clone(), why.clone())),

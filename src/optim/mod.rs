@@ -25,6 +25,7 @@ pub mod state;
 mod trust;
 
 pub mod adadelta;
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
@@ -42,6 +43,7 @@ pub mod schedule_free;
 pub mod sgd;
 
 pub use adadelta::AdadeltaConfig;
+pub use adafactor::AdafactorConfig;
 pub use adagrad::AdagradConfig;
 pub use adam::{AdamConfig, AdamWConfig};
 pub use adamax::AdamaxConfig;
@@ -102,6 +104,9 @@ pub(crate) enum Passes {
     /// Measure, reduce per matrix, the Newton-Schulz products, apply
     /// (`muon/passes.wgsl`, `muon/ns.wgsl`).
     Muon,
+    /// Row and column sums, their finish, measure, reduce per tensor, apply
+    /// (`adafactor/passes.wgsl`).
+    Adafactor,
 }
 
 impl Passes {
@@ -146,6 +151,7 @@ impl KernelDesc {
         let entry = match (passes, dtype) {
             (Passes::Trust, _) => trust::PASSES_WGSL,
             (Passes::Muon, _) => muon::PASSES_WGSL,
+            (Passes::Adafactor, _) => adafactor::PASSES_WGSL,
             (Passes::OnePass, state::StateDtype::Blockwise8) => SINGLE_PASS_Q8,
             (Passes::OnePass, _) => SINGLE_PASS,
         };
@@ -204,8 +210,16 @@ pub(crate) trait Algo: Hyperparameters {
         }
     }
     /// The f64 reference of an optimizer whose update needs the whole
-    /// tensor and its shape (Muon).
+    /// tensor and its shape (Muon, Adafactor).
     fn tensor_reference(&self) -> Option<&dyn TensorReference> {
+        None
+    }
+    /// The states a tensor of `shape` keeps, with their element counts,
+    /// when they depend on its shape (Adafactor's factored `row_var` and
+    /// `col_var`); `None`: the states of `KernelDesc::active`, one value
+    /// per element.
+    fn tensor_states(&self, shape: &[usize]) -> Option<Vec<(&'static str, usize)>> {
+        let _ = shape;
         None
     }
     /// Advances the running state the config keeps for step `t`
@@ -228,11 +242,13 @@ pub(crate) trait Algo: Hyperparameters {
 }
 
 /// The f64 reference of one step of one whole tensor, for the optimizers
-/// whose update is not elementwise (Muon's orthogonalized matrix).
+/// whose update is not elementwise (Muon's orthogonalized matrix,
+/// Adafactor's factored moments and RMS clipping).
 pub(crate) trait TensorReference {
-    /// Updates `p` (of `shape`) in place from its processed gradient `g`;
-    /// `st` holds its states in the order of `KernelDesc::active`.
-    fn step_tensor(&self, shape: &[usize], p: &mut [f64], g: &[f64], st: &mut [Vec<f64>]);
+    /// Updates `p` (of `shape`) in place at step `t` from its processed
+    /// gradient `g`; `st` holds its states in the order of
+    /// `KernelDesc::active` (or `Algo::tensor_states`).
+    fn step_tensor(&self, t: f64, shape: &[usize], p: &mut [f64], g: &[f64], st: &mut [Vec<f64>]);
 }
 
 /// Named numeric hyperparameters of a config, read and written by name, so
@@ -362,6 +378,8 @@ registry! {
     Lars(LarsConfig) "lars" lars;
     /// Muon, see [`MuonConfig`].
     Muon(MuonConfig) "muon" muon;
+    /// Adafactor, see [`AdafactorConfig`].
+    Adafactor(AdafactorConfig) "adafactor" adafactor;
     /// Schedule-Free AdamW, see [`ScheduleFreeAdamWConfig`].
     ScheduleFreeAdamW(ScheduleFreeAdamWConfig) "schedule_free_adamw" schedule_free_adamw;
     /// Schedule-Free SGD, see [`ScheduleFreeSgdConfig`].

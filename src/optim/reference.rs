@@ -92,15 +92,12 @@ impl Reference {
         // tensor: empty for the tensors whose algorithm does not keep it.
         let mut state: BTreeMap<&'static str, Vec<Vec<f64>>> = BTreeMap::new();
         for (k, t) in layout.tensors().iter().enumerate() {
-            let active = resolved.groups[resolved.assignment[k]]
-                .algo()
-                .kernel()
-                .active;
-            for (name, init) in active {
+            let a = &resolved.groups[resolved.assignment[k]];
+            for (name, init, n) in tensor_states(a, &t.shape) {
                 let v = state
                     .entry(name)
                     .or_insert_with(|| vec![Vec::new(); layout.len()]);
-                v[k] = vec![init; t.numel as usize];
+                v[k] = vec![init; n];
             }
         }
         let state_dtypes = layout
@@ -243,7 +240,10 @@ impl Reference {
         for k in 0..params.len() {
             let grp = self.assignment[k];
             let algo = self.groups[grp].algo();
-            let names: Vec<&str> = algo.kernel().active.iter().map(|a| a.0).collect();
+            let names: Vec<&str> = tensor_states(&self.groups[grp], &self.shapes[k])
+                .iter()
+                .map(|a| a.0)
+                .collect();
             let g = |i: usize| u[k][i] * coefs[grp];
             let p = &mut params[k];
             let rounding = (self.state_dtypes[k], &self.signed, &self.pieces[k]);
@@ -260,10 +260,10 @@ impl Reference {
                 }
             };
             if let Some(whole) = algo.tensor_reference() {
-                // Muon: the whole matrix at once.
+                // Muon, Adafactor: the whole tensor at once.
                 let g: Vec<f64> = (0..p.len()).map(g).collect();
                 let mut st: Vec<Vec<f64>> = names.iter().map(|n| state[n][k].clone()).collect();
-                whole.step_tensor(&self.shapes[k], p, &g, &mut st);
+                whole.step_tensor(t, &self.shapes[k], p, &g, &mut st);
                 for (n, v) in names.iter().zip(st) {
                     state.get_mut(n).expect("kept")[k] = v;
                 }
@@ -291,6 +291,22 @@ impl Reference {
             }
             round_states(state, k, rounding);
         }
+    }
+}
+
+/// The states a tensor of algorithm `a` keeps: (name, initial value,
+/// elements).
+fn tensor_states(a: &Algorithm, shape: &[usize]) -> Vec<(&'static str, f64, usize)> {
+    let numel = shape.iter().product::<usize>();
+    match a.algo().tensor_states(shape) {
+        Some(v) => v.into_iter().map(|(n, len)| (n, 0.0, len)).collect(),
+        None => a
+            .algo()
+            .kernel()
+            .active
+            .into_iter()
+            .map(|(n, init)| (n, init, numel))
+            .collect(),
     }
 }
 

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use wgpu_optim::Gpu;
 use wgpu_optim::optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, AdjustLr, AdoptConfig,
-    AsgdConfig, LambConfig, LarsConfig, LionConfig, MuonConfig, NAdamConfig, OptimizerSpec,
-    ParamGroup, RAdamConfig, RmsPropConfig, RpropConfig, ScheduleFreeAdamWConfig,
+    AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig,
+    AdjustLr, AdoptConfig, AsgdConfig, LambConfig, LarsConfig, LionConfig, MuonConfig, NAdamConfig,
+    OptimizerSpec, ParamGroup, RAdamConfig, RmsPropConfig, RpropConfig, ScheduleFreeAdamWConfig,
     ScheduleFreeSgdConfig, SgdConfig,
 };
 
@@ -329,6 +329,16 @@ impl GoldenCase {
                     Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
                     other => panic!("{}: adjust_lr_fn {other:?}", self.name),
                 },
+                l1: self.f("l1"),
+                maximize: self.b("maximize"),
+            }),
+            "adafactor" => OptimizerSpec::adafactor(AdafactorConfig {
+                lr: self.f("lr"),
+                beta2_decay: self.f("beta2_decay"),
+                eps1: self.f("eps1"),
+                eps2: self.f("eps2"),
+                d: self.f("d"),
+                weight_decay: self.f("weight_decay"),
                 l1: self.f("l1"),
                 maximize: self.b("maximize"),
             }),

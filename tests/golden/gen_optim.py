@@ -37,11 +37,17 @@ with its Newton-Schulz iteration in float64 (torch casts it to bfloat16; the scr
 exactly; it prints how far stock bf16 is from it), LARS from
 optax (`optax.lars`,
 float64 on CPU, one optax.lars per param group over that group's tensors;
-L1 and maximize folded into the gradient). Scalar per-tensor states (NAdam's
+L1 and maximize folded into the gradient), Adafactor from torch.optim.Adafactor
+(foreach=False) with eps1 given explicitly as float32's machine epsilon 2**-23 (torch's
+eps1=None would mean the param dtype's, float64's, here; the crate computes in f32). One
+departure from stock torch for Adafactor: torch divides by numel**0.5, so an empty tensor is
+given no grad (torch skips it: params unchanged, no state). Its states are row_var / col_var for tensors of 2 or more dims (factored over the
+last two dims) and variance for the others; every tensor gets all three keys in "state",
+with [] for a state it lacks (and for an empty tensor). Scalar per-tensor states (NAdam's
 mu_product, ASGD's eta and mu) are not recorded: the crate computes them from
 the step count.
 
-Requirements: pip install torch lion-pytorch torch-optimizer schedulefree optax
+Requirements: pip install torch lion-pytorch torch-optimizer schedulefree optax jax
 """
 
 import json
@@ -62,6 +68,9 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim.json")
 DEFAULT_SHAPES = [[5], [2, 3], [0], [7], [1]]
 # Muon takes matrices only: wide, empty, a row, tall, square.
 MUON_SHAPES = [[5, 7], [0, 3], [1, 4], [6, 2], [3, 3]]
+# Adafactor: vectors, matrices, a 3-D tensor (a batch of 2 factored 3x5 slices), a one-element
+# vector, a column matrix, an empty vector.
+ADAFACTOR_SHAPES = [[5], [2, 3], [4, 7], [2, 3, 5], [1], [3, 1], [0]]
 
 # PyTorch defaults for every optimizer (betas split into beta1/beta2), plus our "l1".
 DEFAULTS = {
@@ -110,6 +119,10 @@ DEFAULTS = {
     "muon": dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_a=3.4445,
                  ns_b=-4.7750, ns_c=2.0315, eps=1e-7, ns_steps=5, adjust_lr_fn="original",
                  maximize=False),
+    # torch.optim.Adafactor's defaults (eps split into eps1 / eps2), except eps1: torch's None
+    # is the param dtype's machine epsilon, float32's here (the crate's dtype), not float64's.
+    "adafactor": dict(lr=1e-2, beta2_decay=-0.8, eps1=2.0**-23, eps2=1e-3, d=1.0,
+                      weight_decay=0.0, maximize=False),
 }
 
 TORCH_CLASS = {
@@ -129,6 +142,7 @@ TORCH_CLASS = {
     "schedule_free_adamw": schedulefree.AdamWScheduleFree,
     "schedule_free_sgd": schedulefree.SGDScheduleFree,
     "muon": torch.optim.Muon,
+    "adafactor": torch.optim.Adafactor,
 }
 
 SCHEDULE_FREE = ("schedule_free_adamw", "schedule_free_sgd")
@@ -355,6 +369,15 @@ CASES = [
     ]),
     case("adopt_decoupled_maximize_l1", "adopt", shapes=[[9], [0], [3, 4]], lr=0.01,
          weight_decay=0.1, decoupled_weight_decay=True, maximize=True, l1=0.01),
+    # ---- Adafactor (torch.optim.Adafactor) ----
+    case("adafactor_default", "adafactor", shapes=ADAFACTOR_SHAPES),
+    case("adafactor_lr_wd", "adafactor", shapes=ADAFACTOR_SHAPES, lr=0.05, weight_decay=0.1),
+    case("adafactor_decay_eps_d_maximize_l1", "adafactor", shapes=ADAFACTOR_SHAPES,
+         beta2_decay=-0.5, eps2=1e-2, d=1.5, maximize=True, l1=0.01),
+    case("adafactor_groups", "adafactor", shapes=ADAFACTOR_SHAPES, lr=0.02, groups=[
+        {"params": [0, 2, 4], "lr": 0.1, "weight_decay": 0.05, "d": 2.0},
+        {"params": [1, 3, 5, 6], "beta2_decay": -0.6, "eps2": 0.0},
+    ]),
 ]
 
 
@@ -405,7 +428,7 @@ def make_inputs(c):
 NO_MAXIMIZE = ("lion", "lamb", "schedule_free_adamw", "schedule_free_sgd", "muon")
 
 SPLIT = ("l1", "beta1", "beta2", "etaminus", "etaplus", "step_size_min", "step_size_max",
-         "ns_a", "ns_b", "ns_c")
+         "ns_a", "ns_b", "ns_c", "eps1", "eps2")
 
 
 def torch_kwargs(opt, cfg):
@@ -424,6 +447,8 @@ def torch_kwargs(opt, cfg):
     if opt == "muon":
         kw["ns_coefficients"] = (cfg["ns_a"], cfg["ns_b"], cfg["ns_c"])
         kw["ns_steps"] = int(kw["ns_steps"])
+    if opt == "adafactor":
+        kw["eps"] = (cfg["eps1"], cfg["eps2"])
     if opt not in ("lion", "lamb", "muon"):  # the others have a foreach switch
         kw["foreach"] = False
     return kw
@@ -464,10 +489,13 @@ def run_case(c):
             tg = {"params": [params[i] for i in grp["params"]], "lr": grp["lr"],
                   "weight_decay": grp["weight_decay"]}
             for k, v in grp.items():
-                if k not in ("params", "lr", "weight_decay", "l1", "beta1", "beta2"):
+                if k not in ("params", "lr", "weight_decay", "l1", "beta1", "beta2", "eps1",
+                             "eps2"):
                     tg[k] = v
             if "beta1" in grp or "beta2" in grp:
                 tg["betas"] = (grp.get("beta1", cfg["beta1"]), grp.get("beta2", cfg["beta2"]))
+            if "eps1" in grp or "eps2" in grp:
+                tg["eps"] = (grp.get("eps1", cfg["eps1"]), grp.get("eps2", cfg["eps2"]))
             torch_groups.append(tg)
 
     opt = TORCH_CLASS[opt_name](torch_groups, **torch_kwargs(opt_name, cfg))
@@ -490,22 +518,26 @@ def run_case(c):
             if l1 != 0.0:
                 sgn = torch.sign(p.detach())
                 gi = gi - l1 * sgn if maximize and opt_name not in NO_MAXIMIZE else gi + l1 * sgn
-            p.grad = gi
+            # torch's Adafactor divides by numel**0.5: an empty tensor gets no grad (skipped).
+            p.grad = gi if opt_name != "adafactor" or gi.numel() > 0 else None
         opt.step()
         traj.append([p.detach().reshape(-1).tolist() for p in params])
 
     # State after the last step, per tensor, in tensor order. Omit "step" and
     # the per-tensor scalars (0-dim tensors: mu_product, eta, mu).
-    keys = None
-    for p in params:
-        st = opt.state[p]
-        k = sorted(kk for kk, v in st.items()
-                   if kk != "step" and isinstance(v, torch.Tensor) and v.dim() > 0)
-        if keys is None:
-            keys = k
-        assert keys == k, f"{c['name']}: inconsistent state keys {keys} vs {k}"
-    state = {k: [opt.state[p][k].detach().reshape(-1).tolist() for p in params]
-             for k in keys}
+    if opt_name == "adafactor":
+        state = adafactor_state(c, opt, params)
+    else:
+        keys = None
+        for p in params:
+            st = opt.state[p]
+            k = sorted(kk for kk, v in st.items()
+                       if kk != "step" and isinstance(v, torch.Tensor) and v.dim() > 0)
+            if keys is None:
+                keys = k
+            assert keys == k, f"{c['name']}: inconsistent state keys {keys} vs {k}"
+        state = {k: [opt.state[p][k].detach().reshape(-1).tolist() for p in params]
+                 for k in keys}
 
     if groups is not None:
         for grp in groups:
@@ -522,6 +554,20 @@ def run_case(c):
         opt.eval()
         out["params_eval"] = [p.detach().reshape(-1).tolist() for p in params]
     return out
+
+
+def adafactor_state(c, opt, params):
+    """Adafactor's row_var / col_var (tensors of 2 or more dims) and variance (the others),
+    each recorded for every tensor: [] for a tensor without it (and for an empty tensor,
+    which has no state since it gets no grad)."""
+    keys = ("col_var", "row_var", "variance")
+    for p, s in zip(params, c["shapes"]):
+        have = sorted(k for k in opt.state[p] if k != "step")
+        want = [] if numel(s) == 0 else list(keys[:2]) if len(s) > 1 else [keys[2]]
+        assert have == want, f"{c['name']}: state {have} for shape {s}"
+    return {k: [opt.state[p][k].detach().reshape(-1).tolist() if k in opt.state[p] else []
+                for p in params]
+            for k in keys}
 
 
 def record(c, params0, grads, traj, state):

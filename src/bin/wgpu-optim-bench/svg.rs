@@ -20,9 +20,9 @@ const FONT: f64 = 15.0;
 const TITLE_FONT: f64 = 20.0;
 
 /// One color per optimizer row, in [`optimizers`] order: Tableau's 10 and
-/// ten darker or lighter ones, 20 distinct colors for the 16 rows of today
-/// (a 21st would reuse the first).
-const COLORS: [RGBColor; 20] = [
+/// fourteen darker or lighter ones, 24 distinct colors for the 21 rows of
+/// today (a 25th would reuse the first).
+const COLORS: [RGBColor; 24] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -43,6 +43,10 @@ const COLORS: [RGBColor; 20] = [
     RGBColor(0xc7, 0x15, 0x85),
     RGBColor(0x46, 0x82, 0xb4),
     RGBColor(0xb8, 0x86, 0x0b),
+    RGBColor(0x2f, 0x4f, 0x4f),
+    RGBColor(0xff, 0x45, 0x00),
+    RGBColor(0x9a, 0xcd, 0x32),
+    RGBColor(0x8b, 0x00, 0x8b),
 ];
 /// One dash pattern per adapter: (dash, gap) in pixels, (0, 0) solid.
 const DASHES: [(u32, u32); 5] = [(0, 0), (8, 4), (2, 3), (14, 4), (4, 4)];

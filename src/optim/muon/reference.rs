@@ -68,7 +68,7 @@ pub(crate) fn newton_schulz(
 
 /// `st` = [momentum_buffer].
 impl TensorReference for MuonConfig {
-    fn step_tensor(&self, shape: &[usize], p: &mut [f64], g: &[f64], st: &mut [Vec<f64>]) {
+    fn step_tensor(&self, _t: f64, shape: &[usize], p: &mut [f64], g: &[f64], st: &mut [Vec<f64>]) {
         let buf = &mut st[0];
         let mut u = vec![0.0; p.len()];
         for i in 0..p.len() {

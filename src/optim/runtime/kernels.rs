@@ -12,7 +12,7 @@ use crate::grad::device::GradPipeline;
 use crate::optim::groups::GroupHp;
 use crate::optim::state::StateDtype;
 use crate::optim::trust;
-use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, muon};
+use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, adafactor, muon};
 
 /// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
 /// needs: a weight decay or an l1 that is zero in every group is compiled
@@ -75,6 +75,9 @@ pub(super) fn choose_kernel(
     if passes == Passes::Muon {
         slots.push(muon::MATRIX_SLOT);
     }
+    if passes == Passes::Adafactor {
+        slots.extend(adafactor::FACTORS_SLOTS);
+    }
     if dtype == StateDtype::Blockwise8 {
         // absmax, then the dynamic maps.
         slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
@@ -106,6 +109,7 @@ impl Optimizer {
         let desc = self.groups[part.lead].algo().kernel();
         let spec = &self.spec;
         let passes = self.groups[part.lead].algo().passes();
+        let passes_of = passes;
         let mut kernels = Vec::with_capacity(part.dispatches.len());
         for d in &part.dispatches {
             kernels.push(choose_kernel(
@@ -125,8 +129,25 @@ impl Optimizer {
             }
             None => None,
         };
+        let k = |phase| {
+            choose_kernel(
+                gpu,
+                &desc,
+                (spec, terms),
+                passes_of,
+                Some(phase),
+                StateDtype::F32,
+            )
+        };
+        let factors = match &part.factorize {
+            Some(_) => Some((k(adafactor::ROWS_COLS)?, k(adafactor::FINISH)?)),
+            None => None,
+        };
         // Everything built: now switch.
         let part = &mut self.parts[p];
+        if let (Some(f), Some(kernels)) = (part.factorize.as_mut(), factors) {
+            f.set_kernels(kernels);
+        }
         for (d, k) in part.dispatches.iter_mut().zip(kernels) {
             d.kernel = k;
         }

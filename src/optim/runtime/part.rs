@@ -16,7 +16,7 @@ use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::{Block, Table};
 use crate::optim::state::{StateDtype, StatePlacement, States};
 use crate::optim::trust::{Segment, TrustPasses};
-use crate::optim::{Algorithm, OptimizerSpec, Passes, muon};
+use crate::optim::{Algorithm, OptimizerSpec, Passes, adafactor, muon};
 use crate::params::ParamSet;
 
 /// The groups of one kernel, and everything the step needs to run it.
@@ -35,6 +35,9 @@ pub(super) struct Part {
     pub(super) trust: Option<(TrustPasses, wgpu::BindGroup, (u32, u32))>,
     /// Muon's Newton-Schulz iteration, between the reduce and apply passes.
     pub(super) muon: Option<muon::Orthogonalize>,
+    /// Adafactor's factored states and their row / column passes, before
+    /// the measure pass.
+    pub(super) factorize: Option<adafactor::Factorize>,
     /// Schedule-Free's eval and train swap pipelines.
     pub(super) swap: Option<(Arc<Kernel>, Arc<Kernel>)>,
     /// The penalty terms its kernels were built with.
@@ -124,9 +127,18 @@ impl Part {
             }
             _ => None,
         };
-        let table: (&[u8], u32) = match &matrices {
-            Some((m, _, _)) => (bytemuck::cast_slice(m), m.len() as u32),
-            None => (
+        let factored = match lead_cfg {
+            Algorithm::Adafactor(_) => {
+                let max = gpu.limits().max_storage_buffer_binding_size / 4;
+                let l = adafactor::Layout::new(s.layout, s.placement, &segs, &plan.included, max)?;
+                Some(l)
+            }
+            _ => None,
+        };
+        let table: (&[u8], u32) = match (&matrices, &factored) {
+            (Some((m, _, _)), _) => (bytemuck::cast_slice(m), m.len() as u32),
+            (_, Some(f)) => (bytemuck::cast_slice(&f.table), f.table.len() as u32),
+            _ => (
                 bytemuck::cast_slice::<Segment, u8>(&segs),
                 segs.len() as u32,
             ),
@@ -159,6 +171,19 @@ impl Part {
             )?),
             _ => None,
         };
+        let mut factorize = match factored {
+            Some(l) => Some(adafactor::Factorize::new(gpu, l, |phase| {
+                choose_kernel(
+                    gpu,
+                    &desc,
+                    (spec, terms),
+                    passes,
+                    Some(phase),
+                    StateDtype::F32,
+                )
+            })?),
+            None => None,
+        };
         let mut keep: Vec<wgpu::Buffer> = desc
             .slots
             .iter()
@@ -174,6 +199,7 @@ impl Part {
         });
         let mut dispatches = Vec::new();
         let mut reduce = None;
+        let mut binds = Vec::new();
         for (c, dtype, blocks) in plan.tables {
             let kernel = kernels[&dtype].clone();
             let table = gpu.create_buffer_init(
@@ -205,6 +231,13 @@ impl Part {
             }
             // Muon's scratch matrix: X_0 for the measure pass, the
             // iteration's result for the apply pass.
+            if let Some(f) = &factorize {
+                res.push(f.factors.as_entire_binding());
+                res.push(f.scratch.as_entire_binding());
+            }
+            if let Some(f) = &factorize {
+                binds.push(f.bind_chunk(gpu, c, &res, binds.is_empty()));
+            }
             let mut measure_res = res.clone();
             if let Some(o) = &ortho {
                 res.push(o.x_last().as_entire_binding());
@@ -244,6 +277,9 @@ impl Part {
             keep.push(table);
         }
         keep.extend(qmaps);
+        if let Some(f) = factorize.as_mut() {
+            f.set_binds(binds);
+        }
         let trust = per_tensor.zip(reduce).map(|(p, bg)| {
             let grid = p.reduce_grid(max_dim);
             (p, bg, grid)
@@ -256,6 +292,7 @@ impl Part {
             dispatches,
             trust,
             muon: ortho,
+            factorize,
             swap,
             terms,
             keep,
@@ -266,6 +303,9 @@ impl Part {
     /// trust-ratio optimizer's measure and reduce, Muon's Newton-Schulz
     /// products, then the update of every table.
     pub(super) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        if let Some(f) = &self.factorize {
+            f.record(pass);
+        }
         if let Some((passes, reduce, reduce_grid)) = &self.trust {
             pass.set_pipeline(&passes.measure.pipeline);
             for d in &self.dispatches {
@@ -296,6 +336,7 @@ impl Part {
         per_table * self.dispatches.len()
             + self.trust.is_some() as usize
             + self.muon.as_ref().map_or(0, |o| o.dispatches())
+            + self.factorize.as_ref().map_or(0, |f| f.dispatches())
     }
 
     /// Device bytes of its state buffers, absmax and own small buffers.
@@ -305,6 +346,7 @@ impl Part {
             bytes += r.buffers.values().map(|b| b.size()).sum::<u64>();
         }
         bytes += self.states.absmax.values().map(|b| b.size()).sum::<u64>();
+        bytes += self.factorize.as_ref().map_or(0, |f| f.device_bytes());
         bytes + self.keep.iter().map(|b| b.size()).sum::<u64>()
     }
 }

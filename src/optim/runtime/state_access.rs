@@ -12,9 +12,20 @@ impl Optimizer {
     /// every part, in the order of their first group, each name once.
     pub fn state_names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        for r in self.parts.iter().flat_map(|p| &p.states.roles) {
-            if !names.contains(&r.name) {
-                names.push(r.name);
+        for p in &self.parts {
+            let mut mine: Vec<&'static str> = p.states.roles.iter().map(|r| r.name).collect();
+            if let Some(f) = &p.factorize {
+                // Adafactor's: those of its tensors (row_var, col_var, variance).
+                for (k, &inc) in p.states.placement.included.iter().enumerate() {
+                    if inc {
+                        mine.extend(f.layout.names(k));
+                    }
+                }
+            }
+            for n in mine {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
             }
         }
         names
@@ -23,13 +34,23 @@ impl Optimizer {
     /// The states tensor `name` keeps (its param group's algorithm's).
     pub fn tensor_state_names(&self, name: &str) -> Result<Vec<&'static str>> {
         let k = self.layout.index_of(name)?;
-        Ok(self
-            .part_of(k)
-            .states
-            .roles
-            .iter()
-            .map(|r| r.name)
-            .collect())
+        let part = self.part_of(k);
+        Ok(match &part.factorize {
+            Some(f) => f.layout.names(k),
+            None => part.states.roles.iter().map(|r| r.name).collect(),
+        })
+    }
+
+    /// The shape of state `state` of tensor `name` (torch's: the tensor's,
+    /// or for Adafactor's `row_var` / `col_var` the tensor's with the last
+    /// or the next-to-last dimension 1).
+    pub fn state_shape(&self, state: &str, name: &str) -> Result<Vec<usize>> {
+        let k = self.layout.index_of(name)?;
+        let shape = &self.layout.tensors()[k].shape;
+        Ok(match &self.part_of(k).factorize {
+            Some(_) => crate::optim::adafactor::state_shape(shape, state),
+            None => shape.clone(),
+        })
     }
 
     /// The part that holds tensor `k`'s states.
@@ -42,8 +63,8 @@ impl Optimizer {
         gpu.check_same("this Optimizer", self.gpu_id)?;
         let k = self.layout.index_of(name)?;
         let p = self.group_part[self.assignment[k]];
-        if self.parts[p].states.role(state).is_none() {
-            let kept = self.tensor_state_names(name)?;
+        let kept = self.tensor_state_names(name)?;
+        if !kept.contains(&state) {
             return Err(Error::invalid(
                 "state",
                 format!("{state:?}"),
@@ -62,13 +83,20 @@ impl Optimizer {
     /// group).
     pub fn state_dtype(&self, name: &str) -> Result<StateDtype> {
         let k = self.layout.index_of(name)?;
-        Ok(self.part_of(k).states.placement.dtypes[k])
+        let part = self.part_of(k);
+        Ok(match part.factorize {
+            Some(_) => StateDtype::F32,
+            None => part.states.placement.dtypes[k],
+        })
     }
 
     /// Downloads optimizer state `state` (e.g. `"exp_avg"`) of tensor
     /// `name`, as f32 values (bf16 and 8-bit states decoded).
     pub fn read_state(&self, gpu: &Gpu, state: &str, name: &str) -> Result<Vec<f32>> {
         let (k, p) = self.checked_state(gpu, state, name)?;
+        if let Some(f) = &self.parts[p].factorize {
+            return f.read(gpu, k, state);
+        }
         self.parts[p].states.read(gpu, &self.placement, state, k)
     }
 
@@ -76,6 +104,9 @@ impl Optimizer {
     /// device (f32 values, bf16 bits, or 8-bit codes with their absmax).
     pub fn read_state_raw(&self, gpu: &Gpu, state: &str, name: &str) -> Result<StateData> {
         let (k, p) = self.checked_state(gpu, state, name)?;
+        if let Some(f) = &self.parts[p].factorize {
+            return Ok(StateData::F32(f.read(gpu, k, state)?));
+        }
         Ok(self.parts[p]
             .states
             .read_raw(gpu, &self.placement, state, &[k])?
@@ -87,6 +118,9 @@ impl Optimizer {
     /// per block of 256 elements).
     pub fn write_state(&mut self, gpu: &Gpu, state: &str, name: &str, data: &[f32]) -> Result<()> {
         let (k, p) = self.checked_state(gpu, state, name)?;
+        if let Some(f) = &self.parts[p].factorize {
+            return f.write(gpu, (k, name), state, data);
+        }
         let t = &self.layout.tensors()[k];
         if t.numel != data.len() as u64 {
             return Err(Error::mismatch(format!(
@@ -114,6 +148,17 @@ impl Optimizer {
         data: &StateData,
     ) -> Result<()> {
         let (k, p) = self.checked_state(gpu, state, name)?;
+        if let Some(f) = &self.parts[p].factorize {
+            return match data {
+                StateData::F32(v) => f.write(gpu, (k, name), state, v),
+                other => Err(Error::invalid(
+                    "data",
+                    other.dtype().as_str(),
+                    "f32 (Adafactor keeps f32 states)",
+                    format!("state `{state}` of `{name}` is stored as f32"),
+                )),
+            };
+        }
         self.parts[p]
             .states
             .write_raw(gpu, &self.placement, state, (k, name), data)

@@ -1,0 +1,272 @@
+// adafactor/passes.wgsl — the entry point of Adafactor's kernel, assembled last:
+// gpu/common.wgsl + grad/norm.wgsl + optim/prelude.wgsl + adafactor/update.wgsl +
+// trust/reduce.wgsl + the generated roles (the params only) + this file. One module, five
+// pipelines chosen by override constants, recorded in the step's one compute pass after the
+// gradient pipeline:
+//
+//   ROWS_COLS (one dispatch per chunk, a workgroup per work item of the chunk's item table,
+//     bound where the block table is):
+//     row item:     the row's squared gradients summed (overflow-safe pairs, fixed order);
+//                   row_var = lerp(row_var, |g_row|^2 / C, w)
+//     column item:  64 columns over a range of at most 256 rows: each column's pair into
+//                   fscratch (combined over the ranges by FINISH)
+//   FINISH (one dispatch in all):
+//     column item:  up to 256 columns, each combining its ranges' pairs in order;
+//                   col_var = lerp(col_var, |g_col|^2 / R, w)
+//     slice item:   mean of the slice's row_var (fixed order) -> max(mean, eps1) into fscratch
+//   MEASURE (one dispatch per chunk, a workgroup per block):
+//     vectors: variance = lerp(variance, g^2, w) (stored); u = g / sqrt(max(v, eps1^2));
+//     work[block.index] = (m_p, s_p, m_u, s_u)     the block's L2 pairs of p (before the
+//                                                  decay) and u
+//   REDUCE (one dispatch in all, a workgroup per tensor of `table`):
+//     scale = max(eps2, |p| / sqrt(n)) * rho / max(1, |u| / (sqrt(n) d)) into each of the
+//     tensor's work entries; NaN when a norm is not finite (never a silent finite update)
+//   neither (the apply pass, one dispatch per chunk):
+//     p = p * (1 - lr weight_decay) - scale * u     u recomputed (no scratch tensor)
+// Every pass returns at once on a step the non-finite guard skips.
+//
+// Bindings 0-5 as prelude.wgsl, then:
+//   6 storage, read_write  work: array<vec4<f32>>     one per block of all chunks
+//   7 storage, read        table: array<Factor>       one per tensor of the layout
+//   8 storage, read_write  factors: array<f32>        the states: row_var, col_var per slice of
+//                                                     each tensor of 2+ dims; variance of vectors
+//   9 storage, read_write  fscratch: array<f32>       slice means, then the column pairs
+// Work items (ROWS_COLS, FINISH) reuse `struct Block`; `local` is the kind:
+//   0 row:      start = the row's first element in the chunk, len = C, state = its row_var
+//   1 column:   start = element (slice, first row, first column), len = columns (<= 64),
+//               index = rows (<= 256), state = fscratch offset of its first column's pair
+//   2 columns:  start = fscratch offset of range 0's first pair, len = columns (<= 256),
+//               index = ranges, state = col_var of its first column
+//   3 slice:    start = fscratch offset of the slice's mean, len = R, state = its first row_var
+// Guard rule: a workgroup returns when b is past its table (uniform, before any barrier).
+override MEASURE: bool = false;
+override REDUCE: bool = false;
+override ROWS_COLS: bool = false;
+override FINISH: bool = false;
+
+// Rust: optim::adafactor::factors::Factor (48 bytes): its blocks are work[first .. + count].
+struct Factor {
+    first: u32,
+    count: u32,
+    group: u32,
+    // 1 for a tensor of 2+ dims (row_var, col_var), 0 for a vector (variance).
+    factored: u32,
+    rows: u32,
+    cols: u32,
+    row_at: u32,
+    col_at: u32,
+    var_at: u32,
+    means_at: u32,
+    sqrt_n: f32,
+    _pad0: u32,
+}
+
+@group(0) @binding(6) var<storage, read_write> work: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> table: array<Factor>;
+@group(0) @binding(8) var<storage, read_write> factors: array<f32>;
+@group(0) @binding(9) var<storage, read_write> fscratch: array<f32>;
+
+// The processed gradient of chunk element e (l1 with its param's sign).
+fn grad_at(e: u32, f: GradFactors, h: Row) -> f32 {
+    let q = e / 4u;
+    let g = adafactor_grad(load_grad(q, f), load_param(q), h);
+    return g[e % 4u];
+}
+
+// The L2 pair of one value.
+fn pair1(x: f32) -> vec2<f32> {
+    return lane_pair(V(x, 0.0, 0.0, 0.0), 1u);
+}
+
+// The workgroup's sum of `x` in a fixed order (radix 16, as reduce_workgroup).
+fn sum_workgroup(lid: u32, x: f32) -> f32 {
+    wpairs[lid] = vec4<f32>(x, 0.0, 0.0, 0.0);
+    workgroupBarrier();
+    if lid < 16u {
+        var acc = wpairs[16u * lid].x;
+        for (var k = 1u; k < 16u; k++) {
+            acc = acc + wpairs[16u * lid + k].x;
+        }
+        wsixteen[lid] = vec4<f32>(acc, 0.0, 0.0, 0.0);
+    }
+    workgroupBarrier();
+    if lid == 0u {
+        var acc = wsixteen[0].x;
+        for (var k = 1u; k < 16u; k++) {
+            acc = acc + wsixteen[k].x;
+        }
+        wresult = vec4<f32>(acc, 0.0, 0.0, 0.0);
+    }
+    workgroupBarrier();
+    return wresult.x;
+}
+
+fn mean_square(pair: vec2<f32>, n: u32) -> f32 {
+    let norm = pair.x * sqrt(pair.y);
+    return norm * norm / f32(n);
+}
+
+fn rows_cols(blk: Block, lid: u32) {
+    let h = row_of(blk.group);
+    let f = grad_factors(blk.group);
+    if blk.local == 0u {
+        var acc = vec2<f32>(0.0);
+        for (var j = lid; j < blk.len; j += WG) {
+            acc = nrm_combine(acc, pair1(grad_at(blk.start + j, f, h)), false);
+        }
+        let r = reduce_workgroup(lid, vec4<f32>(acc, 0.0, 0.0));
+        if lid == 0u {
+            factors[blk.state] = lerp1(factors[blk.state], mean_square(r.xy, blk.len), h.w);
+        }
+        return;
+    }
+    // A column item: 64 columns x 4 phases of rows.
+    let cols = table[blk.tensor].cols;
+    let col = lid % 64u;
+    let phase = lid / 64u;
+    var acc = vec2<f32>(0.0);
+    if col < blk.len {
+        for (var r = phase; r < blk.index; r += 4u) {
+            acc = nrm_combine(acc, pair1(grad_at(blk.start + r * cols + col, f, h)), false);
+        }
+    }
+    wpairs[lid] = vec4<f32>(acc, 0.0, 0.0);
+    workgroupBarrier();
+    if lid < blk.len {
+        var sum = wpairs[lid].xy;
+        for (var k = 1u; k < 4u; k++) {
+            sum = nrm_combine(sum, wpairs[lid + 64u * k].xy, false);
+        }
+        fscratch[blk.state + 2u * lid] = sum.x;
+        fscratch[blk.state + 2u * lid + 1u] = sum.y;
+    }
+}
+
+fn finish(blk: Block, lid: u32) {
+    let h = row_of(blk.group);
+    let m = table[blk.tensor];
+    if blk.local == 2u {
+        if lid < blk.len {
+            var acc = vec2<f32>(0.0);
+            for (var q = 0u; q < blk.index; q++) {
+                let at = blk.start + q * 2u * m.cols + 2u * lid;
+                acc = nrm_combine(acc, vec2<f32>(fscratch[at], fscratch[at + 1u]), false);
+            }
+            let s = blk.state + lid;
+            factors[s] = lerp1(factors[s], mean_square(acc, m.rows), h.w);
+        }
+        return;
+    }
+    var x = 0.0;
+    for (var j = lid; j < blk.len; j += WG) {
+        x = x + factors[blk.state + j];
+    }
+    let total = sum_workgroup(lid, x);
+    if lid == 0u {
+        fscratch[blk.start] = max(total / f32(blk.len), h.eps1);
+    }
+}
+
+// The second-moment estimate of tensor-local element l (the vector's stored variance, or the
+// factored estimate).
+fn estimate(m: Factor, l: u32) -> f32 {
+    if m.factored == 0u {
+        return factors[m.var_at + l];
+    }
+    let slice = m.rows * m.cols;
+    let b = l / slice;
+    let rem = l - b * slice;
+    let r = rem / m.cols;
+    let c = rem - r * m.cols;
+    return factors[m.row_at + b * m.rows + r] * factors[m.col_at + b * m.cols + c]
+        / fscratch[m.means_at + b];
+}
+
+fn reduce_tensor(b: u32, lid: u32) {
+    if b >= arrayLength(&table) || skipped_step() {
+        return;
+    }
+    let m = table[b];
+    var acc = vec4<f32>(0.0);
+    for (var j = lid; j < m.count; j += WG) {
+        acc = combine_pairs(acc, work[m.first + j]);
+    }
+    let t = reduce_workgroup(lid, acc);
+    let p_norm = t.x * sqrt(t.y);
+    let u_norm = t.z * sqrt(t.w);
+    let h = row_of(m.group);
+    let alpha = max(h.eps2, p_norm / m.sqrt_n) * h.rho;
+    var scale = alpha / max(1.0, u_norm / (m.sqrt_n * h.d));
+    if !(finite(p_norm) && finite(u_norm)) {
+        scale = poison(p_norm + u_norm);
+    }
+    // Each invocation overwrites only the entries it read itself.
+    for (var j = lid; j < m.count; j += WG) {
+        work[m.first + j] = vec4<f32>(scale, p_norm, u_norm, 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = wid.x + wid.y * nwg.x;
+    if REDUCE {
+        reduce_tensor(b, lid);
+        return;
+    }
+    if b >= arrayLength(&blocks) || skipped_step() {
+        return;
+    }
+    let blk = blocks[b];
+    if ROWS_COLS {
+        rows_cols(blk, lid);
+        return;
+    }
+    if FINISH {
+        finish(blk, lid);
+        return;
+    }
+    enter_block(blk);
+    let h = row_of(blk.group);
+    let f = grad_factors(blk.group);
+    let m = table[blk.tensor];
+    let i = blk.start / 4u + lid;
+    let l = blk.local + 4u * lid;
+    let in_block = 4u * lid < blk.len;
+    var lanes = 0u;
+    var p = V(0.0);
+    var u = V(0.0);
+    if in_block {
+        lanes = min(4u, blk.len - 4u * lid);
+        p = load_param(i);
+        let g = adafactor_grad(load_grad(i, f), p, h);
+        for (var k = 0u; k < lanes; k++) {
+            var v = 0.0;
+            if MEASURE && m.factored == 0u {
+                let s = m.var_at + l + k;
+                v = lerp1(factors[s], g[k] * g[k], h.w);
+                factors[s] = v;
+            } else {
+                v = estimate(m, l + k);
+            }
+            u[k] = direction1(g[k], v, h);
+        }
+    }
+    if MEASURE {
+        var mine = vec4<f32>(0.0);
+        if in_block {
+            mine = vec4<f32>(lane_pair(p, lanes), lane_pair(u, lanes));
+        }
+        let r = reduce_workgroup(lid, mine);
+        if lid == 0u {
+            work[blk.index] = r;
+        }
+        return;
+    }
+    if in_block {
+        apply4(i, u, h, work[blk.index].x);
+    }
+}
