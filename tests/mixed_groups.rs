@@ -365,6 +365,54 @@ fn a_checkpoint_resumes_bitwise_and_another_mix_refuses_it() {
     );
     assert_eq!(bits(&op.read_all(gpu).unwrap()), before);
     assert_eq!(oo.step_count(), 0);
+
+    // The same names, states and groups, other kernels: the file's group 1
+    // maximizes, the live group 1 does not (Adam and AdamW share names and
+    // states too).
+    let swapped = OptimizerSpec::muon(muon())
+        .group(ParamGroup::names(["emb", "b1"]).algorithm(adamw()))
+        .group(
+            ParamGroup::names(["norm", "b2", "none"]).algorithm(AdamWConfig {
+                maximize: true,
+                ..adamw()
+            }),
+        )
+        .clip_by_global_norm(0.5);
+    let file_spec = OptimizerSpec::muon(muon())
+        .group(ParamGroup::names(["emb", "b1"]).algorithm(AdamWConfig {
+            maximize: true,
+            ..adamw()
+        }))
+        .group(ParamGroup::names(["norm", "b2", "none"]).algorithm(adamw()))
+        .clip_by_global_norm(0.5);
+    let (mut fp, mut fo) = fresh(&file_spec);
+    run(&mut fp, &mut fo, 0..2);
+    checkpoint::save(&path, gpu, &fp, &mut fo, &TrainingState::default()).unwrap();
+    let (mut op, mut oo) = fresh(&swapped);
+    assert_eq!(oo.algorithm_name(), fo.algorithm_name());
+    let err = checkpoint::load(&path, gpu, &mut op, &mut oo)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("param group 1") && err.contains("maximize"),
+        "{err}"
+    );
+    // Same kernels, other tensors in each group.
+    let moved = OptimizerSpec::muon(muon())
+        .group(
+            ParamGroup::names(["emb", "b1", "norm"]).algorithm(AdamWConfig {
+                maximize: true,
+                ..adamw()
+            }),
+        )
+        .group(ParamGroup::names(["b2", "none"]).algorithm(adamw()))
+        .clip_by_global_norm(0.5);
+    let (mut op, mut oo) = fresh(&moved);
+    let err = checkpoint::load(&path, gpu, &mut op, &mut oo)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`norm`") && err.contains("group 2"), "{err}");
+    assert_eq!(oo.step_count(), 0);
     std::fs::remove_file(&path).ok();
 }
 
@@ -447,8 +495,95 @@ fn bad_mixes_are_refused_naming_the_field() {
         ),
     );
     assert!(err.contains("groups[1].state_dtype"), "{err}");
+    // A format the group inherits from the spec: the message names both.
+    let err = build(
+        OptimizerSpec::adamw(adamw())
+            .state_dtype(StateDtype::Blockwise8)
+            .group(ParamGroup::names(MATRICES).algorithm(muon())),
+    );
+    assert!(
+        err.contains("state_dtype (inherited by groups[1])") && err.contains("muon"),
+        "{err}"
+    );
 }
 
 fn muon_spec_with(a: impl Into<Algorithm>) -> OptimizerSpec {
     OptimizerSpec::muon(muon()).group(ParamGroup::names(OTHERS).algorithm(a))
+}
+
+/// Muon as a group of an AdamW optimizer: its blocks are numbered after
+/// AdamW's (its matrix table and work buffer do not start at 0), `w3` is cut
+/// across chunks, and each group clips its own norm. Against the reference
+/// (tolerance as above), params and states; then the per-tensor dispatch is
+/// bitwise the fused one.
+#[test]
+fn muon_as_a_later_part_with_group_clipping_and_per_tensor_dispatch() {
+    use wgpu_optim::grad::NormType;
+    use wgpu_optim::optim::Dispatch;
+    let gpu = gpu();
+    let layout = model();
+    let spec = OptimizerSpec::adamw(adamw())
+        .group(ParamGroup::names(MATRICES).algorithm(muon()))
+        .clip_by_group_norm(0.4, NormType::L2);
+    let mut rng = Rng(15);
+    let p0 = random_tensors(&mut rng, &layout, 1.0);
+    let grads: Vec<Vec<Vec<f32>>> = (0..5)
+        .map(|_| random_tensors(&mut rng, &layout, 0.5))
+        .collect();
+    let run = |mode: Dispatch| {
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 512).unwrap();
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::with_dispatch(gpu, &spec, &params, mode).unwrap();
+        for g in &grads {
+            params.write_grads_all(gpu, g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        (params, opt)
+    };
+    let (params, opt) = run(Dispatch::Fused);
+    assert!(
+        params.pieces("w3").unwrap().len() >= 2,
+        "w3 straddles chunks"
+    );
+    assert_eq!(opt.algorithm_name(), "adamw+muon");
+    let mut reference = Reference::new(&spec, &layout).unwrap();
+    let mut want = widen(&p0);
+    for g in &grads {
+        reference.step(&mut want, &widen(g));
+    }
+    let got = params.read_all(gpu).unwrap();
+    assert_near(&got, &want, 2e-5, "adamw+muon");
+    for (k, t) in layout.tensors().iter().enumerate() {
+        for s in opt.tensor_state_names(&t.name).unwrap() {
+            let got = opt.read_state(gpu, s, &t.name).unwrap();
+            let r = worst_ratio(&got, &reference.state[s][k], 2e-5);
+            assert!(r <= 1.0, "{s} of `{}`: {r}", t.name);
+        }
+    }
+    let (per, _) = run(Dispatch::PerTensor);
+    assert_eq!(bits(&per.read_all(gpu).unwrap()), bits(&got));
+}
+
+/// A part with no tensors: every tensor in a group that runs AdamW leaves
+/// Muon's base group empty; the step is bitwise AdamW alone.
+#[test]
+fn an_empty_part_does_nothing() {
+    let gpu = gpu();
+    let layout = model();
+    let all: Vec<&str> = MATRICES.iter().chain(&OTHERS).copied().collect();
+    let spec = OptimizerSpec::muon(muon()).group(ParamGroup::names(all).algorithm(adamw()));
+    let mut rng = Rng(16);
+    let p0 = random_tensors(&mut rng, &layout, 1.0);
+    let g = random_tensors(&mut rng, &layout, 0.5);
+    let run = |spec: &OptimizerSpec| {
+        let mut params = ParamSet::new(gpu, &layout).unwrap();
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::new(gpu, spec, &params).unwrap();
+        for _ in 0..3 {
+            params.write_grads_all(gpu, &g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        bits(&params.read_all(gpu).unwrap())
+    };
+    assert_eq!(run(&spec), run(&OptimizerSpec::adamw(adamw())));
 }

@@ -137,6 +137,13 @@ pub struct GroupMeta {
     /// [`Algorithm::get`](crate::optim::Algorithm::get) gives it. Files of
     /// version 1 kept `lr`, `weight_decay` and `l1` only.
     pub hyperparameters: BTreeMap<String, f64>,
+    /// The group's kernel: its algorithm with its switches (every numeric
+    /// hyperparameter zeroed), override constants and states, as
+    /// `OptimizerSpec::resolve` sorts groups into parts; a load refuses a
+    /// group that runs another. Absent in files from before param groups
+    /// could run their own algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 /// The JSON document under `__metadata__["wgpu_optim"]`.
@@ -146,7 +153,9 @@ pub struct CheckpointMeta {
     pub format: String,
     /// The file's version, as the `version` metadata key.
     pub version: u32,
-    /// `sgd`, `adam`, `adamw`, `adagrad`, `adadelta`, `rmsprop` or `adamax`.
+    /// The algorithm's name (`sgd`, `adamw`, ...), or the names of the
+    /// algorithms its param groups run, joined by `+` (`muon+adamw`,
+    /// `Optimizer::algorithm_name`).
     pub optimizer: String,
     /// The optimizer's state keys.
     pub state_names: Vec<String>,
@@ -162,6 +171,10 @@ pub struct CheckpointMeta {
     pub eval_mode: bool,
     /// `(name, shape)` of every tensor, in layout order.
     pub layout: Vec<(String, Vec<usize>)>,
+    /// The param group of every tensor, in layout order (a load refuses an
+    /// optimizer whose groups select other tensors); absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tensor_groups: Vec<usize>,
     /// The piece lengths of every tensor with 8-bit states (its 8-bit
     /// blocks restart at each piece, so a load needs the same pieces);
     /// absent when no state is 8-bit.
@@ -390,7 +403,10 @@ pub fn save(
                     }
                 }
             }
-            Ok(GroupMeta { hyperparameters })
+            Ok(GroupMeta {
+                hyperparameters,
+                kernel: Some(crate::optim::spec::part_key(c)),
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let meta = CheckpointMeta {
@@ -403,6 +419,12 @@ pub fn save(
         gradient_state,
         eval_mode: opt.is_eval_mode(),
         layout: layout_of(params),
+        tensor_groups: params
+            .layout()
+            .tensors()
+            .iter()
+            .map(|t| opt.group_of(&t.name))
+            .collect::<Result<_>>()?,
         quantized_pieces: quantized_pieces(params, opt)?,
         checksums: checksums(&entries)?,
         training: training.clone(),

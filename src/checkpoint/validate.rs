@@ -112,6 +112,39 @@ pub(super) fn check(
             "the layout (names, shapes or order) differs from the live one".into(),
         ));
     }
+    // Param groups that run their own algorithm: each group's kernel and
+    // each tensor's group must be the live ones (older files lack both).
+    for (g, m) in meta.groups.iter().enumerate() {
+        if let Some(kernel) = &m.kernel {
+            let live = opt.group_config(g)?;
+            if *kernel != crate::optim::spec::part_key(live) {
+                return Err(err(format!(
+                    "param group {g} ran another algorithm or switches ({kernel}); the live \
+                     group runs {} ({}): build the optimizer the file was saved from",
+                    live.name(),
+                    crate::optim::spec::part_key(live)
+                )));
+            }
+        }
+    }
+    if !meta.tensor_groups.is_empty() {
+        if meta.tensor_groups.len() != live_layout.len() {
+            return Err(err(format!(
+                "tensor_groups has {} entries for {} tensors",
+                meta.tensor_groups.len(),
+                live_layout.len()
+            )));
+        }
+        for ((name, _), &g) in live_layout.iter().zip(&meta.tensor_groups) {
+            let live = opt.group_of(name)?;
+            if live != g {
+                return Err(err(format!(
+                    "tensor `{name}` was in param group {g}, the live optimizer puts it in \
+                     group {live}: build the optimizer with the file's param groups"
+                )));
+            }
+        }
+    }
     if meta.step == u64::MAX {
         return Err(err(format!(
             "step is {}: the next step would overflow the step counter; allowed: < {} (u64::MAX)",

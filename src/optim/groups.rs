@@ -2,13 +2,16 @@
 //! numeric hyperparameter of the optimizer (`lr`, `weight_decay`, `l1`,
 //! `beta1`, `beta2`, `eps`, `momentum`, `dampening`, `alpha`, `rho`,
 //! `lr_decay`, `initial_accumulator_value`, ...). Each group is a row of the
-//! kernels' uniform table, so one dispatch still covers every group.
+//! kernels' uniform table, so one dispatch still covers every group of a
+//! kernel.
 //!
 //! Structural switches (`amsgrad`, `nesterov`, `centered`, `maximize`, and
-//! whether a momentum buffer exists at all) are per optimizer: they choose
-//! the kernel variant and which states exist. A group override that would
-//! change them (SGD's `momentum` from 0.9 to 0, say) is refused; put such
-//! tensors in another optimizer.
+//! whether a momentum buffer exists at all) belong to the algorithm: they
+//! choose the kernel variant and which states exist. A group override that
+//! would change them (SGD's `momentum` from 0.9 to 0, say) is refused; give
+//! such tensors a group with its own algorithm
+//! ([`ParamGroup::algorithm`], which may be the same optimizer with other
+//! switches), or another optimizer.
 
 use crate::error::{Error, Result};
 use crate::optim::Algorithm;
@@ -216,7 +219,8 @@ impl ParamGroup {
                 "overrides that keep the optimizer's variant and states",
                 format!(
                     "param group {index} would change which states {} keeps ({:?} instead of \
-                     {:?}) or its variant; structural switches are per optimizer",
+                     {:?}) or its variant; give the group its own algorithm with those \
+                     switches (ParamGroup::algorithm)",
                     base.name(),
                     states(&k1),
                     states(&k0)

@@ -41,7 +41,7 @@ pub struct Resolved {
 /// What decides a part: the algorithm with every numeric hyperparameter
 /// zeroed (its switches: `amsgrad`, `nesterov`, Muon's `adjust_lr_fn`, ...),
 /// its override constants and the states it keeps.
-fn part_key(a: &Algorithm) -> String {
+pub(crate) fn part_key(a: &Algorithm) -> String {
     let mut shape = a.clone();
     for n in a.hyperparameter_names() {
         shape.algo_mut().set(n, 0.0);
@@ -150,11 +150,15 @@ impl OptimizerSpec {
     /// tensor's group.
     ///
     /// # Errors
-    /// Invalid hyperparameters (a group's field is named `groups[i].field`),
-    /// an override the algorithm does not have or that would change its
-    /// variant, more than [`MAX_GROUPS`] groups, a group that selects no
-    /// tensor, a name that is not in the layout, or a tensor selected by two
-    /// groups.
+    /// Invalid hyperparameters (a group's field is named `groups[i].field`,
+    /// its own algorithm's `groups[i].algorithm.field`), an override the
+    /// group's algorithm does not have or that would change its variant, a
+    /// state format the group's algorithm does not offer, more than
+    /// [`MAX_GROUPS`] groups, a group that selects no tensor, a name that is
+    /// not in the layout, a tensor selected by two groups, Schedule-Free
+    /// beside another algorithm or with a non-finite mode that skips steps,
+    /// groups of one trust-ratio kernel with different state formats, or a
+    /// tensor of a Muon group that is not 2-D.
     pub fn resolve(&self, layout: &ParamLayout) -> Result<Resolved> {
         self.algorithm.validate()?;
         self.gradients.validate()?;
@@ -172,7 +176,12 @@ impl OptimizerSpec {
         for (i, g) in self.groups.iter().enumerate() {
             let cfg = g.resolve(&self.algorithm, i + 1)?;
             let d = g.state_dtype_override().unwrap_or(self.state_dtype);
-            check_state_dtype(&cfg, &format!("groups[{}].state_dtype", i + 1), d)?;
+            let field = match g.state_dtype_override() {
+                Some(_) => format!("groups[{}].state_dtype", i + 1),
+                // Inherited: name the field the user set, and the group.
+                None => format!("state_dtype (inherited by groups[{}])", i + 1),
+            };
+            check_state_dtype(&cfg, &field, d)?;
             groups.push(cfg);
             state_dtypes.push(d);
             if let Some(missing) = g

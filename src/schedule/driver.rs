@@ -291,13 +291,13 @@ impl LrScheduler {
         }
         let values = self.values(step)?;
         let replicas = dp.replicas_mut();
-        let mut before: Vec<(Vec<f64>, Option<f64>)> = Vec::with_capacity(replicas.len());
+        let mut before: Vec<(Vec<f64>, Vec<Option<f64>>)> = Vec::with_capacity(replicas.len());
         for i in 0..replicas.len() {
-            let old = (replicas[i].opt.lrs(), replicas[i].opt.momentum());
+            let old = (replicas[i].opt.lrs(), momenta(&replicas[i].opt));
             if let Err(e) = write(&mut replicas[i].opt, &values) {
                 // Put back what the replicas before this one had.
                 for (r, (lrs, m)) in replicas.iter_mut().zip(before) {
-                    restore(&mut r.opt, &lrs, m);
+                    restore(&mut r.opt, &lrs, &m);
                 }
                 return Err(prefix_replica(e, i));
             }
@@ -355,19 +355,36 @@ fn write(opt: &mut Optimizer, v: &Values) -> Result<()> {
     if let Some(m) = v.momentum
         && let Err(e) = opt.set_momentum(m)
     {
-        restore(opt, &old, None);
+        restore(opt, &old, &[]);
         return Err(e);
     }
     Ok(())
 }
 
-/// Puts back lrs (and a momentum) that `opt` had: values it accepted before,
-/// so it accepts them again.
-fn restore(opt: &mut Optimizer, lrs: &[f64], momentum: Option<f64>) {
+/// Each group's momentum (its algorithm's own: `momentum`, `beta1`), if it
+/// keeps one.
+fn momenta(opt: &Optimizer) -> Vec<Option<f64>> {
+    (0..opt.num_groups())
+        .map(|g| {
+            let c = opt.group_config(g).ok()?;
+            c.get(c.algo().momentum_name()?)
+        })
+        .collect()
+}
+
+/// Puts back lrs (and each group's momentum, from [`momenta`]) that `opt`
+/// had: values it accepted before, so it accepts them again.
+fn restore(opt: &mut Optimizer, lrs: &[f64], momenta: &[Option<f64>]) {
     // Cannot fail: the optimizer held these values a moment ago.
     let _ = opt.set_lrs(lrs);
-    if let Some(m) = momentum {
-        let _ = opt.set_momentum(m);
+    for (g, m) in momenta.iter().enumerate() {
+        let name = opt
+            .group_config(g)
+            .ok()
+            .and_then(|c| c.algo().momentum_name());
+        if let (Some(m), Some(name)) = (m, name) {
+            let _ = opt.set_hyperparameter(g, name, *m);
+        }
     }
 }
 

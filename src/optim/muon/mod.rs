@@ -69,9 +69,10 @@ impl AdjustLr {
 ///     p = p - lr * adjust_lr_fn(rows, cols) * X (transposed back)
 /// ```
 ///
-/// Every tensor of a Muon optimizer must be 2-D, as in torch (an error
-/// names the first one that is not): put biases, norms and embeddings in
-/// another optimizer, as torch's documentation advises.
+/// Every tensor of Muon's param groups must be 2-D, as in torch (an error
+/// names the first one that is not): give biases, norms and embeddings a
+/// param group that runs AdamW (`ParamGroup::algorithm`, in the same step),
+/// as Muon's users do and torch's documentation advises.
 ///
 /// **On the device.** A step is four kinds of pass in the one compute pass
 /// and submit, whatever the number of matrices: per chunk, the momentum

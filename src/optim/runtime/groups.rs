@@ -130,7 +130,8 @@ impl Optimizer {
     ///
     /// # Errors
     /// An optimizer without momentum (Adagrad, Adadelta, or SGD / RMSprop
-    /// built with momentum 0, which keep no momentum buffer), or a value out
+    /// built with momentum 0, which keep no momentum buffer), a param group
+    /// whose own algorithm has none (`groups[i].momentum`), or a value out
     /// of range or one that would remove the buffer; nothing changes then.
     pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
         if self.groups[0].algo().momentum_name().is_none() {

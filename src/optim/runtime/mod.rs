@@ -12,7 +12,12 @@
 //! `optim/single_pass.wgsl`), whose workgroup `b` updates block `b` of the
 //! chunk's table. The trust-ratio optimizers (LAMB,
 //! LARS) record their three passes instead (`crate::optim::trust`: measure
-//! per chunk, one reduce, apply per chunk), in the same compute pass.
+//! per chunk, one reduce, apply per chunk), Muon its Newton-Schulz products
+//! between them, Adafactor its row / column passes before them, in the same
+//! compute pass. When param groups run other algorithms
+//! (`ParamGroup::algorithm`), each kernel's groups form a part
+//! (`part.rs`) that records its own passes after the gradient pipeline's,
+//! still in the one compute pass and submit.
 
 use std::sync::Arc;
 
@@ -312,8 +317,12 @@ impl Optimizer {
 
     /// Applies one step to every tensor: one uniform write, one compute pass
     /// with one dispatch per chunk (LAMB and LARS: two per chunk and one
-    /// more; plus the gradient pipeline's passes when clipping, the guard or
-    /// loss scaling are configured), one submit. Never waits for the GPU.
+    /// more; Muon and Adafactor a few more, [`dispatches_per_step`]; each
+    /// part's when param groups run other algorithms; plus the gradient
+    /// pipeline's passes when clipping, the guard or loss scaling are
+    /// configured), one submit. Never waits for the GPU.
+    ///
+    /// [`dispatches_per_step`]: Self::dispatches_per_step
     ///
     /// # Errors
     /// Schedule-Free in eval mode (call [`train`](Self::train) first).
@@ -438,9 +447,9 @@ impl Optimizer {
     }
     /// Number of optimizer dispatches one step records: one per chunk when
     /// fused; a trust-ratio optimizer (LAMB, LARS) records two per chunk
-    /// and one more; Muon as many plus `3 x ns_steps` products; each
-    /// part's, when param groups run several algorithms. The gradient
-    /// pipeline's passes are not counted.
+    /// and one more; Muon as many plus `3 x ns_steps` products; Adafactor
+    /// three per chunk and two more; each part's, when param groups run
+    /// several algorithms. The gradient pipeline's passes are not counted.
     pub fn dispatches_per_step(&self) -> usize {
         self.parts.iter().map(Part::dispatches_per_step).sum()
     }
