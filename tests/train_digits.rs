@@ -234,6 +234,14 @@ fn muon_with_adamw_biases_resumes_from_the_epoch_checkpoint_bitwise() {
     resume_equals_uninterrupted("muon");
 }
 
+/// Adafactor (`--optimizer adafactor`): its factored row and column
+/// variances go into the checkpoint in torch's shapes and a resumed run
+/// continues bitwise, on one device and data-parallel on two.
+#[test]
+fn adafactor_resumes_from_the_epoch_checkpoint_bitwise() {
+    resume_equals_uninterrupted("adafactor");
+}
+
 /// With 8-bit optimizer states (`--state-dtype 8bit`: fc1.weight's AdamW
 /// states in 8 bits, the small tensors' in f32) the checkpoint holds them as
 /// U8 + absmax and a resumed run continues bitwise, on one device and two.

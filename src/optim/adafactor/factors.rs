@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot, grid};
 use crate::layout::{ParamLayout, Placement};
-use crate::optim::blocks::Block;
+use crate::optim::blocks::{BLOCK_ELEMS, Block};
 use crate::optim::trust::Segment;
 use crate::params::ROLE_USAGE;
 
@@ -171,8 +171,8 @@ impl Layout {
                 f.col_at = mine[1].1 as u32;
                 f.means_at = scratch as u32;
                 let ranges = rows.div_ceil(RANGE_ROWS);
-                let pairs_at = scratch + batch;
-                scratch = pairs_at + batch * ranges * cols * 2;
+                let sums_at = scratch + batch;
+                scratch = sums_at + batch * ranges * cols;
                 let (chunk, base) = (pieces[0].chunk, pieces[0].chunk_offset);
                 let chunk_items = match items.iter_mut().find(|(c, _)| *c == chunk) {
                     Some((_, v)) => v,
@@ -190,26 +190,48 @@ impl Layout {
                     tensor: k as u32,
                     local: kind,
                 };
+                // Rows of C <= 1024 elements, C a multiple of 4 (every row
+                // then starts on a vec4): 1024 / C rows per item, a vec4 per
+                // invocation; longer or odd rows: an item per row.
+                let per_item = if cols % 4 == 0 && cols <= BLOCK_ELEMS {
+                    BLOCK_ELEMS / cols
+                } else {
+                    1
+                };
                 for b in 0..batch {
                     let slice = base + b * rows * cols;
-                    for r in 0..rows {
+                    for r in (0..rows).step_by(per_item as usize) {
                         let row_var = f.row_at as u64 + b * rows + r;
-                        chunk_items.push(item(slice + r * cols, cols, 0, row_var, 0));
+                        if per_item == 1 {
+                            chunk_items.push(item(slice + r * cols, cols, 0, row_var, 0));
+                        } else {
+                            let n = per_item.min(rows - r);
+                            chunk_items.push(item(slice + r * cols, n * cols, n, row_var, 4));
+                        }
                     }
+                    // Columns: with C a multiple of 4, 1024 columns per item
+                    // (a vec4 of columns per invocation, no barrier);
+                    // else 64 columns x 4 row phases.
+                    let (width, kind) = if cols % 4 == 0 {
+                        (BLOCK_ELEMS, 5)
+                    } else {
+                        (PART_COLS, 1)
+                    };
                     for q in 0..ranges {
                         let r0 = q * RANGE_ROWS;
                         let n_rows = RANGE_ROWS.min(rows - r0);
-                        for c0 in (0..cols).step_by(PART_COLS as usize) {
-                            let w = PART_COLS.min(cols - c0);
-                            let pair = pairs_at + ((b * ranges + q) * cols + c0) * 2;
-                            chunk_items.push(item(slice + r0 * cols + c0, w, n_rows, pair, 1));
+                        for c0 in (0..cols).step_by(width as usize) {
+                            let w = width.min(cols - c0);
+                            let sum = sums_at + (b * ranges + q) * cols + c0;
+                            let first = slice + r0 * cols + c0;
+                            chunk_items.push(item(first, w, n_rows, sum, kind));
                         }
                     }
                     for c0 in (0..cols).step_by(FINISH_COLS as usize) {
                         let w = FINISH_COLS.min(cols - c0);
-                        let pair = pairs_at + (b * ranges * cols + c0) * 2;
+                        let sum = sums_at + b * ranges * cols + c0;
                         let col_var = f.col_at as u64 + b * cols + c0;
-                        finish.push(item(pair, w, ranges, col_var, 2));
+                        finish.push(item(sum, w, ranges, col_var, 2));
                     }
                     let first_row = f.row_at as u64 + b * rows;
                     finish.push(item(f.means_at as u64 + b, rows, 0, first_row, 3));
@@ -489,11 +511,12 @@ mod tests {
             ("m", &[300, 70][..]),
             ("t", &[2, 3, 5][..]),
             ("e", &[0, 4][..]),
+            ("w", &[130, 8][..]),
         ])
         .unwrap();
         let placement = Placement::new(&layout, 1 << 20).unwrap();
-        let all = [true; 4];
-        let segs = segments(&placement, &[0; 4], &all, 0);
+        let all = [true; 5];
+        let segs = segments(&placement, &[0; 5], &all, 0);
         let l = Layout::new(&layout, &placement, &segs, &all, 1 << 20).unwrap();
         assert_eq!(l.names(0), ["variance"]);
         assert_eq!(l.names(1), ["row_var", "col_var"]);
@@ -501,32 +524,45 @@ mod tests {
         assert_eq!(l.find(1, "col_var").unwrap().1, 70);
         assert_eq!(l.find(2, "row_var").unwrap().1, 6, "2 slices x 3 rows");
         assert_eq!(l.find(2, "col_var").unwrap().1, 10);
-        assert_eq!(l.factors_len, 5 + 370 + 16 + 4);
+        assert_eq!(l.factors_len, 5 + 370 + 16 + 4 + 138);
         // Every row of every slice once; every (slice, column) in exactly
         // one finish item; the column items cover each (slice, row, column)
         // once.
         let items: Vec<Block> = l.items.iter().flat_map(|(_, v)| v.clone()).collect();
-        let rows: u32 = items.iter().filter(|b| b.local == 0).count() as u32;
-        assert_eq!(rows, 300 + 6);
+        // `m`'s rows (70 elements, not a multiple of 4) and `t`'s (5) one
+        // per item; `w`'s (8 elements) 128 per item.
+        let rows: u32 = items
+            .iter()
+            .filter(|b| b.local == 0 || b.local == 4)
+            .map(|b| if b.local == 4 { b.index } else { 1 })
+            .sum();
+        assert_eq!(rows, 300 + 6 + 130);
+        assert_eq!(items.iter().filter(|b| b.local == 4).count(), 2);
+        assert!(
+            items
+                .iter()
+                .filter(|b| b.local == 4)
+                .all(|b| b.len == b.index * 8)
+        );
         let covered: u64 = items
             .iter()
-            .filter(|b| b.local == 1)
+            .filter(|b| b.local == 1 || b.local == 5)
             .map(|b| b.len as u64 * b.index as u64)
             .sum();
-        assert_eq!(covered, 300 * 70 + 30);
+        assert_eq!(covered, 300 * 70 + 30 + 130 * 8);
         let finish_cols: u32 = l
             .finish
             .iter()
             .filter(|b| b.local == 2)
             .map(|b| b.len)
             .sum();
-        assert_eq!(finish_cols, 70 + 10);
-        assert_eq!(l.finish.iter().filter(|b| b.local == 3).count(), 1 + 2);
+        assert_eq!(finish_cols, 70 + 10 + 8);
+        assert_eq!(l.finish.iter().filter(|b| b.local == 3).count(), 1 + 2 + 1);
         assert_eq!(state_shape(&[2, 3, 5], "row_var"), [2, 3, 1]);
         assert_eq!(state_shape(&[2, 3, 5], "col_var"), [2, 1, 5]);
         // A factored tensor cut across chunks is refused, naming it.
         let small = Placement::new(&layout, 1024).unwrap();
-        let segs = segments(&small, &[0; 4], &all, 0);
+        let segs = segments(&small, &[0; 5], &all, 0);
         let err = Layout::new(&layout, &small, &segs, &all, 1 << 20)
             .unwrap_err()
             .to_string();

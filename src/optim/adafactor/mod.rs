@@ -40,11 +40,12 @@ use crate::optim::state::StateFormats;
 /// `R x C` matrix keeps `R + C` values, not `R C`.
 ///
 /// **On the device** a step is, whatever the number of tensors: per chunk,
-/// one dispatch that sums each row's squared gradients (a workgroup per
-/// row) and each column's over ranges of 256 rows (a workgroup per 64
-/// columns and range); one dispatch that combines the ranges into the
-/// column variances (a workgroup per 256 columns) and each slice's mean
-/// row variance; then the trust passes' shape: per chunk, `u` and each
+/// one dispatch that sums each row's squared gradients (1024 / C rows a
+/// workgroup when C is a multiple of 4 up to 1024, else a row each) and
+/// each column's over ranges of 256 rows (1024 columns a workgroup, or 64
+/// when C is not a multiple of 4); one dispatch that adds the ranges into
+/// the column variances (a workgroup per 256 columns) and each slice's
+/// mean row variance; then the trust passes' shape: per chunk, `u` and each
 /// block's norm pairs of `p` and `u` (vector tensors' `variance` stored
 /// here); one per-tensor reduce to `alpha / denom`; per chunk, the update.
 /// `3 x chunks + 2` dispatches, fixed-order sums (no float atomics), no
@@ -70,9 +71,9 @@ use crate::optim::state::StateFormats;
 /// - `eps1` is a number, float32's machine epsilon by default: torch's
 ///   `eps=(None, 1e-3)` means the param dtype's epsilon, which for f32
 ///   params is the same value.
-/// - Sums of squares are overflow-safe (scaled by the largest magnitude)
-///   and in a fixed order of their own; the f32 results differ from torch's
-///   by rounding.
+/// - Sums of squares are f32 sums in a fixed order of their own (torch's
+///   `vector_norm` also sums in f32 without rescaling, so both overflow
+///   past about 1.8e19); the results differ from torch's by rounding.
 /// - A zero-length tensor keeps its (empty or zero) states; torch's
 ///   `col_var` of a `0 x C` matrix becomes NaN (0 / 0).
 /// - `l1` is an extension (torch's Adafactor has none).

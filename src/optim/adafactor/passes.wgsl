@@ -6,13 +6,16 @@
 //
 //   ROWS_COLS (one dispatch per chunk, a workgroup per work item of the chunk's item table,
 //     bound where the block table is):
-//     row item:     the row's squared gradients summed (overflow-safe pairs, fixed order);
-//                   row_var = lerp(row_var, |g_row|^2 / C, w)
-//     column item:  64 columns over a range of at most 256 rows: each column's pair into
-//                   fscratch (combined over the ranges by FINISH)
+//     row item:     the row's squared gradients summed in f32 in a fixed order (as torch's
+//                   vector_norm: no rescaling, so they overflow where torch's do);
+//                   row_var = lerp(row_var, sum / C, w); rows of C <= 1024 (a multiple of 4)
+//                   go 1024 / C to a workgroup, a vec4 per invocation
+//     column item:  the columns over a range of at most 256 rows: each column's sum into
+//                   fscratch (added over the ranges by FINISH); 1024 columns a vec4 per
+//                   invocation when C is a multiple of 4, else 64 columns x 4 row phases
 //   FINISH (one dispatch in all):
-//     column item:  up to 256 columns, each combining its ranges' pairs in order;
-//                   col_var = lerp(col_var, |g_col|^2 / R, w)
+//     column item:  up to 256 columns, each adding its ranges' sums in order;
+//                   col_var = lerp(col_var, sum / R, w)
 //     slice item:   mean of the slice's row_var (fixed order) -> max(mean, eps1) into fscratch
 //   MEASURE (one dispatch per chunk, a workgroup per block):
 //     vectors: variance = lerp(variance, g^2, w) (stored); u = g / sqrt(max(v, eps1^2));
@@ -30,12 +33,15 @@
 //   7 storage, read        table: array<Factor>       one per tensor of the layout
 //   8 storage, read_write  factors: array<f32>        the states: row_var, col_var per slice of
 //                                                     each tensor of 2+ dims; variance of vectors
-//   9 storage, read_write  fscratch: array<f32>       slice means, then the column pairs
+//   9 storage, read_write  fscratch: array<f32>       slice means, then the column sums
 // Work items (ROWS_COLS, FINISH) reuse `struct Block`; `local` is the kind:
 //   0 row:      start = the row's first element in the chunk, len = C, state = its row_var
+//   4 rows:     1024 / C rows of C (a multiple of 4) elements: start = the first row's first
+//               element, len = rows x C, index = rows, state = the first row's row_var
 //   1 column:   start = element (slice, first row, first column), len = columns (<= 64),
-//               index = rows (<= 256), state = fscratch offset of its first column's pair
-//   2 columns:  start = fscratch offset of range 0's first pair, len = columns (<= 256),
+//               index = rows (<= 256), state = fscratch offset of its first column's sum
+//   5 columns:  the same for C a multiple of 4, len = columns (<= 1024), a vec4 per invocation
+//   2 columns:  start = fscratch offset of range 0's first sum, len = columns (<= 256),
 //               index = ranges, state = col_var of its first column
 //   3 slice:    start = fscratch offset of the slice's mean, len = R, state = its first row_var
 // Guard rule: a workgroup returns when b is past its table (uniform, before any barrier).
@@ -66,16 +72,14 @@ struct Factor {
 @group(0) @binding(8) var<storage, read_write> factors: array<f32>;
 @group(0) @binding(9) var<storage, read_write> fscratch: array<f32>;
 
-// The processed gradient of chunk element e (l1 with its param's sign).
-fn grad_at(e: u32, f: GradFactors, h: Row) -> f32 {
-    let q = e / 4u;
-    let g = adafactor_grad(load_grad(q, f), load_param(q), h);
-    return g[e % 4u];
+// The processed gradients of vec4 q of the chunk (l1 with its params' signs).
+fn grad4(q: u32, f: GradFactors, h: Row) -> V {
+    return adafactor_grad(load_grad(q, f), load_param(q), h);
 }
 
-// The L2 pair of one value.
-fn pair1(x: f32) -> vec2<f32> {
-    return lane_pair(V(x, 0.0, 0.0, 0.0), 1u);
+// The processed gradient of chunk element e.
+fn grad_at(e: u32, f: GradFactors, h: Row) -> f32 {
+    return grad4(e / 4u, f, h)[e % 4u];
 }
 
 // The workgroup's sum of `x` in a fixed order (radix 16, as reduce_workgroup).
@@ -101,44 +105,76 @@ fn sum_workgroup(lid: u32, x: f32) -> f32 {
     return wresult.x;
 }
 
-fn mean_square(pair: vec2<f32>, n: u32) -> f32 {
-    let norm = pair.x * sqrt(pair.y);
-    return norm * norm / f32(n);
-}
-
 fn rows_cols(blk: Block, lid: u32) {
     let h = row_of(blk.group);
     let f = grad_factors(blk.group);
-    if blk.local == 0u {
-        var acc = vec2<f32>(0.0);
-        for (var j = lid; j < blk.len; j += WG) {
-            acc = nrm_combine(acc, pair1(grad_at(blk.start + j, f, h)), false);
+    let cols = table[blk.tensor].cols;
+    if blk.local == 4u {
+        // `index` rows of C (a multiple of 4, at most 1024) elements: a vec4 per invocation,
+        // then each row's C / 4 partial sums added in order by one invocation.
+        var mine = 0.0;
+        if 4u * lid < blk.len {
+            let g = grad4(blk.start / 4u + lid, f, h);
+            mine = dot(g, g);
         }
-        let r = reduce_workgroup(lid, vec4<f32>(acc, 0.0, 0.0));
+        wpairs[lid] = vec4<f32>(mine, 0.0, 0.0, 0.0);
+        workgroupBarrier();
+        if lid < blk.index {
+            let per = cols / 4u;
+            var acc = wpairs[lid * per].x;
+            for (var k = 1u; k < per; k++) {
+                acc = acc + wpairs[lid * per + k].x;
+            }
+            let s = blk.state + lid;
+            factors[s] = lerp1(factors[s], acc / f32(cols), h.w);
+        }
+        return;
+    }
+    if blk.local == 5u {
+        // Up to 1024 columns (C a multiple of 4) over `index` rows: a vec4 of columns per
+        // invocation, no barrier.
+        if 4u * lid < blk.len {
+            var acc = V(0.0);
+            for (var r = 0u; r < blk.index; r++) {
+                let g = grad4((blk.start + r * cols) / 4u + lid, f, h);
+                acc = acc + g * g;
+            }
+            for (var k = 0u; k < min(4u, blk.len - 4u * lid); k++) {
+                fscratch[blk.state + 4u * lid + k] = acc[k];
+            }
+        }
+        return;
+    }
+    if blk.local == 0u {
+        var x = 0.0;
+        for (var j = lid; j < blk.len; j += WG) {
+            let g = grad_at(blk.start + j, f, h);
+            x = x + g * g;
+        }
+        let total = sum_workgroup(lid, x);
         if lid == 0u {
-            factors[blk.state] = lerp1(factors[blk.state], mean_square(r.xy, blk.len), h.w);
+            factors[blk.state] = lerp1(factors[blk.state], total / f32(blk.len), h.w);
         }
         return;
     }
     // A column item: 64 columns x 4 phases of rows.
-    let cols = table[blk.tensor].cols;
     let col = lid % 64u;
     let phase = lid / 64u;
-    var acc = vec2<f32>(0.0);
+    var acc = 0.0;
     if col < blk.len {
         for (var r = phase; r < blk.index; r += 4u) {
-            acc = nrm_combine(acc, pair1(grad_at(blk.start + r * cols + col, f, h)), false);
+            let g = grad_at(blk.start + r * cols + col, f, h);
+            acc = acc + g * g;
         }
     }
-    wpairs[lid] = vec4<f32>(acc, 0.0, 0.0);
+    wpairs[lid] = vec4<f32>(acc, 0.0, 0.0, 0.0);
     workgroupBarrier();
     if lid < blk.len {
-        var sum = wpairs[lid].xy;
+        var sum = wpairs[lid].x;
         for (var k = 1u; k < 4u; k++) {
-            sum = nrm_combine(sum, wpairs[lid + 64u * k].xy, false);
+            sum = sum + wpairs[lid + 64u * k].x;
         }
-        fscratch[blk.state + 2u * lid] = sum.x;
-        fscratch[blk.state + 2u * lid + 1u] = sum.y;
+        fscratch[blk.state + lid] = sum;
     }
 }
 
@@ -147,13 +183,12 @@ fn finish(blk: Block, lid: u32) {
     let m = table[blk.tensor];
     if blk.local == 2u {
         if lid < blk.len {
-            var acc = vec2<f32>(0.0);
+            var acc = 0.0;
             for (var q = 0u; q < blk.index; q++) {
-                let at = blk.start + q * 2u * m.cols + 2u * lid;
-                acc = nrm_combine(acc, vec2<f32>(fscratch[at], fscratch[at + 1u]), false);
+                acc = acc + fscratch[blk.start + q * m.cols + lid];
             }
             let s = blk.state + lid;
-            factors[s] = lerp1(factors[s], mean_square(acc, m.rows), h.w);
+            factors[s] = lerp1(factors[s], acc / f32(m.rows), h.w);
         }
         return;
     }
@@ -165,21 +200,6 @@ fn finish(blk: Block, lid: u32) {
     if lid == 0u {
         fscratch[blk.start] = max(total / f32(blk.len), h.eps1);
     }
-}
-
-// The second-moment estimate of tensor-local element l (the vector's stored variance, or the
-// factored estimate).
-fn estimate(m: Factor, l: u32) -> f32 {
-    if m.factored == 0u {
-        return factors[m.var_at + l];
-    }
-    let slice = m.rows * m.cols;
-    let b = l / slice;
-    let rem = l - b * slice;
-    let r = rem / m.cols;
-    let c = rem - r * m.cols;
-    return factors[m.row_at + b * m.rows + r] * factors[m.col_at + b * m.cols + c]
-        / fscratch[m.means_at + b];
 }
 
 fn reduce_tensor(b: u32, lid: u32) {
@@ -243,16 +263,37 @@ fn main(
         lanes = min(4u, blk.len - 4u * lid);
         p = load_param(i);
         let g = adafactor_grad(load_grad(i, f), p, h);
-        for (var k = 0u; k < lanes; k++) {
-            var v = 0.0;
-            if MEASURE && m.factored == 0u {
+        if m.factored == 0u {
+            for (var k = 0u; k < lanes; k++) {
                 let s = m.var_at + l + k;
-                v = lerp1(factors[s], g[k] * g[k], h.w);
-                factors[s] = v;
-            } else {
-                v = estimate(m, l + k);
+                var v = factors[s];
+                if MEASURE {
+                    v = lerp1(v, g[k] * g[k], h.w);
+                    factors[s] = v;
+                }
+                u[k] = direction1(g[k], v, h);
             }
-            u[k] = direction1(g[k], v, h);
+        } else {
+            // Lane 0's (slice, row, column), then the next lanes' by stepping.
+            let slice = m.rows * m.cols;
+            var b = l / slice;
+            let rem = l - b * slice;
+            var r = rem / m.cols;
+            var c = rem - r * m.cols;
+            for (var k = 0u; k < lanes; k++) {
+                let v = factors[m.row_at + b * m.rows + r] * factors[m.col_at + b * m.cols + c]
+                    / fscratch[m.means_at + b];
+                u[k] = direction1(g[k], v, h);
+                c += 1u;
+                if c == m.cols {
+                    c = 0u;
+                    r += 1u;
+                    if r == m.rows {
+                        r = 0u;
+                        b += 1u;
+                    }
+                }
+            }
         }
     }
     if MEASURE {
