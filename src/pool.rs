@@ -390,6 +390,17 @@ impl DataParallel {
         self.comm.agree(r)
     }
 
+    /// The all-reduce's parts timed alone, one after the other (every
+    /// device's downloads, the host sums, the uploads), for benchmarks that
+    /// judge the pipelined all-reduce against them; `None` for one replica
+    /// or a communicator that cannot split them. The gradients end as
+    /// [`all_reduce_grads`](Self::all_reduce_grads) leaves them.
+    #[doc(hidden)]
+    pub fn time_all_reduce_parts(&mut self) -> Result<Option<crate::collective::PartTimes>> {
+        let local: Vec<_> = self.replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
+        self.comm.time_parts(&local)
+    }
+
     /// All-reduces the gradients, then applies one optimizer step on every
     /// replica (one submit each; no wait). If the all-reduce fails on any
     /// participant, no replica steps.

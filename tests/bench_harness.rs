@@ -114,6 +114,12 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
             "algbw_gb_s",
             "busbw_gb_s",
             "memcpy_gb_s",
+            "bucket_bytes",
+            "download_s",
+            "sum_s",
+            "upload_s",
+            "ratio_to_slowest_part",
+            "ratio_to_parts_sum",
         ] {
             assert!(row[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {row}");
         }

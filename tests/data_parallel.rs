@@ -463,3 +463,39 @@ fn a_swapped_param_set_on_one_replica_is_refused_before_any_replica_steps() {
     );
     assert!(dp.replicas().iter().all(|r| r.opt.step_count() == 0));
 }
+
+/// The all-reduce's parts timed alone (the harness's comparison) leave the
+/// gradients as the all-reduce does: bitwise the fixed-order host sum on
+/// every replica; each part takes time; one replica has nothing to split.
+#[test]
+fn timing_the_parts_alone_reduces_like_the_all_reduce() {
+    let mut dp = pool(3)
+        .replicate_with(
+            &layout(),
+            &OptimizerSpec::sgd(SgdConfig::default()),
+            small_buckets(),
+        )
+        .unwrap();
+    let mut rng = Rng(77);
+    let grads = random_grads(&mut dp, &mut rng);
+    let parts = dp
+        .time_all_reduce_parts()
+        .unwrap()
+        .expect("a local communicator");
+    assert!(parts.download.as_nanos() > 0 && parts.sum.as_nanos() > 0);
+    assert!(parts.upload.as_nanos() > 0);
+    let names: Vec<String> = layout().tensors().iter().map(|t| t.name.clone()).collect();
+    for (k, name) in names.iter().enumerate() {
+        let inputs: Vec<&[f32]> = grads.iter().map(|g| g[k].as_slice()).collect();
+        let mut want = vec![0.0; grads[0][k].len()];
+        sum_in_order(&mut want, &inputs, 2);
+        for r in dp.replicas() {
+            let got = r.params.read_grad(&r.gpu, name).unwrap();
+            assert_eq!(bits(&[got]), bits(&[want.clone()]), "{name}");
+        }
+    }
+    let mut one = pool(1)
+        .replicate(&layout(), &OptimizerSpec::sgd(SgdConfig::default()))
+        .unwrap();
+    assert!(one.time_all_reduce_parts().unwrap().is_none());
+}

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::params::read_role;
 
-use super::staging::{Engine, Fault, participant_error};
+use super::staging::{Engine, Fault, PartTimes, participant_error};
 use super::{
     CollectiveConfig, Communicator, Participant, describe_layout_difference, sum_in_order,
 };
@@ -126,6 +126,16 @@ impl Communicator for LocalCommunicator {
 
     fn agree(&mut self, outcome: Result<()>) -> Result<()> {
         outcome
+    }
+
+    fn time_parts(&mut self, local: &[Participant<'_>]) -> Result<Option<PartTimes>> {
+        check_local_layouts(local)?;
+        if local.len() <= 1 {
+            return Ok(None);
+        }
+        let threads = self.config.threads();
+        let engine = self.engine(local)?;
+        engine.time_parts(local, threads).map(Some)
     }
 
     /// During the next all-reduce, the map of `bucket` on device `device`

@@ -40,6 +40,9 @@ mod local;
 mod mpi;
 pub(crate) mod staging;
 
+#[doc(hidden)]
+pub use staging::PartTimes;
+
 pub use local::LocalCommunicator;
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiCommunicator, MpiReduction};
@@ -168,6 +171,15 @@ pub trait Communicator {
     /// # Errors
     /// The local error, or [`Error::Collective`] naming a failed peer.
     fn agree(&mut self, outcome: Result<()>) -> Result<()>;
+
+    /// The all-reduce's parts timed alone (downloads, host sums, uploads),
+    /// for benchmarks; `None` where the communicator cannot split them
+    /// (MPI).
+    #[doc(hidden)]
+    fn time_parts(&mut self, local: &[Participant<'_>]) -> Result<Option<PartTimes>> {
+        let _ = local;
+        Ok(None)
+    }
 
     /// Test hook: the map of `bucket` on local device `device` fails during
     /// the next all-reduce. Not part of the stable API; no-op by default.

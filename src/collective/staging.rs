@@ -429,6 +429,116 @@ impl Engine {
     }
 }
 
+/// The parts of one all-reduce, each timed alone (`Engine::time_parts`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[doc(hidden)]
+pub struct PartTimes {
+    /// Every device's copies into its read staging and their maps, until
+    /// all of them are mapped.
+    pub download: std::time::Duration,
+    /// The fixed-order host sum of every bucket, over the mapped memory.
+    pub sum: std::time::Duration,
+    /// The sum written into every device's write staging and copied into
+    /// its gradients, until every device has finished.
+    pub upload: std::time::Duration,
+}
+
+impl Engine {
+    /// Runs the all-reduce's parts one after the other, each to completion
+    /// before the next starts, and times each: the downloads of every
+    /// bucket on every device, the host sums (`sum_in_order` with `threads`
+    /// over the mapped buffers), the uploads. The gradients end as the
+    /// all-reduce leaves them. For benchmarks: the all-reduce's pipelining
+    /// is judged against its parts alone.
+    pub(crate) fn time_parts(
+        &mut self,
+        local: &[Participant<'_>],
+        threads: usize,
+    ) -> Result<PartTimes> {
+        use std::time::Instant;
+        let t0 = Instant::now();
+        for (d, &(gpu, params)) in local.iter().enumerate() {
+            let st = &mut self.devices[d];
+            gpu.scoped("collective/download", || {
+                for (b, bucket) in self.buckets.iter().enumerate() {
+                    let mut enc =
+                        gpu.device()
+                            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                                label: Some("collective/download"),
+                            });
+                    for s in &bucket.segments {
+                        enc.copy_buffer_to_buffer(
+                            &params.grads.buffers[s.chunk],
+                            s.offset,
+                            &st.down[b].buffer,
+                            s.at,
+                            s.len,
+                        );
+                    }
+                    st.down[b].last = Some(gpu.queue().submit([enc.finish()]));
+                    st.down[b].map(wgpu::MapMode::Read);
+                }
+            })?;
+        }
+        let waited = (|| -> Result<()> {
+            for (d, &(gpu, _)) in local.iter().enumerate() {
+                for s in &mut self.devices[d].down {
+                    s.wait_mapped(gpu, "collective/download")?;
+                }
+            }
+            Ok(())
+        })();
+        let download = t0.elapsed();
+        let mut sums: Vec<Vec<f32>> = Vec::with_capacity(self.buckets.len());
+        let mut sum = std::time::Duration::ZERO;
+        if waited.is_ok() {
+            for b in 0..self.buckets.len() {
+                let views: Vec<wgpu::BufferView> = self
+                    .devices
+                    .iter()
+                    .map(|st| st.down[b].buffer.slice(..).get_mapped_range())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::Gpu {
+                        context: "collective/download".into(),
+                        message: e.to_string(),
+                    })?;
+                let slices: Vec<&[f32]> = views.iter().map(|v| bytemuck::cast_slice(v)).collect();
+                let mut out = vec![0.0f32; (self.buckets[b].bytes / 4) as usize];
+                let t = Instant::now();
+                super::sum_in_order(&mut out, &slices, threads);
+                sum += t.elapsed();
+                sums.push(out);
+            }
+        }
+        for st in &mut self.devices {
+            for s in &mut st.down {
+                s.reset();
+            }
+        }
+        waited?;
+        let t2 = Instant::now();
+        for (b, out) in sums.iter().enumerate() {
+            for (d, &(gpu, params)) in local.iter().enumerate() {
+                upload(
+                    gpu,
+                    params,
+                    &mut self.devices[d].up[b],
+                    &self.buckets[b],
+                    out,
+                )?;
+            }
+        }
+        for &(gpu, _) in local {
+            gpu.synchronize()?;
+        }
+        Ok(PartTimes {
+            download,
+            sum,
+            upload: t2.elapsed(),
+        })
+    }
+}
+
 fn upload(
     gpu: &Gpu,
     params: &ParamSet,

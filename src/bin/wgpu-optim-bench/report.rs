@@ -213,35 +213,44 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// Prints the all-reduce section as an nccl-tests-style table.
+/// Prints the all-reduce section: time and bandwidth (nccl-tests style),
+/// then the parts run alone and the all-reduce over the slowest of them
+/// (1.0: perfect overlap) and over their sum (1.0: none).
 pub fn print_all_reduce(section: &crate::suite::Section) {
     if section.measurements.is_empty() {
         return;
     }
-    println!("\n== all-reduce (ReduceOp::Sum through host memory, fixed device order)");
     println!(
-        "{:<40} {:>3} {:>12} {:>10} {:>10} {:>12} {:>12} {:>11} {:>10}",
+        "\n== all-reduce (ReduceOp::Sum through host memory, fixed device order, {} KiB buckets)",
+        section.measurements[0].bucket_bytes >> 10
+    );
+    println!(
+        "{:<28} {:>2} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
         "adapter",
         "n",
-        "bytes",
-        "elements",
+        "MiB",
         "time ms",
-        "algbw GB/s",
-        "busbw GB/s",
-        "memcpy GB/s",
-        "bus/memcpy"
+        "busbw",
+        "down ms",
+        "sum ms",
+        "up ms",
+        "/slowest",
+        "/sum parts",
+        "bus/mcpy"
     );
     for m in &section.measurements {
         println!(
-            "{:<40} {:>3} {:>12} {:>10} {:>10.3} {:>12.3} {:>12.3} {:>11.2} {:>10.3}",
-            m.adapter.chars().take(40).collect::<String>(),
+            "{:<28} {:>2} {:>9} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>9.2} {:>8.3}",
+            m.adapter.chars().take(28).collect::<String>(),
             m.devices,
-            m.bytes,
-            m.elements,
+            m.bytes >> 20,
             m.time_s * 1e3,
-            m.algbw_gb_s,
             m.busbw_gb_s,
-            m.memcpy_gb_s,
+            m.download_s * 1e3,
+            m.sum_s * 1e3,
+            m.upload_s * 1e3,
+            m.ratio_to_slowest_part,
+            m.ratio_to_parts_sum,
             m.busbw_gb_s / m.memcpy_gb_s
         );
     }

@@ -151,6 +151,20 @@ pub struct AllReduceRow {
     pub busbw_gb_s: f64,
     /// Host memcpy bandwidth measured in the same run, GB/s.
     pub memcpy_gb_s: f64,
+    /// Bytes per bucket (the pipelining's unit).
+    pub bucket_bytes: u64,
+    /// The all-reduce's parts, each run alone in the same run (interleaved
+    /// with the all-reduce, medians): every device's downloads until all
+    /// are mapped, seconds.
+    pub download_s: f64,
+    /// The fixed-order host sums of every bucket over the mapped memory.
+    pub sum_s: f64,
+    /// The uploads to every device, until every device has finished.
+    pub upload_s: f64,
+    /// `time_s` over the slowest part: 1.0 is perfect overlap.
+    pub ratio_to_slowest_part: f64,
+    /// `time_s` over the parts' sum: 1.0 is no overlap at all.
+    pub ratio_to_parts_sum: f64,
 }
 
 /// A named group of measurements that is not per optimizer.
@@ -176,10 +190,16 @@ fn memcpy_gb_s(bytes: usize) -> f64 {
     bytes as f64 / best / 1e9
 }
 
+/// Bytes per bucket of the all-reduce section: 4 MiB, so that 16 and 64 MiB
+/// messages pipeline over 4 and 16 buckets.
+const ALL_REDUCE_BUCKET: u64 = 4 << 20;
+
 /// The all-reduce section: for each Vulkan adapter (the GL backend cannot
 /// share a process between devices), pools of 2 and 4 logical devices
 /// all-reduce one tensor of each size (1 MiB upwards; up to 16 MiB with
-/// `--quick`, 64 MiB otherwise). Failures become a message on stderr.
+/// `--quick`, 64 MiB otherwise) in buckets of 4 MiB, interleaved with its
+/// parts run alone (downloads, host sums, uploads). Failures become a
+/// message on stderr.
 pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) -> Section {
     let mut rows = Vec::new();
     let max_mib: u64 = if quick { 16 } else { 64 };
@@ -203,16 +223,43 @@ pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) 
                 let elements = (mib << 20) / 4;
                 let layout = single_tensor_layout(elements as usize);
                 let spec = OptimizerSpec::sgd(SgdConfig::default());
-                let measured = pool.replicate(&layout, &spec).and_then(|mut dp| {
-                    let reps = plan.reps.max(3);
-                    let t = wgpu_optim::bench::median_time(reps, || {
+                let config = wgpu_optim::collective::CollectiveConfig {
+                    bucket_bytes: ALL_REDUCE_BUCKET,
+                    ..Default::default()
+                };
+                let measured = pool
+                    .replicate_with(&layout, &spec, config)
+                    .and_then(|mut dp| {
+                        let reps = plan.reps.max(3);
+                        // Warm-up (staging buffers, first maps), then the
+                        // all-reduce and its parts alone, interleaved.
                         dp.all_reduce_grads()?;
-                        dp.synchronize()
-                    })?;
-                    Ok(t.as_secs_f64())
-                });
+                        dp.synchronize()?;
+                        let (mut whole, mut parts) = (Vec::new(), Vec::new());
+                        for _ in 0..reps {
+                            let t = std::time::Instant::now();
+                            dp.all_reduce_grads()?;
+                            dp.synchronize()?;
+                            whole.push(t.elapsed().as_secs_f64());
+                            let p = dp.time_all_reduce_parts()?.ok_or_else(|| {
+                                wgpu_optim::Error::mismatch(
+                                    "the local communicator splits its parts",
+                                )
+                            })?;
+                            parts.push(p);
+                        }
+                        let part = |f: fn(&wgpu_optim::collective::PartTimes) -> f64| {
+                            median(parts.iter().map(f).collect())
+                        };
+                        Ok((
+                            median(whole),
+                            part(|p| p.download.as_secs_f64()),
+                            part(|p| p.sum.as_secs_f64()),
+                            part(|p| p.upload.as_secs_f64()),
+                        ))
+                    });
                 match measured {
-                    Ok(time_s) => {
+                    Ok((time_s, download_s, sum_s, upload_s)) => {
                         let bytes = mib << 20;
                         let algbw = bytes as f64 / time_s / 1e9;
                         rows.push(AllReduceRow {
@@ -225,6 +272,12 @@ pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) 
                             algbw_gb_s: algbw,
                             busbw_gb_s: algbw * 2.0 * (n as f64 - 1.0) / n as f64,
                             memcpy_gb_s: memcpy,
+                            bucket_bytes: ALL_REDUCE_BUCKET,
+                            download_s,
+                            sum_s,
+                            upload_s,
+                            ratio_to_slowest_part: time_s / download_s.max(sum_s).max(upload_s),
+                            ratio_to_parts_sum: time_s / (download_s + sum_s + upload_s),
                         });
                     }
                     Err(e) => eprintln!("all-reduce on {} x{n}, {mib} MiB: {e}", info.name),
