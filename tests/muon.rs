@@ -322,49 +322,9 @@ fn tensors_that_are_not_matrices_are_refused_naming_them() {
 
 #[test]
 fn a_checkpoint_resumes_bitwise() {
-    use wgpu_optim::checkpoint::{self, TrainingState};
-    let gpu = gpu();
-    let layout = matrices_layout();
     let spec = muon(MuonConfig {
         lr: 0.05,
         ..Default::default()
     });
-    let path = std::env::temp_dir().join(format!(
-        "wgpu-optim-muon-{}.safetensors",
-        std::process::id()
-    ));
-    let mut rng = Rng(8);
-    let p0 = random_tensors(&mut rng, &layout, 1.0);
-    let grads: Vec<Vec<Vec<f32>>> = (0..6)
-        .map(|_| random_tensors(&mut rng, &layout, 0.5))
-        .collect();
-    let fresh = || {
-        let mut params = ParamSet::with_chunk_elems(gpu, &layout, 512).unwrap();
-        params.write_all(gpu, &p0).unwrap();
-        let opt = Optimizer::new(gpu, &spec, &params).unwrap();
-        (params, opt)
-    };
-    let run = |params: &mut ParamSet, opt: &mut Optimizer, steps: std::ops::Range<usize>| {
-        for s in steps {
-            params.write_grads_all(gpu, &grads[s]).unwrap();
-            opt.step(gpu, params).unwrap();
-        }
-    };
-    let (mut wp, mut wo) = fresh();
-    run(&mut wp, &mut wo, 0..6);
-    let (mut sp, mut so) = fresh();
-    run(&mut sp, &mut so, 0..3);
-    checkpoint::save(&path, gpu, &sp, &mut so, &TrainingState::default()).unwrap();
-    let (mut rp, mut ro) = fresh();
-    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
-    run(&mut rp, &mut ro, 3..6);
-    let bits = |p: &ParamSet| -> Vec<Vec<u32>> {
-        p.read_all(gpu)
-            .unwrap()
-            .iter()
-            .map(|t| t.iter().map(|x| x.to_bits()).collect())
-            .collect()
-    };
-    assert_eq!(bits(&rp), bits(&wp));
-    std::fs::remove_file(&path).ok();
+    common::assert_resume_is_bitwise(&spec, &matrices_layout(), 512, 8);
 }

@@ -301,34 +301,8 @@ impl Engine {
         mut combine: impl FnMut(usize, Inputs<'_, '_>, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         let fault = self.fault.take();
-        let mut local_err: Option<Error> = None;
         // 1. Issue every copy + map, bucket by bucket, on every device.
-        for (d, &(gpu, params)) in local.iter().enumerate() {
-            let st = &mut self.devices[d];
-            let issued = gpu.scoped("collective/download", || {
-                for (b, bucket) in self.buckets.iter().enumerate() {
-                    let mut enc =
-                        gpu.device()
-                            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                                label: Some("collective/download"),
-                            });
-                    for s in &bucket.segments {
-                        enc.copy_buffer_to_buffer(
-                            &params.grads.buffers[s.chunk],
-                            s.offset,
-                            &st.down[b].buffer,
-                            s.at,
-                            s.len,
-                        );
-                    }
-                    st.down[b].last = Some(gpu.queue().submit([enc.finish()]));
-                    st.down[b].map(wgpu::MapMode::Read);
-                }
-            });
-            if let Err(e) = issued {
-                local_err.get_or_insert(participant_error(d, e));
-            }
-        }
+        let mut local_err: Option<Error> = self.issue_downloads(local).err();
         if let Some(f) = fault
             && let Some(s) = self
                 .devices
@@ -444,22 +418,14 @@ pub struct PartTimes {
 }
 
 impl Engine {
-    /// Runs the all-reduce's parts one after the other, each to completion
-    /// before the next starts, and times each: the downloads of every
-    /// bucket on every device, the host sums (`sum_in_order` with `threads`
-    /// over the mapped buffers), the uploads. The gradients end as the
-    /// all-reduce leaves them. For benchmarks: the all-reduce's pipelining
-    /// is judged against its parts alone.
-    pub(crate) fn time_parts(
-        &mut self,
-        local: &[Participant<'_>],
-        threads: usize,
-    ) -> Result<PartTimes> {
-        use std::time::Instant;
-        let t0 = Instant::now();
+    /// Issues every bucket's copy into the read staging and its map, on
+    /// every device (bucket 0 first); the first device error, after trying
+    /// every device.
+    fn issue_downloads(&mut self, local: &[Participant<'_>]) -> Result<()> {
+        let mut first: Option<Error> = None;
         for (d, &(gpu, params)) in local.iter().enumerate() {
             let st = &mut self.devices[d];
-            gpu.scoped("collective/download", || {
+            let issued = gpu.scoped("collective/download", || {
                 for (b, bucket) in self.buckets.iter().enumerate() {
                     let mut enc =
                         gpu.device()
@@ -478,20 +444,43 @@ impl Engine {
                     st.down[b].last = Some(gpu.queue().submit([enc.finish()]));
                     st.down[b].map(wgpu::MapMode::Read);
                 }
-            })?;
+            });
+            if let Err(e) = issued {
+                first.get_or_insert(participant_error(d, e));
+            }
         }
-        let waited = (|| -> Result<()> {
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the all-reduce's parts one after the other, each to completion
+    /// before the next starts, and times each: the downloads of every
+    /// bucket on every device, the host sums (`sum_in_order` with `threads`
+    /// over the mapped buffers), the uploads. The gradients end as the
+    /// all-reduce leaves them. For benchmarks: the all-reduce's pipelining
+    /// is judged against its parts alone.
+    pub(crate) fn time_parts(
+        &mut self,
+        local: &[Participant<'_>],
+        threads: usize,
+    ) -> Result<PartTimes> {
+        use std::time::Instant;
+        let t0 = Instant::now();
+        let issued = self.issue_downloads(local);
+        let waited = issued.and_then(|()| {
             for (d, &(gpu, _)) in local.iter().enumerate() {
                 for s in &mut self.devices[d].down {
                     s.wait_mapped(gpu, "collective/download")?;
                 }
             }
             Ok(())
-        })();
+        });
         let download = t0.elapsed();
-        let mut sums: Vec<Vec<f32>> = Vec::with_capacity(self.buckets.len());
         let mut sum = std::time::Duration::ZERO;
-        if waited.is_ok() {
+        let sums = waited.and_then(|()| {
+            let mut sums: Vec<Vec<f32>> = Vec::with_capacity(self.buckets.len());
             for b in 0..self.buckets.len() {
                 let views: Vec<wgpu::BufferView> = self
                     .devices
@@ -509,13 +498,15 @@ impl Engine {
                 sum += t.elapsed();
                 sums.push(out);
             }
-        }
+            Ok(sums)
+        });
+        // Back to a known state whatever failed: no read map left.
         for st in &mut self.devices {
             for s in &mut st.down {
                 s.reset();
             }
         }
-        waited?;
+        let sums = sums?;
         let t2 = Instant::now();
         for (b, out) in sums.iter().enumerate() {
             for (d, &(gpu, params)) in local.iter().enumerate() {

@@ -390,3 +390,60 @@ pub fn to_f32(v: &[Vec<f64>]) -> Vec<Vec<f32>> {
         .map(|t| t.iter().map(|&x| x as f32).collect())
         .collect()
 }
+
+/// Runs `spec` over `layout` (chunks of `chunk` elements) for 6 steps of
+/// random gradients from `seed`, once uninterrupted and once saved to a
+/// checkpoint after 3 steps, loaded into a fresh optimizer and resumed;
+/// asserts that both end bitwise equal and returns the checkpoint file's
+/// bytes (the state after 3 steps) for further checks.
+pub fn assert_resume_is_bitwise(
+    spec: &wgpu_optim::optim::OptimizerSpec,
+    layout: &wgpu_optim::ParamLayout,
+    chunk: u64,
+    seed: u64,
+) -> Vec<u8> {
+    use wgpu_optim::checkpoint::{self, TrainingState};
+    use wgpu_optim::{Optimizer, ParamSet};
+    let gpu = gpu();
+    let path = std::env::temp_dir().join(format!(
+        "wgpu-optim-resume-{}-{seed}-{}.safetensors",
+        std::process::id(),
+        spec.algorithm().name()
+    ));
+    let mut rng = Rng(seed);
+    let p0 = random_tensors(&mut rng, layout, 1.0);
+    let grads: Vec<Vec<Vec<f32>>> = (0..6)
+        .map(|_| random_tensors(&mut rng, layout, 0.5))
+        .collect();
+    let fresh = || {
+        let mut params = ParamSet::with_chunk_elems(gpu, layout, chunk).unwrap();
+        params.write_all(gpu, &p0).unwrap();
+        let opt = Optimizer::new(gpu, spec, &params).unwrap();
+        (params, opt)
+    };
+    let run = |params: &mut ParamSet, opt: &mut Optimizer, steps: std::ops::Range<usize>| {
+        for s in steps {
+            params.write_grads_all(gpu, &grads[s]).unwrap();
+            opt.step(gpu, params).unwrap();
+        }
+    };
+    let (mut wp, mut wo) = fresh();
+    run(&mut wp, &mut wo, 0..6);
+    let (mut sp, mut so) = fresh();
+    run(&mut sp, &mut so, 0..3);
+    checkpoint::save(&path, gpu, &sp, &mut so, &TrainingState::default()).unwrap();
+    let (mut rp, mut ro) = fresh();
+    checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
+    run(&mut rp, &mut ro, 3..6);
+    let bits = |p: &ParamSet| -> Vec<Vec<u32>> {
+        p.read_all(gpu)
+            .unwrap()
+            .iter()
+            .map(|t| t.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(bits(&rp), bits(&wp), "resumed against uninterrupted");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    bytes
+}

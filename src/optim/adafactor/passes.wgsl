@@ -207,11 +207,7 @@ fn reduce_tensor(b: u32, lid: u32) {
         return;
     }
     let m = table[b];
-    var acc = vec4<f32>(0.0);
-    for (var j = lid; j < m.count; j += WG) {
-        acc = combine_pairs(acc, work[m.first + j]);
-    }
-    let t = reduce_workgroup(lid, acc);
+    let t = tensor_pairs(m.first, m.count, lid);
     let p_norm = t.x * sqrt(t.y);
     let u_norm = t.z * sqrt(t.w);
     let h = row_of(m.group);
@@ -220,10 +216,7 @@ fn reduce_tensor(b: u32, lid: u32) {
     if !(finite(p_norm) && finite(u_norm)) {
         scale = poison(p_norm + u_norm);
     }
-    // Each invocation overwrites only the entries it read itself.
-    for (var j = lid; j < m.count; j += WG) {
-        work[m.first + j] = vec4<f32>(scale, p_norm, u_norm, 0.0);
-    }
+    write_tensor(m.first, m.count, lid, vec4<f32>(scale, p_norm, u_norm, 0.0));
 }
 
 @compute @workgroup_size(256)

@@ -48,20 +48,13 @@ fn reduce_matrix(b: u32, lid: u32) {
         return;
     }
     let m = matrices[b];
-    var acc = vec4<f32>(0.0);
-    for (var j = lid; j < m.count; j += WG) {
-        acc = combine_pairs(acc, work[m.first + j]);
-    }
-    let t = reduce_workgroup(lid, acc);
+    let t = tensor_pairs(m.first, m.count, lid);
     let norm = t.z * sqrt(t.w);
     var scale = 1.0 / max(norm, row_of(m.group).eps);
     if !finite(norm) {
         scale = poison(norm);
     }
-    // Each invocation overwrites only the entries it read itself.
-    for (var j = lid; j < m.count; j += WG) {
-        work[m.first + j] = vec4<f32>(scale, norm, 0.0, 0.0);
-    }
+    write_tensor(m.first, m.count, lid, vec4<f32>(scale, norm, 0.0, 0.0));
 }
 
 @compute @workgroup_size(256)

@@ -8,14 +8,14 @@
 //     d = direction(i, g, row)      the optimizer's update direction u of 4 elements and the
 //                                   params p it is measured against (it may write the states
 //                                   that come before the ratio: LAMB's exp_avg, exp_avg_sq)
-//     trust[block.index] = (m_p, s_p, m_u, s_u)     the block's overflow-safe L2 pairs of p and
+//     work[block.index] = (m_p, s_p, m_u, s_u)     the block's overflow-safe L2 pairs of p and
 //                                   u (grad/norm.wgsl), lanes past the block's end excluded
 //   REDUCE (one dispatch in all, a workgroup per tensor of `tensors`):
 //     (|p|, |u|) = the tensor's pairs combined in a fixed order (no float atomics)
 //     r = trust_ratio(|p|, |u|, row)                 the optimizer's formula
-//     trust[b] = (r, |p|, |u|, 0) for each of the tensor's blocks b
+//     work[b] = (r, |p|, |u|, 0) for each of the tensor's blocks b
 //   neither (the apply pass, one dispatch per chunk):
-//     apply(i, g, row, trust[block.index].x)         the update itself, u recomputed from the
+//     apply(i, g, row, work[block.index].x)         the update itself, u recomputed from the
 //                                                    states and g (no scratch tensor)
 // So a step is 2 x chunks + 1 dispatches whatever the number of tensors (2 x pieces + 1 with
 // per-tensor dispatch); LARS loads the gradient in both passes, LAMB's apply does not use it
@@ -30,14 +30,14 @@
 //   fn apply(i: u32, g: V, h: Row, ratio: f32)
 //
 // Bindings 0-5 as prelude.wgsl, then:
-//   6 storage, read_write  trust: array<vec4<f32>>   one per block of all chunks
+//   6 storage, read_write  work: array<vec4<f32>>   one per block of all chunks
 //   7 storage, read        tensors: array<Segment>   one per tensor: its blocks' index range
 // Guard rule: a workgroup returns when b is past its table (uniform, before any barrier);
 // invocations past the block's or the tensor's end contribute (0, 0).
 override MEASURE: bool = false;
 override REDUCE: bool = false;
 
-// Rust: optim::trust::Segment (16 bytes): the tensor's blocks are trust[first .. first + count].
+// Rust: optim::trust::Segment (16 bytes): the tensor's blocks are work[first .. first + count].
 struct Segment {
     first: u32,
     count: u32,
@@ -50,7 +50,7 @@ struct Direction {
     u: V,
 }
 
-@group(0) @binding(6) var<storage, read_write> trust: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> work: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> tensors: array<Segment>;
 
 fn reduce_tensor(b: u32, lid: u32) {
@@ -58,18 +58,11 @@ fn reduce_tensor(b: u32, lid: u32) {
         return;
     }
     let seg = tensors[b];
-    var acc = vec4<f32>(0.0);
-    for (var j = lid; j < seg.count; j += WG) {
-        acc = combine_pairs(acc, trust[seg.first + j]);
-    }
-    let t = reduce_workgroup(lid, acc);
+    let t = tensor_pairs(seg.first, seg.count, lid);
     let p_norm = t.x * sqrt(t.y);
     let u_norm = t.z * sqrt(t.w);
     let ratio = trust_ratio(p_norm, u_norm, row_of(seg.group));
-    // Each invocation overwrites only the entries it read itself.
-    for (var j = lid; j < seg.count; j += WG) {
-        trust[seg.first + j] = vec4<f32>(ratio, p_norm, u_norm, 0.0);
-    }
+    write_tensor(seg.first, seg.count, lid, vec4<f32>(ratio, p_norm, u_norm, 0.0));
 }
 
 @compute @workgroup_size(256)
@@ -101,11 +94,11 @@ fn main(
         }
         let r = reduce_workgroup(lid, mine);
         if lid == 0u {
-            trust[blk.index] = r;
+            work[blk.index] = r;
         }
         return;
     }
     if in_block {
-        apply(i, load_grad(i, f), h, trust[blk.index].x);
+        apply(i, load_grad(i, f), h, work[blk.index].x);
     }
 }

@@ -1,7 +1,9 @@
 // trust/reduce.wgsl — the per-tensor L2 norms inside the step, shared by the entry points
-// that reduce over a tensor (trust/passes.wgsl for LAMB and LARS, muon/passes.wgsl for Muon):
-// the overflow-safe pairs of up to four lanes, and one workgroup's fixed-order combination of
-// 256 (p pair, u pair) entries. Needs grad/norm.wgsl (nrm_combine) and WG (prelude.wgsl).
+// that reduce over a tensor (trust/passes.wgsl for LAMB and LARS, muon/passes.wgsl for Muon,
+// adafactor/passes.wgsl): the overflow-safe pairs of up to four lanes, one workgroup's
+// fixed-order combination of 256 (p pair, u pair) entries, and a tensor's reduction over its
+// blocks' entries of `work` (one vec4 per block, declared by each entry point at binding 6).
+// Needs grad/norm.wgsl (nrm_combine) and WG (prelude.wgsl).
 
 var<workgroup> wpairs: array<vec4<f32>, 256>;
 var<workgroup> wsixteen: array<vec4<f32>, 16>;
@@ -66,3 +68,20 @@ fn reduce_workgroup(lid: u32, mine: vec4<f32>) -> vec4<f32> {
     return wresult;
 }
 
+// The (p pair, u pair) of a tensor's blocks work[first .. first + count], combined in a fixed
+// order (no float atomics); every invocation returns it.
+fn tensor_pairs(first: u32, count: u32, lid: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    for (var j = lid; j < count; j += WG) {
+        acc = combine_pairs(acc, work[first + j]);
+    }
+    return reduce_workgroup(lid, acc);
+}
+
+// Writes v into each of a tensor's entries of work: each invocation only the entries it read
+// in tensor_pairs, so no entry is read after it is overwritten.
+fn write_tensor(first: u32, count: u32, lid: u32, v: vec4<f32>) {
+    for (var j = lid; j < count; j += WG) {
+        work[first + j] = v;
+    }
+}
