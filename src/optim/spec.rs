@@ -245,10 +245,11 @@ impl OptimizerSpec {
                     ),
                 ));
             }
-            // Trust-ratio optimizers reduce per-tensor norms over one block
-            // numbering: one state format for all the groups of their part.
+            // Optimizers that reduce per tensor (LAMB, LARS, Muon, Adafactor)
+            // build their measure and reduce passes for one state format:
+            // one for all the groups of their part.
             let lead = parts.iter().position(|&p| p == parts[i]).expect("own part");
-            if g.algo().trust().is_some() && state_dtypes[i] != state_dtypes[lead] {
+            if g.algo().passes().per_tensor() && state_dtypes[i] != state_dtypes[lead] {
                 return Err(Error::invalid(
                     format!("groups[{i}].state_dtype"),
                     state_dtypes[i].as_str(),

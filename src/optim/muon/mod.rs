@@ -92,7 +92,9 @@ impl AdjustLr {
 /// bytes per param), each in one buffer of at most
 /// `max_storage_buffer_binding_size`.
 ///
-/// State: `momentum_buffer` (torch's name), f32.
+/// State: `momentum_buffer` (torch's name), f32 or bf16
+/// (`OptimizerSpec::state_dtype`; one format for all of Muon's groups, as
+/// its norms are reduced over one block numbering).
 ///
 /// Per param group: `lr`, `weight_decay`, `momentum`, `eps`, `l1`;
 /// `nesterov`, `ns_coefficients`, `ns_steps`, `adjust_lr_fn` and `maximize`
@@ -256,7 +258,7 @@ impl Algo for MuonConfig {
             name: "muon",
             source: SOURCE,
             slots: &["momentum_buffer"],
-            formats: StateFormats::F32,
+            formats: StateFormats::Bf16,
             active: vec![("momentum_buffer", 0.0)],
             constants: vec![
                 ("MAXIMIZE", self.maximize as u8 as f64),
