@@ -67,6 +67,7 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
     let o = run_within(
         &[
             "--quick",
+            "--big",
             "--backend",
             "vulkan",
             "--no-progress",
@@ -188,7 +189,10 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
         }
         // Muon: the hidden matrices with Muon, the rest with AdamW, beside
         // AdamW on the same tensors; its products' GFLOP/s.
-        for m in ms.iter().filter(|m| m["optimizer"] == "muon") {
+        for m in ms
+            .iter()
+            .filter(|m| m["optimizer"] == "muon" && m["layout"] != "gpt2_xl_like")
+        {
             assert_eq!(m["baseline"], "adamw", "{m}");
             positive(m, "ratio_to_baseline");
             positive(m, "gflop_per_s");
@@ -207,6 +211,12 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
             "GFLOP/s only where there are matrix products"
         );
         assert!(has("adam+clip_global_norm", "gpt2_like", "fused", None));
+        // --big, scaled down by --quick: every optimizer on the GPT-2-XL-like
+        // mix (2 layers of 64 here), AdamW on the flat "7 B" model (2^18).
+        for opt in optimizers() {
+            assert!(has(opt, "gpt2_xl_like", "fused", Some(198_400)), "{opt} xl");
+        }
+        assert!(has("adamw", "flat_7b", "fused", Some(1 << 18)));
         // AdamW's bf16 and 8-bit state rows: what they move and hold per
         // param, and each beside the f32-state AdamW.
         for (state, moved, held) in [("bf16", 20.0, 12.0), ("8bit", 16.06, 10.03)] {

@@ -42,6 +42,53 @@ pub fn gpt2_like_layout() -> ParamLayout {
     ParamLayout::new(&pairs).expect("names are unique")
 }
 
+/// A GPT-2-XL-like mix of `layers` layers of width `d` and a vocabulary of
+/// `vocab` (GPT-2 XL: 48, 1600, 50257, 1,557,611,200 parameters in 580
+/// tensors): token and position (1024) embeddings, per layer two layer
+/// norms, qkv `d x 3d`, proj `d x d`, mlp `d x 4d` and `4d x d` with their
+/// biases, and a final layer norm.
+pub fn gpt2_xl_like_layout(layers: usize, d: usize, vocab: usize) -> ParamLayout {
+    let mut t: Vec<(String, Vec<usize>)> = vec![
+        ("wte".into(), vec![vocab, d]),
+        ("wpe".into(), vec![1024, d]),
+    ];
+    for l in 0..layers {
+        let p = |s: &str| format!("h{l}.{s}");
+        t.push((p("ln_1.weight"), vec![d]));
+        t.push((p("ln_1.bias"), vec![d]));
+        t.push((p("attn.c_attn.weight"), vec![d, 3 * d]));
+        t.push((p("attn.c_attn.bias"), vec![3 * d]));
+        t.push((p("attn.c_proj.weight"), vec![d, d]));
+        t.push((p("attn.c_proj.bias"), vec![d]));
+        t.push((p("ln_2.weight"), vec![d]));
+        t.push((p("ln_2.bias"), vec![d]));
+        t.push((p("mlp.c_fc.weight"), vec![d, 4 * d]));
+        t.push((p("mlp.c_fc.bias"), vec![4 * d]));
+        t.push((p("mlp.c_proj.weight"), vec![4 * d, d]));
+        t.push((p("mlp.c_proj.bias"), vec![d]));
+    }
+    t.push(("ln_f.weight".into(), vec![d]));
+    t.push(("ln_f.bias".into(), vec![d]));
+    let pairs: Vec<(&str, &[usize])> = t.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    ParamLayout::new(&pairs).expect("names are unique")
+}
+
+/// About `n` parameters as tensors of at most 2^28 elements (`w0`, `w1`,
+/// ...): the 7 B row's flat model.
+pub fn flat_layout(n: u64) -> ParamLayout {
+    let piece = 1u64 << 28;
+    let names: Vec<String> = (0..n.div_ceil(piece)).map(|i| format!("w{i}")).collect();
+    let shapes: Vec<[usize; 1]> = (0..names.len() as u64)
+        .map(|i| [piece.min(n - i * piece) as usize])
+        .collect();
+    let pairs: Vec<(&str, &[usize])> = names
+        .iter()
+        .zip(&shapes)
+        .map(|(n, s)| (n.as_str(), &s[..]))
+        .collect();
+    ParamLayout::new(&pairs).expect("names are unique")
+}
+
 /// One tensor of `n` elements.
 pub fn single_tensor_layout(n: usize) -> ParamLayout {
     ParamLayout::new(&[("w", &[n][..])]).expect("one name")
@@ -515,4 +562,22 @@ pub fn interleaved(
     ta.sort();
     tb.sort();
     Ok((ta[reps / 2], tb[reps / 2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_big_layouts_have_their_sizes() {
+        // GPT-2 XL: 48 layers of 1600, a vocabulary of 50257.
+        let xl = gpt2_xl_like_layout(48, 1600, 50257);
+        assert_eq!(xl.numel(), 1_557_611_200);
+        assert_eq!(xl.len(), 580);
+        let flat = flat_layout(7_000_000_000);
+        assert_eq!(flat.numel(), 7_000_000_000);
+        assert_eq!(flat.len(), 27);
+        assert!(flat.tensors().iter().all(|t| t.numel <= 1 << 28));
+        assert_eq!(gpt2_xl_like_layout(2, 64, 512).numel(), 198_400);
+    }
 }

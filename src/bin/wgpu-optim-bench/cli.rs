@@ -37,6 +37,14 @@ pub struct Args {
     #[arg(long, value_name = "ELEMS", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
+    /// Also the big rows, last: every optimizer on a GPT-2-XL-like mix of
+    /// about 1.56 B parameters, and one AdamW step on about 7 B parameters
+    /// where the adapter's memory allows (params, grads and two f32 states:
+    /// 112 GB). With --quick both are scaled down (a 2-layer mix, 2^18
+    /// parameters for "7 B") so the code path runs anywhere.
+    #[arg(long)]
+    pub big: bool,
+
     /// Timed repetitions per case after one warm-up (default 10, 3 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: Option<u32>,
@@ -141,6 +149,8 @@ pub struct Plan {
     /// fused and of the 2^16 matrix only: on lavapipe, the CPU, one step of
     /// its Newton-Schulz products over the mix takes about 10 s).
     pub quick: bool,
+    /// `--big`: the ~1.5 B-parameter mix and the 7 B AdamW step.
+    pub big: bool,
 }
 
 impl Args {
@@ -184,6 +194,7 @@ impl Args {
             reps,
             timing: self.timing,
             quick: self.quick,
+            big: self.big,
         })
     }
 }

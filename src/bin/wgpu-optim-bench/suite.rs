@@ -6,8 +6,8 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
     BufferCopy, CopyKernel, MUON_MAX_SINGLE, PassTimer, bytes_moved_per_param, bytes_per_param,
-    device_bytes_per_param, for_layout, gpt2_like_layout, muon_flops, single_layout_for,
-    single_tensor_layout, state_dtype_cases,
+    device_bytes_per_param, flat_layout, for_layout, gpt2_like_layout, gpt2_xl_like_layout,
+    muon_flops, single_layout_for, single_tensor_layout, state_dtype_cases,
 };
 use wgpu_optim::optim::{
     AdamConfig, AdamWConfig, Algorithm, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig,
@@ -32,7 +32,8 @@ pub const BUFFER_COPY_NAME: &str = "copy_buffer_to_buffer";
 
 /// How many progress ticks [`run_adapter`] makes for `plan`.
 pub fn jobs_per_adapter(plan: &Plan) -> u64 {
-    (optimizers().len() * (1 + plan.sizes.len()) + 2 + plan.sizes.len()) as u64
+    let big = if plan.big { optimizers().len() + 1 } else { 0 };
+    (optimizers().len() * (1 + plan.sizes.len()) + 2 + plan.sizes.len() + big) as u64
 }
 
 /// How the cases of an adapter were timed.
@@ -488,6 +489,9 @@ struct Row<'a> {
     baseline: Option<(&'a str, Timed)>,
     /// Muon's Newton-Schulz flops per step (`bench::muon_flops`).
     flops: f64,
+    /// The step's bytes over the copy's (1 unless the copy was capped: the
+    /// big rows compare bandwidths).
+    copy_scale: f64,
 }
 
 impl Row<'_> {
@@ -518,7 +522,7 @@ impl Row<'_> {
                 time_s: ct,
                 gb_per_s: self.copy.0.bytes as f64 / ct / 1e9,
             },
-            ratio_to_copy: t / ct,
+            ratio_to_copy: t / (ct * self.copy_scale),
             baseline: self.baseline.map(|b| b.0.to_string()),
             ratio_to_baseline: self.baseline.map(|b| t / b.1.primary()),
             gflop_per_s: (self.flops > 0.0).then(|| self.flops / t / 1e9),
@@ -586,6 +590,7 @@ pub fn run_adapter(
             copy: (&copy, t_copy),
             baseline,
             flops,
+            copy_scale: 1.0,
         };
         let fused_baseline = t_base.map(|b| ("adamw", b));
         out.push(row(&fused, "fused", t[0], fused_baseline).measurement(reps));
@@ -628,6 +633,7 @@ pub fn run_adapter(
                 copy: (&copy, t[1]),
                 baseline: t.get(2).map(|&b| ("adamw", b)),
                 flops,
+                copy_scale: 1.0,
             };
             out.push(row.measurement(reps));
             progress.inc(1);
@@ -661,6 +667,7 @@ pub fn run_adapter(
         copy: (&copy, t[2]),
         baseline: Some(("adam", t[0])),
         flops: 0.0,
+        copy_scale: 1.0,
     };
     out.push(row.measurement(plan.reps));
     progress.inc(1);
@@ -692,6 +699,7 @@ pub fn run_adapter(
             copy: (copy, t[2]),
             baseline: Some(("adamw", t[0])),
             flops: 0.0,
+            copy_scale: 1.0,
         };
         out.push(row.measurement(plan.reps));
     }
@@ -719,9 +727,148 @@ pub fn run_adapter(
             copy: (&kernel, t[1]),
             baseline: None,
             flops: 0.0,
+            copy_scale: 1.0,
         };
         out.push(row.measurement(plan.reps));
         progress.inc(1);
     }
+    if plan.big {
+        out.extend(big_rows(gpu, clock, plan, progress, tag)?);
+    }
+    Ok(out)
+}
+
+/// A step over a ParamSet shared by several optimizers in turn (the big
+/// rows: one set of gigabytes, no host upload).
+struct SharedStep<'a> {
+    params: &'a mut ParamSet,
+    opt: Optimizer,
+}
+
+impl Case for SharedStep<'_> {
+    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()> {
+        self.opt.set_pass_timestamps(ts.cloned());
+        self.opt.step(gpu, self.params)
+    }
+}
+
+/// The copy kernel for a step moving `bytes`, capped at 8 GiB (the big
+/// rows' copies could not be allocated beside the step): the kernel and the
+/// step's bytes over its bytes.
+fn capped_copy(gpu: &Gpu, bytes: u64) -> wgpu_optim::Result<(CopyKernel, f64)> {
+    let copy = CopyKernel::new(gpu, bytes.min(8 << 30))?;
+    let scale = bytes as f64 / copy.bytes as f64;
+    Ok((copy, scale))
+}
+
+/// The big rows (`--big`), after everything else: every optimizer fused on
+/// the GPT-2-XL-like mix (1,557,611,200 parameters; Muon as used, one
+/// repetition), then AdamW on 7 B parameters in tensors of 2^28. Params and
+/// grads are the device's zeros (no host upload of gigabytes); each case is
+/// interleaved with a copy kernel of its bytes capped at 8 GiB, so
+/// `step/copy` compares bandwidths. A case that cannot be built (memory,
+/// binding limits) is reported on stderr and skipped. `--quick` scales both
+/// down (2 layers of 64, 2^18 parameters).
+fn big_rows(
+    gpu: &Gpu,
+    clock: &Clock,
+    plan: &Plan,
+    progress: &ProgressBar,
+    tag: &str,
+) -> wgpu_optim::Result<Vec<Measurement>> {
+    let (xl, flat_n, reps) = if plan.quick {
+        (gpt2_xl_like_layout(2, 64, 512), 1u64 << 18, 1)
+    } else {
+        (
+            gpt2_xl_like_layout(48, 1600, 50257),
+            7_000_000_000u64,
+            plan.reps.min(5),
+        )
+    };
+    let mut out = Vec::new();
+    let n = xl.numel();
+    let mut params = ParamSet::new(gpu, &xl)?;
+    for (name, spec) in optimizers() {
+        progress.set_message(format!("{tag}: {name} gpt2_xl_like"));
+        let muon = matches!(spec.algorithm(), Algorithm::Muon(_));
+        let reps = if muon { 1 } else { reps };
+        let opt = match Optimizer::new(gpu, &for_layout(&spec, &xl), &params) {
+            Ok(o) => o,
+            Err(e) => {
+                progress.suspend(|| eprintln!("{tag}: {name} on gpt2_xl_like skipped: {e}"));
+                progress.inc(1);
+                continue;
+            }
+        };
+        let mut case = SharedStep {
+            params: &mut params,
+            opt,
+        };
+        let bpp = bytes_moved_per_param(&case.opt, &xl);
+        let flops = muon_flops(&case.opt, &xl);
+        let (mut copy, scale) = capped_copy(gpu, (bpp * n as f64).ceil() as u64)?;
+        let t = clock.interleaved(gpu, reps, &mut [&mut case, &mut copy])?;
+        let row = Row {
+            name,
+            layout_name: "gpt2_xl_like",
+            layout: &xl,
+            dispatches: case.opt.dispatches_per_step(),
+            dispatch: "fused",
+            state_dtype: "f32",
+            bpp,
+            held: device_bytes_per_param(&case.opt),
+            step: t[0],
+            copy: (&copy, t[1]),
+            baseline: None,
+            flops,
+            copy_scale: scale,
+        };
+        out.push(row.measurement(reps));
+        progress.inc(1);
+    }
+    drop(params);
+
+    progress.set_message(format!("{tag}: adamw flat_7b"));
+    let flat = flat_layout(flat_n);
+    let adamw = OptimizerSpec::adamw(AdamWConfig::default());
+    let built = ParamSet::new(gpu, &flat).and_then(|p| {
+        let o = Optimizer::new(gpu, &adamw, &p)?;
+        Ok((p, o))
+    });
+    match built {
+        Ok((mut p, opt)) => {
+            let mut case = SharedStep {
+                params: &mut p,
+                opt,
+            };
+            let bpp = bytes_moved_per_param(&case.opt, &flat);
+            let (mut copy, scale) = capped_copy(gpu, (bpp * flat_n as f64).ceil() as u64)?;
+            let t = clock.interleaved(gpu, reps, &mut [&mut case, &mut copy])?;
+            let row = Row {
+                name: "adamw",
+                layout_name: "flat_7b",
+                layout: &flat,
+                dispatches: case.opt.dispatches_per_step(),
+                dispatch: "fused",
+                state_dtype: "f32",
+                bpp,
+                held: device_bytes_per_param(&case.opt),
+                step: t[0],
+                copy: (&copy, t[1]),
+                baseline: None,
+                flops: 0.0,
+                copy_scale: scale,
+            };
+            out.push(row.measurement(reps));
+        }
+        Err(e) => progress.suspend(|| {
+            eprintln!(
+                "{tag}: the {flat_n}-parameter AdamW step skipped: {e} (params, grads and two f32 \
+                 states need {} GB)",
+                flat_n * 16 / 1_000_000_000
+            )
+        }),
+    }
+    progress.inc(1);
     Ok(out)
 }
