@@ -1,7 +1,10 @@
 //! Adafactor on the device against the f64 reference: vectors, matrices,
 //! a batch of factored slices, a matrix of more than 256 rows (several
-//! column ranges) and 64 columns (several column items), a zero-length
-//! matrix, a vector cut across chunks; param groups, weight decay, l1,
+//! column ranges) and 64 columns (several column items), every kind of
+//! row and column work item (rows of odd length, of 8 with a partial last
+//! item, of 768 and of 2052 with vec4 loads; columns 64 wide, and 1024
+//! wide over two ranges), a zero-length matrix, a vector cut across
+//! chunks; param groups, weight decay, l1,
 //! maximize, update clipping, the gradient pipeline and skipped steps;
 //! torch's state shapes in checkpoints and a bitwise resume; memory held;
 //! dispatches independent of the number of tensors; errors that change
@@ -36,7 +39,16 @@ fn layout() -> ParamLayout {
         ("one", &[1][..]),
         ("col", &[3, 1][..]),
         ("empty", &[0, 4][..]),
+        // 128 rows of 8 a work item (the last item 44 rows); columns 1024
+        // wide over two ranges of rows.
+        ("w8", &[300, 8][..]),
+        // Rows of 768 and of 2052 (a multiple of 4, one row an item, vec4
+        // loads); 2052 columns in two 1024-wide items.
+        ("w768", &[3, 768][..]),
+        ("w2052", &[2, 2052][..]),
         ("long", &[40_000][..]),
+        // After `long`, in the third chunk: a batch of slices with rows of 12.
+        ("b12", &[2, 260, 12][..]),
     ])
     .unwrap()
 }
@@ -290,8 +302,69 @@ fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         [1.0, 2.0, 3.0]
     );
     assert_eq!(opt.state_shape("col_var", "w").unwrap(), [1, 4]);
+    // A state the tensor does not keep has no shape (no panic on a vector).
+    let err = opt.state_shape("col_var", "b").unwrap_err().to_string();
+    assert!(err.contains("variance") && err.contains("`b`"), "{err}");
 }
 
 fn layout_small() -> ParamLayout {
     ParamLayout::new(&[("w", &[3, 4][..]), ("b", &[5][..])]).unwrap()
+}
+
+/// The per-tensor dispatch (one table per tensor piece, the row and column
+/// items still per chunk) is bitwise the fused one; Adafactor as a later
+/// part of a mixed optimizer (its blocks numbered after AdamW's, its table
+/// holding the other part's tensors as empty entries) follows the
+/// reference.
+#[test]
+fn per_tensor_dispatch_and_a_later_part() {
+    use wgpu_optim::optim::Dispatch;
+    let gpu = gpu();
+    let layout = layout();
+    let spec = adafactor(AdafactorConfig {
+        weight_decay: 0.02,
+        ..Default::default()
+    })
+    .clip_by_global_norm(1.0);
+    let mut rng = Rng(21);
+    let p0 = random_tensors(&mut rng, &layout, 1.0);
+    let grads: Vec<Vec<Vec<f32>>> = (0..4)
+        .map(|_| random_tensors(&mut rng, &layout, 0.5))
+        .collect();
+    let run = |spec: &OptimizerSpec, mode: Dispatch| {
+        let mut params = ParamSet::with_chunk_elems(gpu, &layout, CHUNK).unwrap();
+        params.write_all(gpu, &p0).unwrap();
+        let mut opt = Optimizer::with_dispatch(gpu, spec, &params, mode).unwrap();
+        for g in &grads {
+            params.write_grads_all(gpu, g).unwrap();
+            opt.step(gpu, &mut params).unwrap();
+        }
+        params.read_all(gpu).unwrap()
+    };
+    let bits = |v: Vec<Vec<f32>>| -> Vec<Vec<u32>> {
+        v.iter()
+            .map(|t| t.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(
+        bits(run(&spec, Dispatch::Fused)),
+        bits(run(&spec, Dispatch::PerTensor))
+    );
+
+    let mixed = OptimizerSpec::adamw(AdamWConfig::default())
+        .group(
+            ParamGroup::names(["big", "w8", "b12", "long", "v"])
+                .algorithm(AdafactorConfig::default()),
+        )
+        .clip_by_global_norm(1.0);
+    let got = run(&mixed, Dispatch::Fused);
+    let mut reference = Reference::new(&mixed, &layout).unwrap();
+    let mut want = widen(&p0);
+    for g in &grads {
+        reference.step(&mut want, &widen(g));
+    }
+    for (k, t) in layout.tensors().iter().enumerate() {
+        let r = worst_ratio(&got[k], &want[k], RTOL);
+        assert!(r <= 1.0, "`{}`: {r} x the tolerance", t.name);
+    }
 }

@@ -571,4 +571,125 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Replays the work items as the WGSL reads and writes them: every
+    /// (slice, row) slot of row_var written once and its row's elements
+    /// read; every (slice, row, column) element read once by a column item;
+    /// every scratch sum written once by a column item and read by its
+    /// finish item; every col_var slot written once; vec4 kinds aligned.
+    #[test]
+    fn work_items_read_and_write_every_slot_exactly_once() {
+        let layout = ParamLayout::new(&[
+            ("v", &[5][..]),
+            ("odd", &[300, 70][..]),
+            ("w8", &[300, 8][..]),
+            ("w768", &[3, 768][..]),
+            ("w2052", &[2, 2052][..]),
+            ("b12", &[2, 260, 12][..]),
+            ("e", &[0, 4][..]),
+        ])
+        .unwrap();
+        let placement = Placement::new(&layout, 1 << 20).unwrap();
+        let all = [true; 7];
+        let segs = segments(&placement, &[0; 7], &all, 0);
+        let l = Layout::new(&layout, &placement, &segs, &all, 1 << 20).unwrap();
+        let mut row_var = vec![0u32; l.factors_len as usize];
+        let mut col_var = vec![0u32; l.factors_len as usize];
+        let mut sums_written = vec![0u32; l.scratch_len as usize];
+        let mut sums_read = vec![0u32; l.scratch_len as usize];
+        let mut means = vec![0u32; l.scratch_len as usize];
+        let total: u64 = placement.chunk_lens().iter().sum();
+        let mut by_rows = vec![0u32; total as usize];
+        let mut by_cols = vec![0u32; total as usize];
+        for b in l.items.iter().flat_map(|(_, v)| v) {
+            let f = l.table[b.tensor as usize];
+            let (start, len, index, state) = (b.start, b.len, b.index, b.state);
+            match b.local {
+                0 => {
+                    row_var[state as usize] += 1;
+                    for e in start..start + len {
+                        by_rows[e as usize] += 1;
+                    }
+                }
+                4 => {
+                    assert_eq!(start % 4, 0);
+                    assert_eq!(len, index * f.cols);
+                    for r in 0..index {
+                        row_var[(state + r) as usize] += 1;
+                    }
+                    for e in start..start + len {
+                        by_rows[e as usize] += 1;
+                    }
+                }
+                1 | 5 => {
+                    if b.local == 5 {
+                        assert_eq!(start % 4, 0);
+                    }
+                    for c in 0..len {
+                        sums_written[(state + c) as usize] += 1;
+                        for r in 0..index {
+                            by_cols[(start + r * f.cols + c) as usize] += 1;
+                        }
+                    }
+                }
+                k => panic!("kind {k} in the ROWS_COLS table"),
+            }
+        }
+        for b in &l.finish {
+            let f = l.table[b.tensor as usize];
+            match b.local {
+                2 => {
+                    for c in 0..b.len {
+                        col_var[(b.state + c) as usize] += 1;
+                        for q in 0..b.index {
+                            sums_read[(b.start + q * f.cols + c) as usize] += 1;
+                        }
+                    }
+                }
+                3 => means[b.start as usize] += 1,
+                k => panic!("kind {k} in the FINISH table"),
+            }
+        }
+        for (k, t) in layout.tensors().iter().enumerate() {
+            let f = l.table[k];
+            if f.factored == 0 {
+                continue;
+            }
+            let batch = t.numel / (f.rows as u64 * f.cols as u64);
+            let piece = placement.pieces(k)[0];
+            for e in piece.chunk_offset..piece.chunk_offset + t.numel {
+                assert_eq!(by_rows[e as usize], 1, "`{}` element {e} in rows", t.name);
+                assert_eq!(
+                    by_cols[e as usize], 1,
+                    "`{}` element {e} in columns",
+                    t.name
+                );
+            }
+            for i in 0..batch * f.rows as u64 {
+                assert_eq!(row_var[(f.row_at as u64 + i) as usize], 1, "`{}`", t.name);
+            }
+            for i in 0..batch * f.cols as u64 {
+                assert_eq!(col_var[(f.col_at as u64 + i) as usize], 1, "`{}`", t.name);
+            }
+            for b in 0..batch {
+                assert_eq!(means[(f.means_at as u64 + b) as usize], 1, "`{}`", t.name);
+            }
+        }
+        // Every scratch sum is written by one column item and read by one
+        // finish item (slice means are the other scratch slots).
+        for (i, (&w, &r)) in sums_written.iter().zip(&sums_read).enumerate() {
+            assert_eq!(w, r, "scratch {i}");
+            assert!(w <= 1 && (w == 1 || means[i] == 1), "scratch {i}");
+        }
+        // The kinds this layout must produce.
+        let kinds: Vec<u32> = l
+            .items
+            .iter()
+            .flat_map(|(_, v)| v)
+            .map(|b| b.local)
+            .collect();
+        for k in [0, 1, 4, 5] {
+            assert!(kinds.contains(&k), "kind {k}");
+        }
+    }
 }

@@ -36,6 +36,7 @@
 //   9 storage, read_write  fscratch: array<f32>       slice means, then the column sums
 // Work items (ROWS_COLS, FINISH) reuse `struct Block`; `local` is the kind:
 //   0 row:      start = the row's first element in the chunk, len = C, state = its row_var
+//               (vec4 loads when C is a multiple of 4)
 //   4 rows:     1024 / C rows of C (a multiple of 4) elements: start = the first row's first
 //               element, len = rows x C, index = rows, state = the first row's row_var
 //   1 column:   start = element (slice, first row, first column), len = columns (<= 64),
@@ -147,9 +148,17 @@ fn rows_cols(blk: Block, lid: u32) {
     }
     if blk.local == 0u {
         var x = 0.0;
-        for (var j = lid; j < blk.len; j += WG) {
-            let g = grad_at(blk.start + j, f, h);
-            x = x + g * g;
+        if blk.len % 4u == 0u {
+            // C a multiple of 4 (every row starts on a vec4): vec4 loads.
+            for (var j = lid; j < blk.len / 4u; j += WG) {
+                let g = grad4(blk.start / 4u + j, f, h);
+                x = x + dot(g, g);
+            }
+        } else {
+            for (var j = lid; j < blk.len; j += WG) {
+                let g = grad_at(blk.start + j, f, h);
+                x = x + g * g;
+            }
         }
         let total = sum_workgroup(lid, x);
         if lid == 0u {
@@ -198,7 +207,7 @@ fn finish(blk: Block, lid: u32) {
     }
     let total = sum_workgroup(lid, x);
     if lid == 0u {
-        fscratch[blk.start] = max(total / f32(blk.len), h.eps1);
+        fscratch[blk.start] = clamp_min(total / f32(blk.len), h.eps1);
     }
 }
 

@@ -55,9 +55,16 @@ fn adafactor_grad(g: V, p: V, h: Row) -> V {
     return g;
 }
 
+// max(x, floor) that keeps a NaN x, as torch's clamp_(min=floor) does (WGSL's max may return
+// the other operand for a NaN): no silent finite value from a NaN estimate.
+fn clamp_min(x: f32, floor: f32) -> f32 {
+    let nan = (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+    return select(floor, x, x >= floor || nan);
+}
+
 // u of one element from its gradient and second-moment estimate.
 fn direction1(g: f32, v: f32, h: Row) -> f32 {
-    return g * inverseSqrt(max(v, h.eps1_sq));
+    return g * inverseSqrt(clamp_min(v, h.eps1_sq));
 }
 
 // The update of 4 elements with their tensor's scale.

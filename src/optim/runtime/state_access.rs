@@ -44,8 +44,20 @@ impl Optimizer {
     /// The shape of state `state` of tensor `name` (torch's: the tensor's,
     /// or for Adafactor's `row_var` / `col_var` the tensor's with the last
     /// or the next-to-last dimension 1).
+    ///
+    /// # Errors
+    /// A tensor not in the layout, or a state it does not keep.
     pub fn state_shape(&self, state: &str, name: &str) -> Result<Vec<usize>> {
         let k = self.layout.index_of(name)?;
+        let kept = self.tensor_state_names(name)?;
+        if !kept.contains(&state) {
+            return Err(Error::invalid(
+                "state",
+                format!("{state:?}"),
+                format!("one of {kept:?}"),
+                format!("`{name}` keeps no state named {state:?}"),
+            ));
+        }
         let shape = &self.layout.tensors()[k].shape;
         Ok(match &self.part_of(k).factorize {
             Some(_) => crate::optim::adafactor::state_shape(shape, state),
