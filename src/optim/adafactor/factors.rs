@@ -190,25 +190,31 @@ impl Layout {
                     tensor: k as u32,
                     local: kind,
                 };
-                // Rows of C <= 1024 elements, C a multiple of 4 (every row
-                // then starts on a vec4): 1024 / C rows per item, a vec4 per
-                // invocation; longer or odd rows: an item per row.
-                let per_item = if cols % 4 == 0 && cols <= BLOCK_ELEMS {
-                    BLOCK_ELEMS / cols
+                // The rows of all slices follow each other (row r of slice
+                // b is row b R + r of the tensor, its row_var slot too), so
+                // an item may take rows of several slices: C <= 1024 a
+                // multiple of 4 (every row starts on a vec4), 1024 / C rows
+                // with a vec4 per invocation; other C < 128, 256 / C rows
+                // with an element per invocation (a 3 x 3 convolution
+                // kernel's rows of 3: 85 an item); else an item per row.
+                let (per_item, kind) = if cols % 4 == 0 && cols <= BLOCK_ELEMS {
+                    (BLOCK_ELEMS / cols, 4)
+                } else if cols < 128 {
+                    (256 / cols, 6)
                 } else {
-                    1
+                    (1, 0)
                 };
+                let all_rows = batch * rows;
+                for r in (0..all_rows).step_by(per_item as usize) {
+                    let row_var = f.row_at as u64 + r;
+                    let n = per_item.min(all_rows - r);
+                    match kind {
+                        0 => chunk_items.push(item(base + r * cols, cols, 0, row_var, 0)),
+                        _ => chunk_items.push(item(base + r * cols, n * cols, n, row_var, kind)),
+                    }
+                }
                 for b in 0..batch {
                     let slice = base + b * rows * cols;
-                    for r in (0..rows).step_by(per_item as usize) {
-                        let row_var = f.row_at as u64 + b * rows + r;
-                        if per_item == 1 {
-                            chunk_items.push(item(slice + r * cols, cols, 0, row_var, 0));
-                        } else {
-                            let n = per_item.min(rows - r);
-                            chunk_items.push(item(slice + r * cols, n * cols, n, row_var, 4));
-                        }
-                    }
                     // Columns: with C a multiple of 4, 1024 columns per item
                     // (a vec4 of columns per invocation, no barrier);
                     // else 64 columns x 4 row phases.
@@ -529,12 +535,13 @@ mod tests {
         // one finish item; the column items cover each (slice, row, column)
         // once.
         let items: Vec<Block> = l.items.iter().flat_map(|(_, v)| v.clone()).collect();
-        // `m`'s rows (70 elements, not a multiple of 4) and `t`'s (5) one
-        // per item; `w`'s (8 elements) 128 per item.
+        // `m`'s rows (70 elements, not a multiple of 4) 3 per item, `t`'s
+        // (5) 51 per item, both slices in one; `w`'s (8 elements) 128 per
+        // item.
         let rows: u32 = items
             .iter()
-            .filter(|b| b.local == 0 || b.local == 4)
-            .map(|b| if b.local == 4 { b.index } else { 1 })
+            .filter(|b| matches!(b.local, 0 | 4 | 6))
+            .map(|b| if b.local == 0 { 1 } else { b.index })
             .sum();
         assert_eq!(rows, 300 + 6 + 130);
         assert_eq!(items.iter().filter(|b| b.local == 4).count(), 2);
@@ -587,11 +594,13 @@ mod tests {
             ("w2052", &[2, 2052][..]),
             ("b12", &[2, 260, 12][..]),
             ("e", &[0, 4][..]),
+            ("conv", &[4, 6, 3, 3][..]),
+            ("w200", &[3, 201][..]),
         ])
         .unwrap();
         let placement = Placement::new(&layout, 1 << 20).unwrap();
-        let all = [true; 7];
-        let segs = segments(&placement, &[0; 7], &all, 0);
+        let all = [true; 9];
+        let segs = segments(&placement, &[0; 9], &all, 0);
         let l = Layout::new(&layout, &placement, &segs, &all, 1 << 20).unwrap();
         let mut row_var = vec![0u32; l.factors_len as usize];
         let mut col_var = vec![0u32; l.factors_len as usize];
@@ -611,8 +620,10 @@ mod tests {
                         by_rows[e as usize] += 1;
                     }
                 }
-                4 => {
-                    assert_eq!(start % 4, 0);
+                4 | 6 => {
+                    if b.local == 4 {
+                        assert_eq!(start % 4, 0);
+                    }
                     assert_eq!(len, index * f.cols);
                     for r in 0..index {
                         row_var[(state + r) as usize] += 1;
@@ -688,7 +699,7 @@ mod tests {
             .flat_map(|(_, v)| v)
             .map(|b| b.local)
             .collect();
-        for k in [0, 1, 4, 5] {
+        for k in [0, 1, 4, 5, 6] {
             assert!(kinds.contains(&k), "kind {k}");
         }
     }

@@ -41,7 +41,8 @@ use crate::optim::state::StateFormats;
 ///
 /// **On the device** a step is, whatever the number of tensors: per chunk,
 /// one dispatch that sums each row's squared gradients (1024 / C rows a
-/// workgroup when C is a multiple of 4 up to 1024, else a row each) and
+/// workgroup when C is a multiple of 4 up to 1024, 256 / C rows for other
+/// C below 128, across slices; else a row each) and
 /// each column's over ranges of 256 rows (1024 columns a workgroup, or 64
 /// when C is not a multiple of 4); one dispatch that adds the ranges into
 /// the column variances (a workgroup per 256 columns) and each slice's

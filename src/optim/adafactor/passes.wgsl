@@ -38,7 +38,10 @@
 //   0 row:      start = the row's first element in the chunk, len = C, state = its row_var
 //               (vec4 loads when C is a multiple of 4)
 //   4 rows:     1024 / C rows of C (a multiple of 4) elements: start = the first row's first
-//               element, len = rows x C, index = rows, state = the first row's row_var
+//               element, len = rows x C, index = rows, state = the first row's row_var (the
+//               rows of a tensor's slices follow each other, so an item may span slices)
+//   6 rows:     the same for C < 128 not a multiple of 4: 256 / C rows, an element per
+//               invocation
 //   1 column:   start = element (slice, first row, first column), len = columns (<= 64),
 //               index = rows (<= 256), state = fscratch offset of its first column's sum
 //   5 columns:  the same for C a multiple of 4, len = columns (<= 1024), a vec4 per invocation
@@ -125,6 +128,26 @@ fn rows_cols(blk: Block, lid: u32) {
             var acc = wpairs[lid * per].x;
             for (var k = 1u; k < per; k++) {
                 acc = acc + wpairs[lid * per + k].x;
+            }
+            let s = blk.state + lid;
+            factors[s] = lerp1(factors[s], acc / f32(cols), h.w);
+        }
+        return;
+    }
+    if blk.local == 6u {
+        // `index` rows of C < 128 elements (any C): an element per invocation, then each row's
+        // C squares added in order by one invocation.
+        var mine = 0.0;
+        if lid < blk.len {
+            let g = grad_at(blk.start + lid, f, h);
+            mine = g * g;
+        }
+        wpairs[lid] = vec4<f32>(mine, 0.0, 0.0, 0.0);
+        workgroupBarrier();
+        if lid < blk.index {
+            var acc = wpairs[lid * cols].x;
+            for (var k = 1u; k < cols; k++) {
+                acc = acc + wpairs[lid * cols + k].x;
             }
             let s = blk.state + lid;
             factors[s] = lerp1(factors[s], acc / f32(cols), h.w);
