@@ -394,7 +394,7 @@ fn a_checkpoint_resumes_bitwise_and_another_mix_refuses_it() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("param group 1") && err.contains("maximize"),
+        err.contains("param group 1") && err.contains("MAXIMIZE=1") && err.contains("MAXIMIZE=0"),
         "{err}"
     );
     // Same kernels, other tensors in each group.

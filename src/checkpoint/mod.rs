@@ -137,11 +137,11 @@ pub struct GroupMeta {
     /// [`Algorithm::get`](crate::optim::Algorithm::get) gives it. Files of
     /// version 1 kept `lr`, `weight_decay` and `l1` only.
     pub hyperparameters: BTreeMap<String, f64>,
-    /// The group's kernel: its algorithm with its switches (every numeric
-    /// hyperparameter zeroed), override constants and states, as
-    /// `OptimizerSpec::resolve` sorts groups into parts; a load refuses a
-    /// group that runs another. Absent in files from before param groups
-    /// could run their own algorithm.
+    /// The group's kernel: its algorithm's name, override constants (the
+    /// switches that choose its variant) and states, e.g. `adamw
+    /// [MAXIMIZE=0, DECOUPLED=1, AMSGRAD=0] states [exp_avg, exp_avg_sq]`;
+    /// a load refuses a group that runs another. Absent in files from
+    /// before param groups could run their own algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
 }
@@ -405,7 +405,7 @@ pub fn save(
             }
             Ok(GroupMeta {
                 hyperparameters,
-                kernel: Some(crate::optim::spec::part_key(c)),
+                kernel: Some(crate::optim::spec::kernel_signature(c)),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -117,12 +117,11 @@ pub(super) fn check(
     for (g, m) in meta.groups.iter().enumerate() {
         if let Some(kernel) = &m.kernel {
             let live = opt.group_config(g)?;
-            if *kernel != crate::optim::spec::part_key(live) {
+            let signature = crate::optim::spec::kernel_signature(live);
+            if *kernel != signature {
                 return Err(err(format!(
-                    "param group {g} ran another algorithm or switches ({kernel}); the live \
-                     group runs {} ({}): build the optimizer the file was saved from",
-                    live.name(),
-                    crate::optim::spec::part_key(live)
+                    "param group {g} ran {kernel}; the live group runs {signature}: build the \
+                     optimizer the file was saved from"
                 )));
             }
         }

@@ -38,6 +38,26 @@ pub struct Resolved {
     pub parts: Vec<usize>,
 }
 
+/// A group's kernel as checkpoints record it: the algorithm's name, its
+/// override constants (the switches that choose the variant: `AMSGRAD`,
+/// `NESTEROV`, `MAXIMIZE`, ...) and its states; stable across versions of
+/// the config types, unlike [`part_key`].
+pub(crate) fn kernel_signature(a: &Algorithm) -> String {
+    let k = a.algo().kernel();
+    let states: Vec<&str> = k.active.iter().map(|s| s.0).collect();
+    let constants: Vec<String> = k
+        .constants
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    format!(
+        "{} [{}] states [{}]",
+        a.name(),
+        constants.join(", "),
+        states.join(", ")
+    )
+}
+
 /// What decides a part: the algorithm with every numeric hyperparameter
 /// zeroed (its switches: `amsgrad`, `nesterov`, Muon's `adjust_lr_fn`, ...),
 /// its override constants and the states it keeps.
