@@ -557,15 +557,9 @@ pub fn run_adapter(
 
         progress.set_message(format!("{tag}: {name} gpt2_like"));
         let spec_mix = for_layout(&spec, &mix);
-        let mut fused = StepCase::new(gpu, &spec_mix, &mix, Dispatch::Fused)?;
         let mut per = StepCase::new(gpu, &spec_mix, &mix, Dispatch::PerTensor)?;
-        let bpp = bytes_moved_per_param(&fused.opt, &mix);
-        let flops = muon_flops(&fused.opt, &mix);
-        let mut copy = CopyKernel::new(gpu, (bpp * n_mix as f64).ceil() as u64)?;
-        let mut base = match muon {
-            true => Some(StepCase::new(gpu, &adamw, &mix, Dispatch::Fused)?),
-            false => None,
-        };
+        let (mut fused, bpp, flops, mut copy, mut base) =
+            with_roofline(gpu, &spec_mix, &mix, muon.then_some(&adamw))?;
         let mut cases: Vec<&mut dyn Case> = vec![&mut fused, &mut copy];
         if let Some(b) = base.as_mut() {
             cases.push(b);
@@ -607,14 +601,8 @@ pub fn run_adapter(
             }
             progress.set_message(format!("{tag}: {name} {}", fmt_size(n)));
             let layout = single_layout_for(&spec, n as usize);
-            let mut one = StepCase::new(gpu, &spec, &layout, Dispatch::Fused)?;
-            let bpp = bytes_moved_per_param(&one.opt, &layout);
-            let flops = muon_flops(&one.opt, &layout);
-            let mut copy = CopyKernel::new(gpu, (bpp * n as f64).ceil() as u64)?;
-            let mut base = match muon {
-                true => Some(StepCase::new(gpu, &adamw, &layout, Dispatch::Fused)?),
-                false => None,
-            };
+            let (mut one, bpp, flops, mut copy, mut base) =
+                with_roofline(gpu, &spec, &layout, muon.then_some(&adamw))?;
             let mut cases: Vec<&mut dyn Case> = vec![&mut one, &mut copy];
             if let Some(b) = base.as_mut() {
                 cases.push(b);
@@ -736,6 +724,28 @@ pub fn run_adapter(
         out.extend(big_rows(gpu, clock, plan, progress, tag)?);
     }
     Ok(out)
+}
+
+/// The fused step of `spec` over `layout`, its bytes per param, Muon's
+/// flops, the copy kernel of its bytes and, with `baseline`, that spec's
+/// step on the same tensors (Muon beside AdamW).
+type WithRoofline = (StepCase, f64, f64, CopyKernel, Option<StepCase>);
+
+fn with_roofline(
+    gpu: &Gpu,
+    spec: &OptimizerSpec,
+    layout: &ParamLayout,
+    baseline: Option<&OptimizerSpec>,
+) -> wgpu_optim::Result<WithRoofline> {
+    let case = StepCase::new(gpu, spec, layout, Dispatch::Fused)?;
+    let bpp = bytes_moved_per_param(&case.opt, layout);
+    let flops = muon_flops(&case.opt, layout);
+    let copy = CopyKernel::new(gpu, (bpp * layout.numel() as f64).ceil() as u64)?;
+    let base = match baseline {
+        Some(b) => Some(StepCase::new(gpu, b, layout, Dispatch::Fused)?),
+        None => None,
+    };
+    Ok((case, bpp, flops, copy, base))
 }
 
 /// A step over a ParamSet shared by several optimizers in turn (the big
