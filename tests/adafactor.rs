@@ -46,6 +46,9 @@ fn layout() -> ParamLayout {
         // loads); 2052 columns in two 1024-wide items.
         ("w768", &[3, 768][..]),
         ("w2052", &[2, 2052][..]),
+        // A convolution kernel: 24 slices of 3 x 3 (a thread per column
+        // and per slice).
+        ("conv", &[6, 4, 3, 3][..]),
         ("long", &[40_000][..]),
         // After `long`, in the third chunk: a batch of slices with rows of 12.
         ("b12", &[2, 260, 12][..]),

@@ -21,6 +21,11 @@ const RANGE_ROWS: u64 = 256;
 const PART_COLS: u64 = 64;
 /// Columns of one column item of the FINISH pass (a column per invocation).
 const FINISH_COLS: u64 = 256;
+/// Slices of at most this many rows (convolution kernels' 3 x 3, short
+/// matrices) take a thread per (slice, column) that sums the whole column
+/// and writes `col_var` at once, and a thread per slice for its mean: no
+/// column ranges, no workgroup per slice.
+const SHORT_ROWS: u64 = 64;
 
 /// The bindings after the trust passes' two: the states and the scratch.
 pub(crate) const FACTORS_SLOTS: [Slot; 2] = [Slot::StorageReadWrite, Slot::StorageReadWrite];
@@ -170,9 +175,13 @@ impl Layout {
                 f.row_at = mine[0].1 as u32;
                 f.col_at = mine[1].1 as u32;
                 f.means_at = scratch as u32;
+                let short = rows <= SHORT_ROWS;
                 let ranges = rows.div_ceil(RANGE_ROWS);
                 let sums_at = scratch + batch;
-                scratch = sums_at + batch * ranges * cols;
+                scratch = match short {
+                    true => sums_at,
+                    false => sums_at + batch * ranges * cols,
+                };
                 let (chunk, base) = (pieces[0].chunk, pieces[0].chunk_offset);
                 let chunk_items = match items.iter_mut().find(|(c, _)| *c == chunk) {
                     Some((_, v)) => v,
@@ -213,7 +222,22 @@ impl Layout {
                         _ => chunk_items.push(item(base + r * cols, n * cols, n, row_var, kind)),
                     }
                 }
-                for b in 0..batch {
+                if short {
+                    // A thread per (slice, column) pair p = b C + c (its
+                    // col_var slot col_at + p), 256 pairs an item; a thread
+                    // per slice for the means, 256 slices an item.
+                    let pairs = batch * cols;
+                    for p0 in (0..pairs).step_by(256) {
+                        let n = 256.min(pairs - p0);
+                        chunk_items.push(item(base, n, p0, f.col_at as u64 + p0, 7));
+                    }
+                    for b0 in (0..batch).step_by(256) {
+                        let n = 256.min(batch - b0);
+                        let first_row = f.row_at as u64 + b0 * rows;
+                        finish.push(item(f.means_at as u64 + b0, n, 0, first_row, 8));
+                    }
+                }
+                for b in (0..batch).filter(|_| !short) {
                     let slice = base + b * rows * cols;
                     // Columns: with C a multiple of 4, 1024 columns per item
                     // (a vec4 of columns per invocation, no barrier);
@@ -556,15 +580,21 @@ mod tests {
             .filter(|b| b.local == 1 || b.local == 5)
             .map(|b| b.len as u64 * b.index as u64)
             .sum();
-        assert_eq!(covered, 300 * 70 + 30 + 130 * 8);
+        assert_eq!(covered, 300 * 70 + 130 * 8);
+        // `t` (3 rows a slice) takes a thread per (slice, column): 10 pairs
+        // in one item, and one thread per slice for its mean.
+        let short: Vec<&Block> = items.iter().filter(|b| b.local == 7).collect();
+        assert_eq!(short.len(), 1);
+        assert_eq!((short[0].len, short[0].index), (10, 0));
         let finish_cols: u32 = l
             .finish
             .iter()
             .filter(|b| b.local == 2)
             .map(|b| b.len)
             .sum();
-        assert_eq!(finish_cols, 70 + 10 + 8);
-        assert_eq!(l.finish.iter().filter(|b| b.local == 3).count(), 1 + 2 + 1);
+        assert_eq!(finish_cols, 70 + 8);
+        assert_eq!(l.finish.iter().filter(|b| b.local == 3).count(), 1 + 1);
+        assert_eq!(l.finish.iter().filter(|b| b.local == 8).count(), 1);
         assert_eq!(state_shape(&[2, 3, 5], "row_var"), [2, 3, 1]);
         assert_eq!(state_shape(&[2, 3, 5], "col_var"), [2, 1, 5]);
         // A factored tensor cut across chunks is refused, naming it.
@@ -632,6 +662,17 @@ mod tests {
                         by_rows[e as usize] += 1;
                     }
                 }
+                7 => {
+                    for q in 0..len {
+                        let p = index + q;
+                        let (bb, c) = (p / f.cols, p % f.cols);
+                        col_var[(state + q) as usize] += 1;
+                        for r in 0..f.rows {
+                            let e = start + bb * f.rows * f.cols + r * f.cols + c;
+                            by_cols[e as usize] += 1;
+                        }
+                    }
+                }
                 1 | 5 => {
                     if b.local == 5 {
                         assert_eq!(start % 4, 0);
@@ -658,6 +699,11 @@ mod tests {
                     }
                 }
                 3 => means[b.start as usize] += 1,
+                8 => {
+                    for q in 0..b.len {
+                        means[(b.start + q) as usize] += 1;
+                    }
+                }
                 k => panic!("kind {k} in the FINISH table"),
             }
         }
@@ -699,8 +745,11 @@ mod tests {
             .flat_map(|(_, v)| v)
             .map(|b| b.local)
             .collect();
-        for k in [0, 1, 4, 5, 6] {
+        for k in [0, 1, 4, 5, 6, 7] {
             assert!(kinds.contains(&k), "kind {k}");
+        }
+        for k in [2, 3, 8] {
+            assert!(l.finish.iter().any(|b| b.local == k), "finish kind {k}");
         }
     }
 }

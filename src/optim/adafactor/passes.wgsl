@@ -48,6 +48,12 @@
 //   2 columns:  start = fscratch offset of range 0's first sum, len = columns (<= 256),
 //               index = ranges, state = col_var of its first column
 //   3 slice:    start = fscratch offset of the slice's mean, len = R, state = its first row_var
+// and for slices of R <= 64 rows (3 x 3 convolution kernels, short matrices):
+//   7 columns:  (ROWS_COLS) a thread per (slice, column) pair index + lid of the tensor: start =
+//               the tensor's first element, len = pairs, state = the first pair's col_var;
+//               the whole column summed and col_var written at once (no ranges, no FINISH)
+//   8 slices:   (FINISH) a thread per slice: start = fscratch offset of the first slice's mean,
+//               len = slices, state = the first slice's first row_var
 // Guard rule: a workgroup returns when b is past its table (uniform, before any barrier).
 override MEASURE: bool = false;
 override REDUCE: bool = false;
@@ -154,6 +160,25 @@ fn rows_cols(blk: Block, lid: u32) {
         }
         return;
     }
+    if blk.local == 7u {
+        // Short slices (R <= 64): a thread per (slice, column) pair p = index + lid, summing
+        // its column's R squares in order and writing col_var at once.
+        if lid < blk.len {
+            let m = table[blk.tensor];
+            let p = blk.index + lid;
+            let b = p / cols;
+            let c = p - b * cols;
+            let first = blk.start + b * m.rows * cols + c;
+            var acc = 0.0;
+            for (var r = 0u; r < m.rows; r++) {
+                let g = grad_at(first + r * cols, f, h);
+                acc = acc + g * g;
+            }
+            let s = blk.state + lid;
+            factors[s] = lerp1(factors[s], acc / f32(m.rows), h.w);
+        }
+        return;
+    }
     if blk.local == 5u {
         // Up to 1024 columns (C a multiple of 4) over `index` rows: a vec4 of columns per
         // invocation, no barrier.
@@ -221,6 +246,18 @@ fn finish(blk: Block, lid: u32) {
             }
             let s = blk.state + lid;
             factors[s] = lerp1(factors[s], acc / f32(m.rows), h.w);
+        }
+        return;
+    }
+    if blk.local == 8u {
+        // Short slices: a thread per slice, its R row variances added in order.
+        if lid < blk.len {
+            let first = blk.state + lid * m.rows;
+            var acc = 0.0;
+            for (var r = 0u; r < m.rows; r++) {
+                acc = acc + factors[first + r];
+            }
+            fscratch[blk.start + lid] = clamp_min(acc / f32(m.rows), h.eps1);
         }
         return;
     }
