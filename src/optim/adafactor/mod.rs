@@ -44,9 +44,11 @@ use crate::optim::state::StateFormats;
 /// workgroup when C is a multiple of 4 up to 1024, 256 / C rows for other
 /// C below 128, across slices; else a row each) and
 /// each column's over ranges of 256 rows (1024 columns a workgroup, or 64
-/// when C is not a multiple of 4); one dispatch that adds the ranges into
-/// the column variances (a workgroup per 256 columns) and each slice's
-/// mean row variance; then the trust passes' shape: per chunk, `u` and each
+/// when C is not a multiple of 4; for slices of at most 64 rows, such as
+/// convolution kernels, a thread per column sums it whole); one dispatch
+/// that adds the ranges into the column variances (a workgroup per 256
+/// columns) and each slice's mean row variance (a thread per slice for
+/// short slices); then the trust passes' shape: per chunk, `u` and each
 /// block's norm pairs of `p` and `u` (vector tensors' `variance` stored
 /// here); one per-tensor reduce to `alpha / denom`; per chunk, the update.
 /// `3 x chunks + 2` dispatches, fixed-order sums (no float atomics), no
