@@ -13,6 +13,8 @@
 //! found or could run, or one failed during the run (the JSON and SVG then
 //! hold what was measured); 2 for invalid arguments.
 
+mod allreduce;
+mod big;
 mod cli;
 mod report;
 mod suite;
@@ -243,7 +245,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
     pb.finish_and_clear();
 
-    let all_reduce = suite::all_reduce_section(&adapters, &plan, args.quick);
+    let all_reduce = allreduce::all_reduce_section(&adapters, &plan, args.quick);
     report::print_all_reduce(&all_reduce);
     let report = Report {
         schema: report::SCHEMA,

@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::allreduce::Section;
 use crate::cli::fmt_size;
-use crate::suite::{Measurement, Section, TimingMethod};
+use crate::suite::{Measurement, TimingMethod};
 
 /// Version of the JSON layout below; bumped when a field changes meaning.
 pub const SCHEMA: &str = "wgpu-optim-bench/1";
@@ -216,7 +217,7 @@ pub fn rfc3339(secs: u64) -> String {
 /// Prints the all-reduce section: time and bandwidth (nccl-tests style),
 /// then the parts run alone and the all-reduce over the slowest of them
 /// (1.0: perfect overlap) and over their sum (1.0: none).
-pub fn print_all_reduce(section: &crate::suite::Section) {
+pub fn print_all_reduce(section: &Section) {
     if section.measurements.is_empty() {
         return;
     }

@@ -1,4 +1,7 @@
-//! The benchmark suite run on one adapter, and how each case is timed.
+//! The benchmark suite run on one adapter (every optimizer on the mix and
+//! on single tensors beside the copy roofline, clipping, state dtypes, the
+//! driver's copy), and how each case is timed. The all-reduce section is
+//! `allreduce.rs`, the `--big` rows `big.rs`.
 
 use std::time::Instant;
 
@@ -6,11 +9,11 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
     BufferCopy, CopyKernel, MUON_MAX_SINGLE, PassTimer, bytes_moved_per_param, bytes_per_param,
-    device_bytes_per_param, flat_layout, for_layout, gpt2_like_layout, gpt2_xl_like_layout,
-    muon_flops, single_layout_for, single_tensor_layout, state_dtype_cases,
+    device_bytes_per_param, for_layout, gpt2_like_layout, muon_flops, single_layout_for,
+    single_tensor_layout, state_dtype_cases,
 };
 use wgpu_optim::optim::{
-    AdamConfig, AdamWConfig, Algorithm, Dispatch, OptimizerSpec, PassTimestamps, SgdConfig,
+    AdamConfig, AdamWConfig, Algorithm, Dispatch, OptimizerSpec, PassTimestamps,
 };
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
@@ -130,171 +133,8 @@ pub struct Measurement {
     pub gflop_per_s: Option<f64>,
 }
 
-/// One all-reduce measurement, nccl-tests style.
-#[derive(Debug, Clone, Serialize)]
-pub struct AllReduceRow {
-    /// The adapter the logical devices were opened on.
-    pub adapter: String,
-    /// Its backend.
-    pub backend: String,
-    /// Devices in the pool.
-    pub devices: usize,
-    /// Bytes per device (f32 gradients).
-    pub bytes: u64,
-    /// f32 elements per device.
-    pub elements: u64,
-    /// Median wall time of one all-reduce (download, fixed-order host sum,
-    /// upload), seconds.
-    pub time_s: f64,
-    /// `bytes / time_s` in GB/s.
-    pub algbw_gb_s: f64,
-    /// `algbw * 2 (n - 1) / n` in GB/s.
-    pub busbw_gb_s: f64,
-    /// Host memcpy bandwidth measured in the same run, GB/s.
-    pub memcpy_gb_s: f64,
-    /// Bytes per bucket (the pipelining's unit).
-    pub bucket_bytes: u64,
-    /// The all-reduce's parts, each run alone in the same run (interleaved
-    /// with the all-reduce, medians): every device's downloads until all
-    /// are mapped, seconds.
-    pub download_s: f64,
-    /// The fixed-order host sums of every bucket over the mapped memory.
-    pub sum_s: f64,
-    /// The uploads to every device, until every device has finished.
-    pub upload_s: f64,
-    /// `time_s` over the slowest part: 1.0 is perfect overlap.
-    pub ratio_to_slowest_part: f64,
-    /// `time_s` over the parts' sum: 1.0 is no overlap at all.
-    pub ratio_to_parts_sum: f64,
-}
-
-/// A named group of measurements that is not per optimizer.
-#[derive(Debug, Clone, Serialize)]
-pub struct Section {
-    /// The section's name.
-    pub name: String,
-    /// Its measurements.
-    pub measurements: Vec<AllReduceRow>,
-}
-
-/// Host memcpy bandwidth (GB/s) over a `bytes` buffer, best of a few runs.
-fn memcpy_gb_s(bytes: usize) -> f64 {
-    let src = vec![1u8; bytes];
-    let mut dst = vec![0u8; bytes];
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = std::time::Instant::now();
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&mut dst);
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    bytes as f64 / best / 1e9
-}
-
-/// Bytes per bucket of the all-reduce section: 4 MiB, so that 16 and 64 MiB
-/// messages pipeline over 4 and 16 buckets.
-const ALL_REDUCE_BUCKET: u64 = 4 << 20;
-
-/// The all-reduce section: for each Vulkan adapter (the GL backend cannot
-/// share a process between devices), pools of 2 and 4 logical devices
-/// all-reduce one tensor of each size (1 MiB upwards; up to 16 MiB with
-/// `--quick`, 64 MiB otherwise) in buckets of 4 MiB, interleaved with its
-/// parts run alone (downloads, host sums, uploads). Failures become a
-/// message on stderr.
-pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) -> Section {
-    let mut rows = Vec::new();
-    let max_mib: u64 = if quick { 16 } else { 64 };
-    let memcpy = memcpy_gb_s(64 << 20);
-    for adapter in adapters
-        .iter()
-        .filter(|a| a.get_info().backend == wgpu::Backend::Vulkan)
-    {
-        let info = adapter.get_info();
-        for n in [2usize, 4] {
-            let gpus: Result<Vec<Gpu>, _> = (0..n).map(|_| Gpu::from_adapter(adapter)).collect();
-            let pool = match gpus.and_then(wgpu_optim::pool::DevicePool::from_gpus) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("all-reduce on {} x{n}: {e}", info.name);
-                    continue;
-                }
-            };
-            let mut mib = 1u64;
-            while mib <= max_mib {
-                let elements = (mib << 20) / 4;
-                let layout = single_tensor_layout(elements as usize);
-                let spec = OptimizerSpec::sgd(SgdConfig::default());
-                let config = wgpu_optim::collective::CollectiveConfig {
-                    bucket_bytes: ALL_REDUCE_BUCKET,
-                    ..Default::default()
-                };
-                let measured = pool
-                    .replicate_with(&layout, &spec, config)
-                    .and_then(|mut dp| {
-                        let reps = plan.reps.max(3);
-                        // Warm-up (staging buffers, first maps), then the
-                        // all-reduce and its parts alone, interleaved.
-                        dp.all_reduce_grads()?;
-                        dp.synchronize()?;
-                        let (mut whole, mut parts) = (Vec::new(), Vec::new());
-                        for _ in 0..reps {
-                            let t = std::time::Instant::now();
-                            dp.all_reduce_grads()?;
-                            dp.synchronize()?;
-                            whole.push(t.elapsed().as_secs_f64());
-                            let p = dp.time_all_reduce_parts()?.ok_or_else(|| {
-                                wgpu_optim::Error::mismatch(
-                                    "the local communicator splits its parts",
-                                )
-                            })?;
-                            parts.push(p);
-                        }
-                        let part = |f: fn(&wgpu_optim::collective::PartTimes) -> f64| {
-                            median(parts.iter().map(f).collect())
-                        };
-                        Ok((
-                            median(whole),
-                            part(|p| p.download.as_secs_f64()),
-                            part(|p| p.sum.as_secs_f64()),
-                            part(|p| p.upload.as_secs_f64()),
-                        ))
-                    });
-                match measured {
-                    Ok((time_s, download_s, sum_s, upload_s)) => {
-                        let bytes = mib << 20;
-                        let algbw = bytes as f64 / time_s / 1e9;
-                        rows.push(AllReduceRow {
-                            adapter: info.name.clone(),
-                            backend: format!("{:?}", info.backend),
-                            devices: n,
-                            bytes,
-                            elements,
-                            time_s,
-                            algbw_gb_s: algbw,
-                            busbw_gb_s: algbw * 2.0 * (n as f64 - 1.0) / n as f64,
-                            memcpy_gb_s: memcpy,
-                            bucket_bytes: ALL_REDUCE_BUCKET,
-                            download_s,
-                            sum_s,
-                            upload_s,
-                            ratio_to_slowest_part: time_s / download_s.max(sum_s).max(upload_s),
-                            ratio_to_parts_sum: time_s / (download_s + sum_s + upload_s),
-                        });
-                    }
-                    Err(e) => eprintln!("all-reduce on {} x{n}, {mib} MiB: {e}", info.name),
-                }
-                mib *= 4;
-            }
-        }
-    }
-    Section {
-        name: "all_reduce".into(),
-        measurements: rows,
-    }
-}
-
 /// Something that submits one timed compute pass.
-trait Case {
+pub(crate) trait Case {
     fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()>;
 }
 
@@ -342,7 +182,7 @@ impl Case for BufferCopy {
 
 /// Medians of one case.
 #[derive(Debug, Clone, Copy)]
-struct Timed {
+pub(crate) struct Timed {
     wall: f64,
     gpu: Option<f64>,
 }
@@ -353,7 +193,7 @@ impl Timed {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -389,7 +229,7 @@ impl Clock {
 
     /// Runs the cases round-robin (one warm-up each, then `reps` rounds) so
     /// that every case sees the same machine load, and returns their medians.
-    fn interleaved(
+    pub(crate) fn interleaved(
         &self,
         gpu: &Gpu,
         reps: usize,
@@ -475,27 +315,27 @@ pub fn open(
 }
 
 /// What one row of the report is made of.
-struct Row<'a> {
-    name: &'a str,
-    layout_name: &'a str,
-    layout: &'a ParamLayout,
-    dispatches: usize,
-    dispatch: &'a str,
-    state_dtype: &'a str,
-    bpp: f64,
-    held: f64,
-    step: Timed,
-    copy: (&'a CopyKernel, Timed),
-    baseline: Option<(&'a str, Timed)>,
+pub(crate) struct Row<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) layout_name: &'a str,
+    pub(crate) layout: &'a ParamLayout,
+    pub(crate) dispatches: usize,
+    pub(crate) dispatch: &'a str,
+    pub(crate) state_dtype: &'a str,
+    pub(crate) bpp: f64,
+    pub(crate) held: f64,
+    pub(crate) step: Timed,
+    pub(crate) copy: (&'a CopyKernel, Timed),
+    pub(crate) baseline: Option<(&'a str, Timed)>,
     /// Muon's Newton-Schulz flops per step (`bench::muon_flops`).
-    flops: f64,
+    pub(crate) flops: f64,
     /// The step's bytes over the copy's (1 unless the copy was capped: the
     /// big rows compare bandwidths).
-    copy_scale: f64,
+    pub(crate) copy_scale: f64,
 }
 
 impl Row<'_> {
-    fn measurement(&self, reps: usize) -> Measurement {
+    pub(crate) fn measurement(&self, reps: usize) -> Measurement {
         let params = self.layout.numel();
         let t = self.step.primary();
         let ct = self.copy.1.primary();
@@ -721,7 +561,7 @@ pub fn run_adapter(
         progress.inc(1);
     }
     if plan.big {
-        out.extend(big_rows(gpu, clock, plan, progress, tag)?);
+        out.extend(crate::big::big_rows(gpu, clock, plan, progress, tag)?);
     }
     Ok(out)
 }
@@ -746,139 +586,4 @@ fn with_roofline(
         None => None,
     };
     Ok((case, bpp, flops, copy, base))
-}
-
-/// A step over a ParamSet shared by several optimizers in turn (the big
-/// rows: one set of gigabytes, no host upload).
-struct SharedStep<'a> {
-    params: &'a mut ParamSet,
-    opt: Optimizer,
-}
-
-impl Case for SharedStep<'_> {
-    fn submit(&mut self, gpu: &Gpu, ts: Option<&PassTimestamps>) -> wgpu_optim::Result<()> {
-        self.opt.set_pass_timestamps(ts.cloned());
-        self.opt.step(gpu, self.params)
-    }
-}
-
-/// The copy kernel for a step moving `bytes`, capped at 8 GiB (the big
-/// rows' copies could not be allocated beside the step): the kernel and the
-/// step's bytes over its bytes.
-fn capped_copy(gpu: &Gpu, bytes: u64) -> wgpu_optim::Result<(CopyKernel, f64)> {
-    let copy = CopyKernel::new(gpu, bytes.min(8 << 30))?;
-    let scale = bytes as f64 / copy.bytes as f64;
-    Ok((copy, scale))
-}
-
-/// The big rows (`--big`), after everything else: every optimizer fused on
-/// the GPT-2-XL-like mix (1,557,611,200 parameters; Muon as used, one
-/// repetition), then AdamW on 7 B parameters in tensors of 2^28. Params and
-/// grads are the device's zeros (no host upload of gigabytes); each case is
-/// interleaved with a copy kernel of its bytes capped at 8 GiB, so
-/// `step/copy` compares bandwidths. A case that cannot be built (memory,
-/// binding limits) is reported on stderr and skipped. `--quick` scales both
-/// down (2 layers of 64, 2^18 parameters).
-fn big_rows(
-    gpu: &Gpu,
-    clock: &Clock,
-    plan: &Plan,
-    progress: &ProgressBar,
-    tag: &str,
-) -> wgpu_optim::Result<Vec<Measurement>> {
-    let (xl, flat_n, reps) = if plan.quick {
-        (gpt2_xl_like_layout(2, 64, 512), 1u64 << 18, 1)
-    } else {
-        (
-            gpt2_xl_like_layout(48, 1600, 50257),
-            7_000_000_000u64,
-            plan.reps.min(5),
-        )
-    };
-    let mut out = Vec::new();
-    let n = xl.numel();
-    let mut params = ParamSet::new(gpu, &xl)?;
-    for (name, spec) in optimizers() {
-        progress.set_message(format!("{tag}: {name} gpt2_xl_like"));
-        let muon = matches!(spec.algorithm(), Algorithm::Muon(_));
-        let reps = if muon { 1 } else { reps };
-        let opt = match Optimizer::new(gpu, &for_layout(&spec, &xl), &params) {
-            Ok(o) => o,
-            Err(e) => {
-                progress.suspend(|| eprintln!("{tag}: {name} on gpt2_xl_like skipped: {e}"));
-                progress.inc(1);
-                continue;
-            }
-        };
-        let mut case = SharedStep {
-            params: &mut params,
-            opt,
-        };
-        let bpp = bytes_moved_per_param(&case.opt, &xl);
-        let flops = muon_flops(&case.opt, &xl);
-        let (mut copy, scale) = capped_copy(gpu, (bpp * n as f64).ceil() as u64)?;
-        let t = clock.interleaved(gpu, reps, &mut [&mut case, &mut copy])?;
-        let row = Row {
-            name,
-            layout_name: "gpt2_xl_like",
-            layout: &xl,
-            dispatches: case.opt.dispatches_per_step(),
-            dispatch: "fused",
-            state_dtype: "f32",
-            bpp,
-            held: device_bytes_per_param(&case.opt),
-            step: t[0],
-            copy: (&copy, t[1]),
-            baseline: None,
-            flops,
-            copy_scale: scale,
-        };
-        out.push(row.measurement(reps));
-        progress.inc(1);
-    }
-    drop(params);
-
-    progress.set_message(format!("{tag}: adamw flat_7b"));
-    let flat = flat_layout(flat_n);
-    let adamw = OptimizerSpec::adamw(AdamWConfig::default());
-    let built = ParamSet::new(gpu, &flat).and_then(|p| {
-        let o = Optimizer::new(gpu, &adamw, &p)?;
-        Ok((p, o))
-    });
-    match built {
-        Ok((mut p, opt)) => {
-            let mut case = SharedStep {
-                params: &mut p,
-                opt,
-            };
-            let bpp = bytes_moved_per_param(&case.opt, &flat);
-            let (mut copy, scale) = capped_copy(gpu, (bpp * flat_n as f64).ceil() as u64)?;
-            let t = clock.interleaved(gpu, reps, &mut [&mut case, &mut copy])?;
-            let row = Row {
-                name: "adamw",
-                layout_name: "flat_7b",
-                layout: &flat,
-                dispatches: case.opt.dispatches_per_step(),
-                dispatch: "fused",
-                state_dtype: "f32",
-                bpp,
-                held: device_bytes_per_param(&case.opt),
-                step: t[0],
-                copy: (&copy, t[1]),
-                baseline: None,
-                flops: 0.0,
-                copy_scale: scale,
-            };
-            out.push(row.measurement(reps));
-        }
-        Err(e) => progress.suspend(|| {
-            eprintln!(
-                "{tag}: the {flat_n}-parameter AdamW step skipped: {e} (params, grads and two f32 \
-                 states need {} GB)",
-                flat_n * 16 / 1_000_000_000
-            )
-        }),
-    }
-    progress.inc(1);
-    Ok(out)
 }
