@@ -406,12 +406,12 @@ impl Factorize {
         (rows_cols, finish)
     }
 
-    /// Keeps the bind groups of [`bind_chunk`](Self::bind_chunk) (one per
-    /// chunk; the first FINISH bind group).
+    /// Keeps the bind groups of [`bind_chunk`](Self::bind_chunk) (called
+    /// once per chunk; the first FINISH bind group).
     pub(crate) fn set_binds(&mut self, binds: Vec<ChunkBinds>) {
         for (rows_cols, finish) in binds {
             if let Some((c, bg, g)) = rows_cols
-                && let Some(slot) = self.chunks.iter_mut().find(|x| x.0 == c && x.2.is_none())
+                && let Some(slot) = self.chunks.iter_mut().find(|x| x.0 == c)
             {
                 slot.2 = Some((bg, g));
             }

@@ -24,12 +24,19 @@ pub(super) struct Terms {
 }
 
 impl Terms {
-    pub(super) fn of(groups: &[Algorithm]) -> Terms {
-        let hp: Vec<GroupHp> = groups.iter().map(GroupHp::of).collect();
-        Terms {
-            weight_decay: hp.iter().any(|h| h.weight_decay != 0.0),
-            l1: hp.iter().any(|h| h.l1 != 0.0),
+    /// The terms the groups of part `p` need (`group_part`: each group's
+    /// part); no allocation, as `step` calls it every step.
+    pub(super) fn of_part(groups: &[Algorithm], group_part: &[usize], p: usize) -> Terms {
+        let mut t = Terms {
+            weight_decay: false,
+            l1: false,
+        };
+        for (g, _) in groups.iter().zip(group_part).filter(|(_, q)| **q == p) {
+            let h = GroupHp::of(g);
+            t.weight_decay |= h.weight_decay != 0.0;
+            t.l1 |= h.l1 != 0.0;
         }
+        t
     }
     pub(super) fn union(self, o: Terms) -> Terms {
         Terms {

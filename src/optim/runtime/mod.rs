@@ -43,16 +43,6 @@ mod swap;
 use kernels::{Terms, choose_kernel};
 use part::Part;
 
-/// The configs of the groups of part `p`.
-fn part_groups(groups: &[Algorithm], group_part: &[usize], p: usize) -> Vec<Algorithm> {
-    groups
-        .iter()
-        .zip(group_part)
-        .filter(|(_, q)| **q == p)
-        .map(|(g, _)| g.clone())
-        .collect()
-}
-
 /// Most param groups one optimizer may have (rows of the kernels' uniform
 /// table; the crate's own limit, not the device's).
 pub const MAX_GROUPS: usize = 256;
@@ -247,8 +237,7 @@ impl Optimizer {
             };
             let mut parts = Vec::with_capacity(n_parts);
             for (p, plan) in plans.into_iter().enumerate() {
-                let mine: Vec<Algorithm> = part_groups(groups, &resolved.parts, p);
-                let terms = Terms::of(&mine);
+                let terms = Terms::of_part(groups, &resolved.parts, p);
                 parts.push(Part::build(&shared, plan, rows_offsets[p], terms)?);
             }
             Ok((uniform, parts, grad, vec![control]))
@@ -354,8 +343,8 @@ impl Optimizer {
             ));
         }
         for p in 0..self.parts.len() {
-            let mine = part_groups(&self.groups, &self.group_part, p);
-            let needed = Terms::of(&mine).union(self.parts[p].terms);
+            let terms = Terms::of_part(&self.groups, &self.group_part, p);
+            let needed = terms.union(self.parts[p].terms);
             if needed != self.parts[p].terms {
                 self.rebuild_kernels(gpu, p, needed)?;
             }

@@ -235,8 +235,12 @@ impl Part {
                 res.push(f.factors.as_entire_binding());
                 res.push(f.scratch.as_entire_binding());
             }
-            if let Some(f) = &factorize {
-                binds.push(f.bind_chunk(gpu, c, &res, binds.is_empty()));
+            // Adafactor's row / column items: once per chunk (the
+            // per-tensor dispatch has several tables in a chunk).
+            if let Some(f) = &factorize
+                && !binds.iter().any(|(b, _)| *b == c)
+            {
+                binds.push((c, f.bind_chunk(gpu, c, &res, binds.is_empty())));
             }
             let mut measure_res = res.clone();
             if let Some(o) = &ortho {
@@ -278,7 +282,7 @@ impl Part {
         }
         keep.extend(qmaps);
         if let Some(f) = factorize.as_mut() {
-            f.set_binds(binds);
+            f.set_binds(binds.into_iter().map(|(_, b)| b).collect());
         }
         let trust = per_tensor.zip(reduce).map(|(p, bg)| {
             let grid = p.reduce_grid(max_dim);
