@@ -65,5 +65,6 @@ pub use layout::{ParamLayout, TensorPiece};
 #[doc(hidden)]
 pub use optim::reference;
 pub use optim::{Optimizer, OptimizerSpec};
-pub use params::ParamSet;
+pub use params::{ParamSet, ParamSetOptions};
+pub use precision::{ParamDtype, ParamUpdate};
 pub use trainer::Trainer;

@@ -3,11 +3,14 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, next_id};
 use crate::layout::{ParamLayout, Placement, TensorPiece};
+use crate::precision::ParamDtype;
 
-/// One role (params, grads, or an optimizer state): a buffer per chunk.
+/// One role (params, grads, a master copy, a snapshot): a buffer per chunk,
+/// its elements in `dtype`.
 #[derive(Debug)]
 pub(crate) struct Role {
     pub(crate) buffers: Vec<wgpu::Buffer>,
+    pub(crate) dtype: ParamDtype,
 }
 
 pub(crate) const ROLE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -15,49 +18,99 @@ pub(crate) const ROLE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Role {
-    /// Allocates one buffer per chunk, filled with `init` (zero-filled when 0).
+    /// Allocates one f32 buffer per chunk, filled with `init` (zero-filled
+    /// when 0).
     pub(crate) fn new(gpu: &Gpu, label: &str, placement: &Placement, init: f32) -> Role {
+        let role = Role::zeroed(gpu, label, placement, ParamDtype::F32);
+        if init != 0.0 {
+            for (buf, &len) in role.buffers.iter().zip(placement.chunk_lens()) {
+                let data = vec![init; len as usize];
+                gpu.queue()
+                    .write_buffer(buf, 0, bytemuck::cast_slice(&data));
+            }
+        }
+        role
+    }
+
+    /// Allocates one zero-filled buffer per chunk with elements in `dtype`
+    /// (a 16-bit chunk's bytes rounded up to a multiple of 4: chunks hold
+    /// a multiple of 64 elements, so it already is).
+    pub(crate) fn zeroed(gpu: &Gpu, label: &str, placement: &Placement, dtype: ParamDtype) -> Role {
         let buffers = placement
             .chunk_lens()
             .iter()
             .enumerate()
             .map(|(c, &len)| {
-                let buf = gpu.create_buffer(&format!("{label}/chunk{c}"), len * 4, ROLE_USAGE);
-                if init != 0.0 {
-                    let data = vec![init; len as usize];
-                    gpu.queue()
-                        .write_buffer(&buf, 0, bytemuck::cast_slice(&data));
-                }
-                buf
+                let bytes = (len * dtype.bytes()).next_multiple_of(4);
+                gpu.create_buffer(&format!("{label}/chunk{c}"), bytes, ROLE_USAGE)
             })
             .collect();
-        Role { buffers }
+        Role { buffers, dtype }
     }
 
+    /// Uploads `data` (f32 values) into `pieces`, encoded in the role's
+    /// dtype (rounded to nearest even).
     pub(crate) fn write(&self, gpu: &Gpu, pieces: &[TensorPiece], data: &[f32]) {
+        let b = self.dtype.bytes();
         for p in pieces {
             let src = &data[p.tensor_offset as usize..(p.tensor_offset + p.len) as usize];
-            gpu.queue().write_buffer(
-                &self.buffers[p.chunk],
-                p.chunk_offset * 4,
-                bytemuck::cast_slice(src),
-            );
+            self.write_bytes(gpu, p, b, &self.dtype.encode(src));
         }
     }
 
+    /// Uploads one piece's bytes (in the role's dtype). A 16-bit piece of
+    /// odd length is padded to whole words with the element after it,
+    /// which is the tensor's padding (every tensor is padded to 64
+    /// elements inside its chunk): a zero.
+    fn write_bytes(&self, gpu: &Gpu, p: &TensorPiece, b: u64, bytes: &[u8]) {
+        let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        if bytes.len() % 4 != 0 {
+            let mut v = bytes.into_owned();
+            v.resize(v.len().next_multiple_of(4), 0);
+            bytes = std::borrow::Cow::Owned(v);
+        }
+        gpu.queue()
+            .write_buffer(&self.buffers[p.chunk], p.chunk_offset * b, &bytes);
+    }
+
+    /// The byte ranges of `pieces`, each rounded up to whole 4-byte words
+    /// (copies move words; the extra bytes are the tensor's padding).
     pub(crate) fn ranges<'a>(
         &'a self,
         pieces: &[TensorPiece],
     ) -> Vec<(&'a wgpu::Buffer, u64, u64)> {
+        let b = self.dtype.bytes();
         pieces
             .iter()
-            .map(|p| (&self.buffers[p.chunk], p.chunk_offset * 4, p.len * 4))
+            .map(|p| {
+                let len = (p.len * b).next_multiple_of(4);
+                (&self.buffers[p.chunk], p.chunk_offset * b, len)
+            })
             .collect()
     }
 }
 
+/// How a [`ParamSet`] is allocated ([`ParamSet::with_options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParamSetOptions {
+    /// The params' storage (f32 by default).
+    pub param_dtype: ParamDtype,
+    /// The gradients' storage (f32 by default). bf16 or f16 halves the
+    /// bytes the backward pass writes, the step reads and the all-reduce
+    /// moves; f16 gradients need a loss scale (`OptimizerSpec::loss_scale`).
+    pub grad_dtype: ParamDtype,
+    /// Elements per chunk (a multiple of 64); `None`: as many as the
+    /// device's binding limit allows for f32.
+    pub chunk_elems: Option<u64>,
+}
+
 /// The parameters and gradients of every tensor of a [`ParamLayout`], in
-/// flat chunked buffers on one [`Gpu`].
+/// flat chunked buffers on one [`Gpu`], each in its
+/// [`ParamDtype`] (f32, bf16 or f16).
+///
+/// Element `e` of a chunk sits at byte `e x 4` of the chunk's buffer for
+/// f32 and `e x 2` for the 16-bit dtypes (a tensor's first byte is then a
+/// multiple of 128: bind the whole chunk and index into it).
 ///
 /// Gradients are written by the user: from the host with
 /// [`write_grad`](Self::write_grad), or on the device by the user's own
@@ -74,17 +127,38 @@ pub struct ParamSet {
 }
 
 impl ParamSet {
-    /// Allocates params and grads (zero-filled) for `layout`, in chunks as
-    /// large as the device allows.
+    /// Allocates f32 params and grads (zero-filled) for `layout`, in chunks
+    /// as large as the device allows.
     pub fn new(gpu: &Gpu, layout: &ParamLayout) -> Result<ParamSet> {
-        ParamSet::with_chunk_elems(gpu, layout, gpu.max_binding_elems())
+        ParamSet::with_options(gpu, layout, ParamSetOptions::default())
     }
 
     /// Like [`new`](Self::new) with chunks of `chunk_elems` elements (a
     /// multiple of 64, at most the device's binding limit). Small chunks let
     /// tests exercise tensors that straddle a chunk boundary.
     pub fn with_chunk_elems(gpu: &Gpu, layout: &ParamLayout, chunk_elems: u64) -> Result<ParamSet> {
+        let options = ParamSetOptions {
+            chunk_elems: Some(chunk_elems),
+            ..ParamSetOptions::default()
+        };
+        ParamSet::with_options(gpu, layout, options)
+    }
+
+    /// Allocates params and grads (zero-filled) for `layout` in the dtypes
+    /// and chunks of `options`. Every adapter serves every dtype: 16-bit
+    /// values are stored two per `u32` and converted on their bits.
+    ///
+    /// # Errors
+    /// A `chunk_elems` above the device's binding limit or not a multiple
+    /// of 64 ([`Error::LimitExceeded`], [`Error::InvalidConfig`]); a wgpu
+    /// error (out of memory).
+    pub fn with_options(
+        gpu: &Gpu,
+        layout: &ParamLayout,
+        options: ParamSetOptions,
+    ) -> Result<ParamSet> {
         let max = gpu.max_binding_elems();
+        let chunk_elems = options.chunk_elems.unwrap_or(max);
         if chunk_elems > max {
             return Err(Error::LimitExceeded {
                 limit: "max_storage_buffer_binding_size".into(),
@@ -96,8 +170,8 @@ impl ParamSet {
         let placement = Placement::new(layout, chunk_elems)?;
         let (params, grads) = gpu.scoped("params/new", || {
             (
-                Role::new(gpu, "params", &placement, 0.0),
-                Role::new(gpu, "grads", &placement, 0.0),
+                Role::zeroed(gpu, "params", &placement, options.param_dtype),
+                Role::zeroed(gpu, "grads", &placement, options.grad_dtype),
             )
         })?;
         Ok(ParamSet {
@@ -108,6 +182,17 @@ impl ParamSet {
             params,
             grads,
         })
+    }
+
+    /// How the params rest on the device.
+    pub fn param_dtype(&self) -> ParamDtype {
+        self.params.dtype
+    }
+    /// How the gradients rest on the device (what a user's backward kernel
+    /// writes: f32, or bf16 / f16 two per `u32`, element `2k` in the low
+    /// half).
+    pub fn grad_dtype(&self) -> ParamDtype {
+        self.grads.dtype
     }
 
     /// A process-unique id of this set.
@@ -158,7 +243,9 @@ impl ParamSet {
         Ok(k)
     }
 
-    /// Uploads the values of parameter tensor `name`.
+    /// Uploads the values of parameter tensor `name` (rounded to nearest
+    /// even when the params are bf16 or f16; an optimizer with f32 master
+    /// weights keeps its own copy: `Optimizer::reload_master`).
     ///
     /// # Errors
     /// Unknown name, wrong length or wrong device; nothing is written then.
@@ -217,6 +304,14 @@ impl ParamSet {
         read_role(gpu, &self.params, &self.placement, &[k]).map(|mut v| v.remove(0))
     }
 
+    /// Downloads parameter tensor `name` as stored: little-endian f32, bf16
+    /// or f16 elements ([`param_dtype`](Self::param_dtype)).
+    pub fn read_raw(&self, gpu: &Gpu, name: &str) -> Result<Vec<u8>> {
+        gpu.check_same("this ParamSet", self.gpu_id)?;
+        let k = self.layout.index_of(name)?;
+        read_role_bytes(gpu, &self.params, &self.placement, &[k]).map(|mut v| v.remove(0))
+    }
+
     /// Downloads the gradient of tensor `name` (waits for the GPU).
     pub fn read_grad(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
         gpu.check_same("this ParamSet", self.gpu_id)?;
@@ -248,27 +343,44 @@ impl ParamSet {
     }
 }
 
-/// Downloads tensors `which` of `role`, in one staging copy.
+/// Downloads tensors `which` of `role`, in one staging copy, as f32
+/// values (16-bit ones widened exactly).
 pub(crate) fn read_role(
     gpu: &Gpu,
     role: &Role,
     placement: &Placement,
     which: &[usize],
 ) -> Result<Vec<Vec<f32>>> {
+    Ok(read_role_bytes(gpu, role, placement, which)?
+        .iter()
+        .map(|b| role.dtype.decode(b))
+        .collect())
+}
+
+/// Downloads tensors `which` of `role` as stored (little-endian elements
+/// of the role's dtype), in one staging copy.
+pub(crate) fn read_role_bytes(
+    gpu: &Gpu,
+    role: &Role,
+    placement: &Placement,
+    which: &[usize],
+) -> Result<Vec<Vec<u8>>> {
     let mut ranges = Vec::new();
-    let mut lens = Vec::new();
     for &k in which {
-        let pieces = placement.pieces(k);
-        ranges.extend(role.ranges(pieces));
-        lens.push(pieces.iter().map(|p| p.len as usize).sum::<usize>());
+        ranges.extend(role.ranges(placement.pieces(k)));
     }
     let bytes = gpu.read_ranges("read tensors", &ranges)?;
-    let all: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-    let mut out = Vec::with_capacity(lens.len());
+    let b = role.dtype.bytes() as usize;
+    let mut out = Vec::with_capacity(which.len());
     let mut at = 0;
-    for n in lens {
-        out.push(all[at..at + n].to_vec());
-        at += n;
+    for &k in which {
+        let mut t = Vec::new();
+        for p in placement.pieces(k) {
+            let len = p.len as usize * b;
+            t.extend_from_slice(&bytes[at..at + len]);
+            at += len.next_multiple_of(4);
+        }
+        out.push(t);
     }
     Ok(out)
 }
@@ -288,7 +400,7 @@ impl ParamSet {
     pub fn snapshot(&self, gpu: &Gpu) -> Result<ParamSnapshot> {
         gpu.check_same("this ParamSet", self.gpu_id)?;
         let role = gpu.scoped("params/snapshot/new", || {
-            Role::new(gpu, "params/snapshot", &self.placement, 0.0)
+            Role::zeroed(gpu, "params/snapshot", &self.placement, self.params.dtype)
         })?;
         let snap = ParamSnapshot {
             params_id: self.id,
@@ -340,6 +452,24 @@ impl ParamSet {
         }
         let k = self.layout.index_of(name)?;
         read_role(gpu, &snap.role, &self.placement, &[k]).map(|mut v| v.remove(0))
+    }
+
+    /// Downloads tensor `name` of the snapshot `snap` as stored (as
+    /// [`read_raw`](Self::read_raw)).
+    pub fn read_snapshot_raw(
+        &self,
+        gpu: &Gpu,
+        snap: &ParamSnapshot,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        gpu.check_same("the snapshot", snap.gpu_id)?;
+        if snap.params_id != self.id {
+            return Err(Error::mismatch(
+                "the snapshot was taken of another ParamSet",
+            ));
+        }
+        let k = self.layout.index_of(name)?;
+        read_role_bytes(gpu, &snap.role, &self.placement, &[k]).map(|mut v| v.remove(0))
     }
 
     /// Copies `snap` back into the parameters (on the device).

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, instance_for};
 use crate::layout::ParamLayout;
 use crate::optim::{Optimizer, OptimizerSpec};
-use crate::params::ParamSet;
+use crate::params::{ParamSet, ParamSetOptions};
 
 /// The devices of a data-parallel job in this process.
 #[derive(Debug, Clone)]
@@ -196,7 +196,21 @@ impl Replica {
     /// # Errors
     /// Invalid `spec`, or a device error.
     pub fn new(gpu: Gpu, layout: &ParamLayout, spec: &OptimizerSpec) -> Result<Replica> {
-        let params = ParamSet::new(&gpu, layout)?;
+        Replica::with_options(gpu, layout, spec, ParamSetOptions::default())
+    }
+    /// Like [`new`](Self::new) with the params' and grads' dtypes and
+    /// chunks of `options` (bf16 gradients halve the bytes the all-reduce
+    /// moves between devices and host; the host sums in f32 and rounds once).
+    ///
+    /// # Errors
+    /// As [`ParamSet::with_options`] and [`Optimizer::new`].
+    pub fn with_options(
+        gpu: Gpu,
+        layout: &ParamLayout,
+        spec: &OptimizerSpec,
+        options: ParamSetOptions,
+    ) -> Result<Replica> {
+        let params = ParamSet::with_options(&gpu, layout, options)?;
         let opt = Optimizer::new(&gpu, spec, &params)?;
         Ok(Replica { gpu, params, opt })
     }

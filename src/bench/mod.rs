@@ -11,7 +11,7 @@ use crate::optim::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, MuonConfig, Optimizer,
     OptimizerSpec, ParamGroup, PassTimestamps, RmsPropConfig, SgdConfig, StateDtype,
 };
-use crate::precision::QUANT_BLOCK;
+use crate::precision::{ParamUpdate, QUANT_BLOCK};
 use std::sync::Arc;
 
 /// A GPT-2-like mix: 4 layers of (two layer norms' weights and biases of 256,
@@ -231,12 +231,14 @@ pub fn muon_flops(opt: &Optimizer, layout: &ParamLayout) -> f64 {
 }
 
 /// Bytes one step of `opt` moves per parameter, each tensor with its
-/// group's algorithm and its state format (`Optimizer::state_dtype`):
-/// param read and write and grad read, f32, 12; each state read and
+/// group's algorithm, its state format (`Optimizer::state_dtype`) and the
+/// params' and grads' dtypes: param read and write and grad read (f32: 12;
+/// bf16 params and grads: 6; with f32 master weights the master is read
+/// and written and the param only written: 8 + 2 + 2); each state read and
 /// written in its format (f32 8, bf16 4, 8 bits 2, plus its absmax read
 /// and written, 8 / 256); averaged over the layout's parameters. Equals
-/// [`bytes_per_param`] with f32 states. The trust-ratio optimizers and
-/// Muon count as [`bytes_per_param`] says.
+/// [`bytes_per_param`] with f32 states, params and grads. The trust-ratio
+/// optimizers and Muon count as [`bytes_per_param`] says.
 pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
     let mut bytes = 0.0;
     for t in layout.tensors() {
@@ -255,17 +257,26 @@ pub fn bytes_moved_per_param(opt: &Optimizer, layout: &ParamLayout) -> f64 {
                 StateDtype::Blockwise8 => 2.0 + 8.0 / QUANT_BLOCK as f64,
                 d => 2.0 * d.bytes(),
             };
-            12.0 + states * per_state
+            let (pb, gb) = (
+                opt.param_dtype().bytes() as f64,
+                opt.grad_dtype().bytes() as f64,
+            );
+            let param = match opt.param_update(&t.name).expect("a tensor") {
+                ParamUpdate::MasterWeights => 8.0 + pb,
+                _ => 2.0 * pb,
+            };
+            param + gb + states * per_state
         };
         bytes += t.numel as f64 * per;
     }
     bytes / layout.numel().max(1) as f64
 }
 
-/// Device bytes held per parameter by `opt` and its f32 params and grads
-/// (8): the params and grads plus [`Optimizer::device_bytes_per_param`].
+/// Device bytes held per parameter by `opt` and its params and grads (f32:
+/// 8; bf16 or f16: 4): the params and grads plus
+/// [`Optimizer::device_bytes_per_param`] (states, master weights, tables).
 pub fn device_bytes_per_param(opt: &Optimizer) -> f64 {
-    8.0 + opt.device_bytes_per_param()
+    (opt.param_dtype().bytes() + opt.grad_dtype().bytes()) as f64 + opt.device_bytes_per_param()
 }
 
 /// AdamW with each state format, for the rows that compare them: the

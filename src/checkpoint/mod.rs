@@ -91,6 +91,7 @@ use crate::grad::{ControlHeader, GradientState};
 use crate::optim::Optimizer;
 use crate::optim::state::{StateData, StateDtype};
 use crate::params::ParamSet;
+use crate::precision::ParamUpdate;
 use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
 use reader::Reader;
 use write::{Entry, checksums, write_atomic};
@@ -234,6 +235,8 @@ fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Every param tensor in the params' own dtype (F32, BF16 or F16), named
+/// `prefix` + its name.
 fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<Entry<'a>> {
     params
         .layout()
@@ -241,11 +244,43 @@ fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<En
         .iter()
         .map(|t| {
             let name = t.name.clone();
-            Entry::f32(format!("{prefix}{}", t.name), t.shape.clone(), move || {
-                params.read(gpu, &name)
-            })
+            Entry {
+                name: format!("{prefix}{}", t.name),
+                dtype: params.param_dtype().safetensors(),
+                shape: t.shape.clone(),
+                read: Box::new(move || params.read_raw(gpu, &name)),
+            }
         })
         .collect()
+}
+
+/// The f32 master weights (`master.<tensor>`) of the tensors that keep them.
+fn master_entries<'a>(
+    gpu: &'a Gpu,
+    params: &ParamSet,
+    opt: &'a Optimizer,
+) -> Result<Vec<Entry<'a>>> {
+    let mut out = Vec::new();
+    for t in params.layout().tensors() {
+        if opt.param_update(&t.name)? == ParamUpdate::MasterWeights {
+            let name = t.name.clone();
+            out.push(Entry::f32(
+                format!("master.{}", t.name),
+                t.shape.clone(),
+                move || opt.read_master(gpu, &name),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a param tensor must have the live params' dtype (for the message).
+fn param_dtype_why(params: &ParamSet) -> String {
+    format!(
+        " (the live ParamSet stores its params as {}; load the file into a ParamSet with the \
+         saving run's param dtype)",
+        params.param_dtype().as_str()
+    )
 }
 
 /// The entries of state `s` of tensor `name` in its format: F32 values,
@@ -380,6 +415,7 @@ pub fn save(
     let opt: &Optimizer = opt;
     let gradient_state = device_gradient_state(gpu, opt)?;
     let mut entries = param_entries(gpu, params, "param.");
+    entries.extend(master_entries(gpu, params, opt)?);
     let state_names = opt.state_names();
     for t in params.layout().tensors() {
         for s in opt.tensor_state_names(&t.name)? {
@@ -562,10 +598,18 @@ pub fn load_with(
         use safetensors::Dtype;
         expected.push((
             format!("param.{name}"),
-            Dtype::F32,
+            params.param_dtype().safetensors(),
             shape.clone(),
-            String::new(),
+            param_dtype_why(params),
         ));
+        if opt.param_update(name)? == ParamUpdate::MasterWeights {
+            expected.push((
+                format!("master.{name}"),
+                Dtype::F32,
+                shape.clone(),
+                String::new(),
+            ));
+        }
         let d = opt.state_dtype(name)?;
         let why = format!(
             " (the live optimizer stores the states of `{name}` as {}; load it into one built \
@@ -647,8 +691,15 @@ pub fn load_with(
             .read_verified(&format!("param.{name}"), &meta.checksums)
             .map_err(partly)?;
         params
-            .write(gpu, name, &bytemuck::pod_collect_to_vec(&v))
+            .write(gpu, name, &params.param_dtype().decode(&v))
             .map_err(partly)?;
+        if opt.param_update(name)? == ParamUpdate::MasterWeights {
+            let m = r
+                .read_verified(&format!("master.{name}"), &meta.checksums)
+                .map_err(partly)?;
+            opt.write_master(gpu, name, &bytemuck::pod_collect_to_vec(&m))
+                .map_err(partly)?;
+        }
         let d = opt.state_dtype(name)?;
         for s in opt.tensor_state_names(name)? {
             let v = r
@@ -702,9 +753,12 @@ pub fn export_snapshot(
         .iter()
         .map(|t| {
             let name = t.name.clone();
-            Entry::f32(t.name.clone(), t.shape.clone(), move || {
-                params.read_snapshot(gpu, snap, &name)
-            })
+            Entry {
+                name: t.name.clone(),
+                dtype: params.param_dtype().safetensors(),
+                shape: t.shape.clone(),
+                read: Box::new(move || params.read_snapshot_raw(gpu, snap, &name)),
+            }
         })
         .collect();
     let json =
@@ -726,11 +780,19 @@ pub fn import_params(path: &Path, gpu: &Gpu, params: &mut ParamSet) -> Result<()
     let sums: BTreeMap<String, String> = serde_json::from_str(&r.metadata_str("checksums", None)?)
         .map_err(|e| ck_err(path, format!("corrupt checksums: {e}")))?;
     let layout = layout_of(params);
-    r.check_tensors(&layout)?;
+    let dtype = params.param_dtype();
+    let expected: Vec<_> = layout
+        .iter()
+        .map(|(n, shape)| {
+            let why = param_dtype_why(params);
+            (n.clone(), dtype.safetensors(), shape.clone(), why)
+        })
+        .collect();
+    r.check_typed_tensors(&expected)?;
     r.verify_checksums(&sums)?;
     for (name, _) in &layout {
         let v = r.read_verified(name, &sums)?;
-        params.write(gpu, name, &bytemuck::pod_collect_to_vec(&v))?;
+        params.write(gpu, name, &dtype.decode(&v))?;
     }
     Ok(())
 }

@@ -164,16 +164,6 @@ impl Reader {
             metadata: header.metadata.into_iter().collect(),
         })
     }
-
-    /// Checks that the file holds exactly `expected` (name, shape) as F32.
-    pub(super) fn check_tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<()> {
-        let typed: Vec<Expected> = expected
-            .iter()
-            .map(|(n, s)| (n.clone(), safetensors::Dtype::F32, s.clone(), String::new()))
-            .collect();
-        self.check_typed_tensors(&typed)
-    }
-
     /// Checks that the file holds exactly `expected`: (name, dtype, shape,
     /// why that dtype, for the message).
     pub(super) fn check_typed_tensors(&self, expected: &[Expected]) -> Result<()> {

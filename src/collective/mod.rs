@@ -203,6 +203,11 @@ pub fn layout_fingerprint(params: &ParamSet) -> u64 {
         }
     }
     placement_hash(&mut h, params.placement());
+    // The gradients' storage (f32 adds nothing: fingerprints of f32 sets
+    // are those of earlier versions).
+    if params.grad_dtype() != crate::precision::ParamDtype::F32 {
+        h.bytes(params.grad_dtype().as_str().as_bytes());
+    }
     h.0
 }
 

@@ -200,9 +200,14 @@ impl MpiCommunicator {
     /// this rank cannot run the pipeline at all.
     fn fail_first_bucket(&mut self, local: &[Participant<'_>], e: Error) -> Error {
         if let Some(&(_, p)) = local.first() {
-            let plan = plan_buckets(p.placement().chunk_lens(), self.config.bucket_bytes);
+            let d = p.grad_dtype();
+            let plan = plan_buckets(
+                p.placement().chunk_lens(),
+                d.bytes(),
+                self.config.bucket_bytes,
+            );
             if let Some(b) = plan.first() {
-                let mut out = vec![0.0; (b.bytes / 4) as usize];
+                let mut out = vec![0.0; (b.bytes / d.bytes()) as usize];
                 let _ = self.combine(None, &mut out);
             }
         }

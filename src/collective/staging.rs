@@ -20,6 +20,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::params::ParamSet;
+use crate::precision::ParamDtype;
 
 use super::{CollectiveConfig, Participant};
 
@@ -44,9 +45,9 @@ pub(crate) struct Bucket {
     pub(crate) bytes: u64,
 }
 
-/// Cuts the chunks (lengths in elements) into buckets of at most
-/// `bucket_bytes` (a multiple of 256) bytes.
-pub(crate) fn plan_buckets(chunk_lens: &[u64], bucket_bytes: u64) -> Vec<Bucket> {
+/// Cuts the chunks (lengths in elements of `elem_bytes` bytes) into buckets
+/// of at most `bucket_bytes` (a multiple of 256) bytes.
+pub(crate) fn plan_buckets(chunk_lens: &[u64], elem_bytes: u64, bucket_bytes: u64) -> Vec<Bucket> {
     let cap = (bucket_bytes / 256).max(1) * 256;
     let mut out = Vec::new();
     let mut cur = Bucket {
@@ -54,7 +55,7 @@ pub(crate) fn plan_buckets(chunk_lens: &[u64], bucket_bytes: u64) -> Vec<Bucket>
         bytes: 0,
     };
     for (chunk, &elems) in chunk_lens.iter().enumerate() {
-        let total = elems * 4;
+        let total = elems * elem_bytes;
         let mut off = 0;
         while off < total {
             let len = (total - off).min(cap - cur.bytes);
@@ -212,6 +213,10 @@ pub(crate) struct Engine {
     pub(crate) buckets: Vec<Bucket>,
     devices: Vec<DeviceStaging>,
     host: Vec<f32>,
+    /// The gradients' storage: buckets move it; the host sums in f32.
+    dtype: ParamDtype,
+    /// 16-bit gradients widened to f32, one buffer per device.
+    widened: Vec<Vec<f32>>,
     pub(crate) fault: Option<Fault>,
 }
 
@@ -227,7 +232,12 @@ impl Engine {
                 "a collective needs at least one device",
             )
         })?;
-        let buckets = plan_buckets(first.1.placement().chunk_lens(), config.bucket_bytes);
+        let dtype = first.1.grad_dtype();
+        let buckets = plan_buckets(
+            first.1.placement().chunk_lens(),
+            dtype.bytes(),
+            config.bucket_bytes,
+        );
         let max = buckets.iter().map(|b| b.bytes).max().unwrap_or(0);
         let mut devices = Vec::with_capacity(local.len());
         for (d, &(gpu, _)) in local.iter().enumerate() {
@@ -277,8 +287,10 @@ impl Engine {
         Ok(Engine {
             fingerprint: super::layout_fingerprint(first.1),
             buckets,
+            widened: vec![Vec::new(); local.len()],
             devices,
-            host: vec![0.0; (max / 4) as usize],
+            host: vec![0.0; (max / dtype.bytes()) as usize],
+            dtype,
             fault: None,
         })
     }
@@ -316,7 +328,7 @@ impl Engine {
         // 2. Reduce bucket by bucket as soon as every device has it mapped.
         let mut result = Ok(());
         for b in 0..self.buckets.len() {
-            let len = (self.buckets[b].bytes / 4) as usize;
+            let len = (self.buckets[b].bytes / self.dtype.bytes()) as usize;
             if local_err.is_none() {
                 for (d, &(gpu, _)) in local.iter().enumerate() {
                     if let Err(e) = self.devices[d].down[b].wait_mapped(gpu, "collective/download")
@@ -348,10 +360,7 @@ impl Engine {
                         .collect();
                     match views {
                         Ok(views) => {
-                            let slices: Option<Vec<&[f32]>> = views
-                                .iter()
-                                .map(|v| bytemuck::try_cast_slice::<u8, f32>(v).ok())
-                                .collect();
+                            let slices = widen(self.dtype, &views, &mut self.widened);
                             match slices {
                                 Some(s) => combine(b, Ok(&s), out),
                                 None => {
@@ -384,6 +393,7 @@ impl Engine {
                     &mut self.devices[d].up[b],
                     &self.buckets[b],
                     out,
+                    self.dtype,
                 ) {
                     local_err.get_or_insert(participant_error(d, e));
                 }
@@ -491,9 +501,13 @@ impl Engine {
                         context: "collective/download".into(),
                         message: e.to_string(),
                     })?;
-                let slices: Vec<&[f32]> = views.iter().map(|v| bytemuck::cast_slice(v)).collect();
-                let mut out = vec![0.0f32; (self.buckets[b].bytes / 4) as usize];
+                let mut out = vec![0.0f32; (self.buckets[b].bytes / self.dtype.bytes()) as usize];
                 let t = Instant::now();
+                let slices =
+                    widen(self.dtype, &views, &mut self.widened).ok_or_else(|| Error::Gpu {
+                        context: "collective/download".into(),
+                        message: "mapped range is not 4-byte aligned".into(),
+                    })?;
                 super::sum_in_order(&mut out, &slices, threads);
                 sum += t.elapsed();
                 sums.push(out);
@@ -516,6 +530,7 @@ impl Engine {
                     &mut self.devices[d].up[b],
                     &self.buckets[b],
                     out,
+                    self.dtype,
                 )?;
             }
         }
@@ -530,12 +545,36 @@ impl Engine {
     }
 }
 
+/// Every device's mapped bucket as f32: the mapped memory itself for f32
+/// gradients (`None` if it is not 4-byte aligned), else widened exactly
+/// into `widened` (one buffer per device, reused).
+fn widen<'a>(
+    dtype: ParamDtype,
+    views: &'a [wgpu::BufferView],
+    widened: &'a mut [Vec<f32>],
+) -> Option<Vec<&'a [f32]>> {
+    if dtype == ParamDtype::F32 {
+        return views
+            .iter()
+            .map(|v| bytemuck::try_cast_slice::<u8, f32>(v).ok())
+            .collect();
+    }
+    for (v, w) in views.iter().zip(widened.iter_mut()) {
+        w.clear();
+        w.extend(dtype.decode(v));
+    }
+    Some(widened.iter().map(|w| &w[..]).collect())
+}
+
+/// Writes the f32 sum `data` into the write staging (rounded once into the
+/// gradients' dtype) and copies it into the gradients.
 fn upload(
     gpu: &Gpu,
     params: &ParamSet,
     up: &mut Staged,
     bucket: &Bucket,
     data: &[f32],
+    dtype: ParamDtype,
 ) -> Result<()> {
     if !matches!(up.state, MapState::Mapped) {
         if matches!(up.state, MapState::Idle) {
@@ -553,7 +592,10 @@ fn upload(
                     context: "collective/upload".into(),
                     message: e.to_string(),
                 })?;
-            view.copy_from_slice(bytemuck::cast_slice(data));
+            match dtype {
+                ParamDtype::F32 => view.copy_from_slice(bytemuck::cast_slice(data)),
+                _ => view.copy_from_slice(&dtype.encode(data)),
+            }
         }
         up.buffer.unmap();
         up.state = MapState::Idle;
@@ -598,7 +640,7 @@ mod tests {
     fn buckets_cover_every_chunk_once_in_order() {
         let chunks = [1000u64, 64, 512];
         for cap in [256u64, 1024, 4096, 1 << 20] {
-            let b = plan_buckets(&chunks, cap);
+            let b = plan_buckets(&chunks, 4, cap);
             let mut seen = vec![0u64; chunks.len()];
             for k in &b {
                 assert!(k.bytes <= cap && k.bytes > 0);
@@ -614,6 +656,6 @@ mod tests {
             let want: Vec<u64> = chunks.iter().map(|c| c * 4).collect();
             assert_eq!(seen, want);
         }
-        assert!(plan_buckets(&[], 256).is_empty());
+        assert!(plan_buckets(&[], 4, 256).is_empty());
     }
 }

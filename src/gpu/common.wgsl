@@ -10,10 +10,11 @@
 //            `start` when every state is f32); `tensor` is its tensor's index in the layout and
 //            `local` its first element's index inside that tensor (for the per-matrix work of
 //            Muon, optim/muon/).
-// StepInfo   (Rust: optim::runtime::StepInfo, 16 bytes) written by the host every step, the
-//            first 16 bytes of the optimizer's uniform buffer: the host-side gradient factor
+// StepInfo   (Rust: optim::runtime::StepInfo, 80 bytes) written by the host every step, the
+//            first 80 bytes of the optimizer's uniform buffer: the host-side gradient factor
 //            (averaging, data-parallel mean, static loss scale: the one route of the gradient
-//            scale into every kernel) and the host step count t (1-based, 64 bits as t | t_hi << 32).
+//            scale into every kernel), the host step count t (1-based, 64 bits as t | t_hi << 32),
+//            and how each group's 16-bit params take the result (seed, modes).
 // StatsParams (below) and GroupOut / Control (Rust: grad::GroupOut / grad::ControlHeader) the gradient pipeline's
 //            device-side control block: skipped steps, loss scale, per group the factors the
 //            update applies.
@@ -32,7 +33,11 @@ struct StepInfo {
     grad_scale: f32,
     t: u32,
     t_hi: u32,
-    _pad0: u32,
+    // Stochastic rounding's seed (OptimizerSpec::rounding_seed).
+    seed: u32,
+    // Each param group's ParamUpdate code, 2 bits per group: group g at bits 2 (g % 16) of
+    // word g / 16 (precision::ParamUpdate::code).
+    modes: array<vec4<u32>, 4>,
 }
 
 // A step count of up to 64 bits, as (low, high) u32 halves.

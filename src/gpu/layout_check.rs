@@ -59,8 +59,11 @@ pub(crate) fn assert_common_struct(name: &str, rust: Layout) {
 /// holds `MAX_GROUPS` rows, and its stride is a multiple of 16.
 /// The whole f32-state kernel of optimizer config `a` (source, roles, entry).
 pub(crate) fn kernel_source(a: &dyn crate::optim::Algo) -> String {
-    a.kernel()
-        .assemble(a.passes(), crate::optim::state::StateDtype::F32)
+    a.kernel().assemble(
+        a.passes(),
+        crate::optim::state::StateDtype::F32,
+        Default::default(),
+    )
 }
 
 pub(crate) fn assert_row_matches(source: &str, rust: Layout) {

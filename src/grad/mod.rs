@@ -393,12 +393,21 @@ mod tests {
 
     #[test]
     fn gradient_pipeline_kernels_validate_in_every_variant() {
-        use crate::grad::device::{FINALIZE_SOURCE as finalize, STATS_SOURCE as stats};
-        assert!(stats.starts_with("// ") && include_str!("stats.wgsl").starts_with("// "));
-        assert_eq!(
-            validate_every_variant("grad/stats", stats, &["CLIP_VALUE"]),
-            2
-        );
+        use crate::grad::device::{FINALIZE_SOURCE as finalize, stats_source};
+        use crate::precision::ParamDtype;
+        assert!(include_str!("stats.wgsl").starts_with("// "));
+        for d in [ParamDtype::F32, ParamDtype::Bf16, ParamDtype::F16] {
+            let stats = stats_source(d);
+            assert!(stats.starts_with("// "));
+            assert_eq!(
+                validate_every_variant(
+                    &format!("grad/stats ({})", d.as_str()),
+                    &stats,
+                    &["CLIP_VALUE"]
+                ),
+                2
+            );
+        }
         assert_eq!(validate_every_variant("grad/finalize", finalize, &[]), 1);
     }
 }

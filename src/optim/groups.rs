@@ -16,6 +16,7 @@
 use crate::error::{Error, Result};
 use crate::optim::Algorithm;
 use crate::optim::state::StateDtype;
+use crate::precision::ParamUpdate;
 
 /// The hyperparameters every optimizer has, as one group uses them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +65,7 @@ pub struct ParamGroup {
     selector: Selector,
     overrides: Vec<(String, f64)>,
     state_dtype: Option<StateDtype>,
+    param_update: Option<ParamUpdate>,
     algorithm: Option<Algorithm>,
 }
 
@@ -75,6 +77,7 @@ impl ParamGroup {
             selector: Selector::Pattern(pattern.into()),
             overrides: Vec::new(),
             state_dtype: None,
+            param_update: None,
             algorithm: None,
         }
     }
@@ -84,6 +87,7 @@ impl ParamGroup {
             selector: Selector::Names(names.into_iter().map(Into::into).collect()),
             overrides: Vec::new(),
             state_dtype: None,
+            param_update: None,
             algorithm: None,
         }
     }
@@ -125,6 +129,18 @@ impl ParamGroup {
     pub fn state_dtype(mut self, dtype: StateDtype) -> Self {
         self.state_dtype = Some(dtype);
         self
+    }
+    /// How this group's bf16 / f16 params take the step's f32 result (the
+    /// spec's [`param_update`](crate::OptimizerSpec::param_update)
+    /// otherwise): e.g. f32 master weights for norms and biases, stochastic
+    /// rounding for the large matrices.
+    pub fn param_update(mut self, update: ParamUpdate) -> Self {
+        self.param_update = Some(update);
+        self
+    }
+    /// The param update this group asks for, if it overrides the spec's.
+    pub fn param_update_override(&self) -> Option<ParamUpdate> {
+        self.param_update
     }
     /// Runs `algorithm` on this group's tensors instead of the optimizer's
     /// own, still in the same step (one compute pass and one submit): the

@@ -139,10 +139,56 @@ impl KernelDesc {
             .collect()
     }
 
-    /// The whole kernel for tensors whose states are `dtype`: the source,
-    /// the generated roles (`state::roles_wgsl`), the entry point (the
-    /// trust passes' for LAMB and LARS, Muon's own).
-    pub(crate) fn assemble(&self, passes: Passes, dtype: state::StateDtype) -> String {
+    /// The bindings of the kernel for tensors whose states are `dtype` and
+    /// whose params and grads are stored as `storage` says, in binding
+    /// order: step and rows, blocks, control, param, grad; the per-tensor
+    /// passes' two buffers; the state slots; Muon's matrix or Adafactor's
+    /// factors; the 8-bit `absmax` and maps; the f32 master last.
+    pub(crate) fn bindings(
+        &self,
+        passes: Passes,
+        dtype: state::StateDtype,
+        storage: crate::precision::ParamStorage,
+    ) -> Vec<crate::gpu::Slot> {
+        use crate::gpu::Slot;
+        let mut slots = vec![
+            Slot::Uniform,
+            Slot::Uniform,
+            Slot::StorageRead,
+            Slot::StorageRead,
+            Slot::StorageReadWrite,
+            Slot::StorageRead,
+        ];
+        if passes.per_tensor() {
+            slots.extend(trust::SLOTS);
+        }
+        slots.extend(self.slots.iter().map(|_| Slot::StorageReadWrite));
+        if passes == Passes::Muon {
+            slots.push(muon::MATRIX_SLOT);
+        }
+        if passes == Passes::Adafactor {
+            slots.extend(adafactor::FACTORS_SLOTS);
+        }
+        if dtype == state::StateDtype::Blockwise8 {
+            // absmax, then the dynamic maps.
+            slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
+        }
+        if storage.master {
+            slots.push(Slot::StorageReadWrite);
+        }
+        slots
+    }
+
+    /// The whole kernel for tensors whose states are `dtype` and params
+    /// and grads `storage`: the source, the generated roles
+    /// (`state::roles_wgsl`), the entry point (the trust passes' for LAMB
+    /// and LARS, Muon's own).
+    pub(crate) fn assemble(
+        &self,
+        passes: Passes,
+        dtype: state::StateDtype,
+        storage: crate::precision::ParamStorage,
+    ) -> String {
         let first = if passes.per_tensor() {
             6 + trust::SLOTS.len() as u32
         } else {
@@ -155,7 +201,16 @@ impl KernelDesc {
             (Passes::OnePass, state::StateDtype::Blockwise8) => SINGLE_PASS_Q8,
             (Passes::OnePass, _) => SINGLE_PASS,
         };
-        let roles = state::roles_wgsl(first, self.slots, &self.active_maps(), dtype);
+        let master = storage
+            .master
+            .then(|| self.bindings(passes, dtype, storage).len() as u32 - 1);
+        let roles = state::roles_wgsl(
+            first,
+            self.slots,
+            &self.active_maps(),
+            dtype,
+            (storage, master),
+        );
         format!("{}{roles}{entry}", self.source)
     }
 }
@@ -421,6 +476,7 @@ mod tests {
     use super::*;
     use crate::gpu::layout_check::validate_every_variant;
     use crate::grad::device::GradPipeline;
+    use crate::precision::ParamDtype;
 
     #[test]
     fn every_assembled_kernel_variant_validates_with_naga() {
@@ -454,7 +510,33 @@ mod tests {
             let passes = a.algo().passes();
             for d in k.formats.list() {
                 let label = format!("{} ({})", a.name(), d.as_str());
-                variants += validate_every_variant(&label, &k.assemble(passes, d), &names);
+                let f32s = Default::default();
+                variants += validate_every_variant(&label, &k.assemble(passes, d, f32s), &names);
+            }
+            // Each kind of param and grad storage, with the states in f32.
+            for (param, grad, master) in [
+                (ParamDtype::Bf16, ParamDtype::Bf16, false),
+                (ParamDtype::Bf16, ParamDtype::F32, true),
+                (ParamDtype::F16, ParamDtype::F16, true),
+            ] {
+                let storage = crate::precision::ParamStorage {
+                    param,
+                    grad,
+                    master,
+                };
+                let label = format!("{} ({})", a.name(), storage.key());
+                let d = state::StateDtype::F32;
+                crate::gpu::layout_check::parse(&label, &k.assemble(passes, d, storage));
+            }
+            if let state::StateFormats::All(_) = k.formats {
+                let storage = crate::precision::ParamStorage {
+                    param: ParamDtype::Bf16,
+                    grad: ParamDtype::Bf16,
+                    master: true,
+                };
+                let d = state::StateDtype::Blockwise8;
+                let label = format!("{} (8bit, {})", a.name(), storage.key());
+                crate::gpu::layout_check::parse(&label, &k.assemble(passes, d, storage));
             }
         }
         assert!(variants >= 17 * 16, "{variants} variants");

@@ -32,7 +32,11 @@
 //                                               load_<state>(i) / store_<state>(i, v), i a
 //                                               vec4 index (V = vec4<f32>); 8-bit states are
 //                                               decoded before it and stored after it
-//                                               (q8_begin / q8_flush)
+//                                               (q8_begin / q8_flush); with bf16 / f16
+//                                               params store_param rounds (to nearest, or
+//                                               stochastically) or writes the f32 master
+//                                               (last binding) and the params from it,
+//                                               as each group's ParamUpdate says
 //   and its own override constants (DECOUPLED, the weight-decay switch of `penalize`, is
 //   declared here for all of them). The param and state bindings and their accessors are
 //   generated for the format of the states (optim/state/mod.rs, roles_wgsl), and the entry
@@ -44,8 +48,10 @@
 //   1 uniform              groups: array<Row, 256>         (offset 256 of the same buffer)
 //   2 storage, read        blocks: array<Block>            this chunk's work items
 //   3 storage, read        control: Control                (a dummy unless STATS)
-//   4 storage, read_write  param: array<V>                 (generated)
-//   5 storage, read        grad: array<V>
+//   4 storage, read_write  param                           (generated, with load_param /
+//                                                          store_param: array<V> for f32,
+//                                                          array<vec2<u32>> for bf16 / f16)
+//   5 storage, read        grad                            (generated, with grad_vec: the same)
 //   6.. storage, read_write  the optimizer's states (generated: array<V> for f32,
 //                          array<vec2<u32>> for bf16, array<u32> for 8 bits; 1-vec4 f32
 //                          dummies for absent ones), then for 8 bits `absmax` and `qmaps`
@@ -70,7 +76,6 @@ alias V = vec4<f32>;
 @group(0) @binding(1) var<uniform> groups: array<Row, 256>;
 @group(0) @binding(2) var<storage, read> blocks: array<Block>;
 @group(0) @binding(3) var<storage, read> control: Control;
-@group(0) @binding(5) var<storage, read> grad: array<V>;
 
 // Whether this step is skipped whole (the guard saw a non-finite gradient).
 fn skipped_step() -> bool {
@@ -103,7 +108,7 @@ fn grad_factors(group: u32) -> GradFactors {
 }
 
 fn load_grad(i: u32, f: GradFactors) -> V {
-    var g = grad[i] * f.pre;
+    var g = grad_vec(i) * f.pre;
     if CLIP_VALUE {
         g = clamp(g, V(-f.clip_value), V(f.clip_value));
     }

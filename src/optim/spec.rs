@@ -8,6 +8,7 @@ use crate::grad::{ClipScope, GradientConfig, LossScale, NonFinite, NormType};
 use crate::layout::ParamLayout;
 use crate::optim::state::{MIN_8BIT_SIZE, StateDtype};
 use crate::optim::{Algorithm, MAX_GROUPS, ParamGroup};
+use crate::precision::ParamUpdate;
 
 /// The whole description of an optimizer: algorithm, param groups and the
 /// gradient pipeline. The constructors (`OptimizerSpec::adam(..)`, ...) come
@@ -19,6 +20,8 @@ pub struct OptimizerSpec {
     pub(crate) gradients: GradientConfig,
     pub(crate) state_dtype: StateDtype,
     pub(crate) min_8bit_size: u64,
+    pub(crate) param_update: ParamUpdate,
+    pub(crate) rounding_seed: u32,
 }
 
 /// A spec resolved against a layout: every group's config (group 0 first)
@@ -31,6 +34,8 @@ pub struct Resolved {
     pub assignment: Vec<usize>,
     /// The state format of each param group (before `min_8bit_size`).
     pub state_dtypes: Vec<StateDtype>,
+    /// How each param group's bf16 / f16 params take the step's result.
+    pub param_updates: Vec<ParamUpdate>,
     /// The part of each param group: groups that run the same kernel (the
     /// same algorithm with the same structural switches,
     /// [`ParamGroup::algorithm`]) share a part, numbered in order of their
@@ -80,7 +85,31 @@ impl OptimizerSpec {
             gradients: GradientConfig::default(),
             state_dtype: StateDtype::F32,
             min_8bit_size: MIN_8BIT_SIZE,
+            param_update: ParamUpdate::RoundNearest,
+            rounding_seed: 0,
         }
+    }
+    /// How the bf16 / f16 params of every group that does not choose its own
+    /// ([`ParamGroup::param_update`]) take the step's f32 result: rounded to
+    /// nearest (the default, PyTorch's in-place update), through f32 master
+    /// weights, or rounded stochastically. With f32 params (the
+    /// [`ParamSet`](crate::ParamSet)'s
+    /// [`param_dtype`](crate::ParamSet::param_dtype)) only the default
+    /// applies; another is an error when the optimizer is built.
+    pub fn param_update(mut self, update: ParamUpdate) -> Self {
+        self.param_update = update;
+        self
+    }
+    /// The seed of stochastic rounding's random bits (0 by default): with
+    /// the same seed, two runs (and every replica of a data-parallel run)
+    /// round every element alike.
+    pub fn rounding_seed(mut self, seed: u32) -> Self {
+        self.rounding_seed = seed;
+        self
+    }
+    /// The base group's param update.
+    pub fn base_param_update(&self) -> ParamUpdate {
+        self.param_update
     }
     /// Stores the optimizer states of every group that does not choose its
     /// own ([`ParamGroup::state_dtype`]) as `dtype` (f32 by default). 8 bits
@@ -192,6 +221,7 @@ impl OptimizerSpec {
         }
         let mut groups = vec![self.algorithm.clone()];
         let mut state_dtypes = vec![self.state_dtype];
+        let mut param_updates = vec![self.param_update];
         check_state_dtype(&self.algorithm, "state_dtype", self.state_dtype)?;
         for (i, g) in self.groups.iter().enumerate() {
             let cfg = g.resolve(&self.algorithm, i + 1)?;
@@ -204,6 +234,7 @@ impl OptimizerSpec {
             check_state_dtype(&cfg, &field, d)?;
             groups.push(cfg);
             state_dtypes.push(d);
+            param_updates.push(g.param_update_override().unwrap_or(self.param_update));
             if let Some(missing) = g
                 .listed_names()
                 .iter()
@@ -333,6 +364,7 @@ impl OptimizerSpec {
             groups,
             assignment,
             state_dtypes,
+            param_updates,
             parts,
         })
     }

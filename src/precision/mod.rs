@@ -1,5 +1,6 @@
 //! Number formats of device storage, on the host and in WGSL: bf16 (the high
-//! half of an f32, two per `u32`) and the blockwise 8-bit dynamic
+//! half of an f32, two per `u32`), f16 and the rounding of params into both
+//! ([`ParamDtype`], [`ParamUpdate`], [`rounding`]), and the blockwise 8-bit dynamic
 //! quantization of bitsandbytes (Dettmers et al. 2022, "8-bit Optimizers via
 //! Block-wise Quantization"). Arithmetic is always f32; these are only how
 //! values rest in memory. The WGSL twins are in `bf16.wgsl` and `blockwise8.wgsl`.
@@ -10,6 +11,12 @@
 //! signed map serves states of either sign (Adam's `exp_avg`), the unsigned
 //! map non-negative second moments (`exp_avg_sq`), as bitsandbytes chooses
 //! them.
+
+mod param_dtype;
+pub mod rounding;
+
+pub use param_dtype::{ParamDtype, ParamUpdate};
+pub(crate) use param_dtype::{ParamStorage, params_wgsl};
 
 /// Elements that share one `absmax` in 8-bit storage (bitsandbytes' block
 /// size of its 8-bit optimizers).

@@ -402,13 +402,29 @@ pub fn assert_resume_is_bitwise(
     chunk: u64,
     seed: u64,
 ) -> Vec<u8> {
+    let options = wgpu_optim::ParamSetOptions {
+        chunk_elems: Some(chunk),
+        ..Default::default()
+    };
+    assert_resume_is_bitwise_with(spec, layout, options, seed)
+}
+
+/// [`assert_resume_is_bitwise`] over a ParamSet allocated with `options`
+/// (params and grads in bf16 or f16); the params are compared as stored.
+pub fn assert_resume_is_bitwise_with(
+    spec: &wgpu_optim::optim::OptimizerSpec,
+    layout: &wgpu_optim::ParamLayout,
+    options: wgpu_optim::ParamSetOptions,
+    seed: u64,
+) -> Vec<u8> {
     use wgpu_optim::checkpoint::{self, TrainingState};
     use wgpu_optim::{Optimizer, ParamSet};
     let gpu = gpu();
     let path = std::env::temp_dir().join(format!(
-        "wgpu-optim-resume-{}-{seed}-{}.safetensors",
+        "wgpu-optim-resume-{}-{seed}-{}-{}.safetensors",
         std::process::id(),
-        spec.algorithm().name()
+        spec.algorithm().name(),
+        options.param_dtype.as_str()
     ));
     let mut rng = Rng(seed);
     let p0 = random_tensors(&mut rng, layout, 1.0);
@@ -416,7 +432,7 @@ pub fn assert_resume_is_bitwise(
         .map(|_| random_tensors(&mut rng, layout, 0.5))
         .collect();
     let fresh = || {
-        let mut params = ParamSet::with_chunk_elems(gpu, layout, chunk).unwrap();
+        let mut params = ParamSet::with_options(gpu, layout, options).unwrap();
         params.write_all(gpu, &p0).unwrap();
         let opt = Optimizer::new(gpu, spec, &params).unwrap();
         (params, opt)
@@ -435,11 +451,11 @@ pub fn assert_resume_is_bitwise(
     let (mut rp, mut ro) = fresh();
     checkpoint::load(&path, gpu, &mut rp, &mut ro).unwrap();
     run(&mut rp, &mut ro, 3..6);
-    let bits = |p: &ParamSet| -> Vec<Vec<u32>> {
-        p.read_all(gpu)
-            .unwrap()
+    let bits = |p: &ParamSet| -> Vec<Vec<u8>> {
+        layout
+            .tensors()
             .iter()
-            .map(|t| t.iter().map(|x| x.to_bits()).collect())
+            .map(|t| p.read_raw(gpu, &t.name).unwrap())
             .collect()
     };
     assert_eq!(bits(&rp), bits(&wp), "resumed against uninterrupted");

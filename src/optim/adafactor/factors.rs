@@ -510,10 +510,11 @@ mod tests {
     #[test]
     fn factor_matches_its_wgsl_struct() {
         let a = crate::optim::Algorithm::Adafactor(Default::default());
-        let source = a
-            .algo()
-            .kernel()
-            .assemble(crate::optim::Passes::Adafactor, Default::default());
+        let source = a.algo().kernel().assemble(
+            crate::optim::Passes::Adafactor,
+            Default::default(),
+            Default::default(),
+        );
         let (module, _) = parse("adafactor", &source);
         assert_eq!(
             wgsl_struct(&module, "Factor"),

@@ -116,6 +116,8 @@ fn sum_workgroup(lid: u32, x: f32) -> f32 {
 }
 
 fn rows_cols(blk: Block, lid: u32) {
+    // Which copy of the params (master or not) the l1 signs read.
+    enter_group(blk.group);
     let h = row_of(blk.group);
     let f = grad_factors(blk.group);
     let cols = table[blk.tensor].cols;

@@ -11,8 +11,8 @@ use crate::gpu::{Gpu, Kernel, Slot};
 use crate::grad::device::GradPipeline;
 use crate::optim::groups::GroupHp;
 use crate::optim::state::StateDtype;
-use crate::optim::trust;
-use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, adafactor, muon};
+use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, adafactor, trust};
+use crate::precision::ParamStorage;
 
 /// The penalty terms of `prelude.wgsl`'s `penalize` that some param group
 /// needs: a weight decay or an l1 that is zero in every group is compiled
@@ -58,7 +58,7 @@ impl Terms {
 pub(super) fn choose_kernel(
     gpu: &Gpu,
     desc: &KernelDesc,
-    (spec, terms): (&OptimizerSpec, Terms),
+    (spec, terms, storage): (&OptimizerSpec, Terms, ParamStorage),
     passes: Passes,
     phase: Option<(&'static str, f64)>,
     dtype: StateDtype,
@@ -67,43 +67,36 @@ pub(super) fn choose_kernel(
     constants.extend(GradPipeline::kernel_constants(&spec.gradients));
     constants.extend(terms.constants());
     constants.extend(phase);
-    let mut slots = vec![
-        Slot::Uniform,
-        Slot::Uniform,
-        Slot::StorageRead,
-        Slot::StorageRead,
-        Slot::StorageReadWrite,
-        Slot::StorageRead,
-    ];
-    if passes.per_tensor() {
-        slots.extend(trust::SLOTS);
-    }
-    slots.extend(desc.slots.iter().map(|_| Slot::StorageReadWrite));
-    if passes == Passes::Muon {
-        slots.push(muon::MATRIX_SLOT);
-    }
-    if passes == Passes::Adafactor {
-        slots.extend(adafactor::FACTORS_SLOTS);
-    }
-    if dtype == StateDtype::Blockwise8 {
-        // absmax, then the dynamic maps.
-        slots.extend([Slot::StorageReadWrite, Slot::Uniform]);
-    }
-    let storage = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
+    let slots = desc.bindings(passes, dtype, storage);
+    let storage_count = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
     let available = gpu.limits().max_storage_buffers_per_shader_stage;
-    if storage > available {
+    if storage_count > available {
         return Err(Error::LimitExceeded {
             limit: "max_storage_buffers_per_shader_stage".into(),
-            needed: storage as u64,
+            needed: storage_count as u64,
             available: available as u64,
-            hint: format!("; {} with {} states needs them", desc.name, dtype.as_str()),
+            hint: format!(
+                "; {} with {} states{} needs them",
+                desc.name,
+                dtype.as_str(),
+                if storage.master {
+                    " and f32 master weights"
+                } else {
+                    ""
+                }
+            ),
         });
     }
-    let mut key = format!("optim/{}/{}", desc.name, dtype.as_str());
+    let mut key = format!("optim/{}/{}/{}", desc.name, dtype.as_str(), storage.key());
     for (k, v) in &constants {
         key.push_str(&format!("/{k}={v}"));
     }
-    gpu.kernel(&key, &desc.assemble(passes, dtype), &slots, &constants)
+    gpu.kernel(
+        &key,
+        &desc.assemble(passes, dtype, storage),
+        &slots,
+        &constants,
+    )
 }
 
 impl Optimizer {
@@ -115,6 +108,7 @@ impl Optimizer {
         let part = &self.parts[p];
         let desc = self.groups[part.lead].algo().kernel();
         let spec = &self.spec;
+        let storage = self.storage;
         let passes = self.groups[part.lead].algo().passes();
         let passes_of = passes;
         let mut kernels = Vec::with_capacity(part.dispatches.len());
@@ -122,7 +116,7 @@ impl Optimizer {
             kernels.push(choose_kernel(
                 gpu,
                 &desc,
-                (spec, terms),
+                (spec, terms, storage),
                 passes,
                 None,
                 d.dtype,
@@ -131,7 +125,9 @@ impl Optimizer {
         let passes = match &part.trust {
             Some(_) => {
                 let d = part.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
-                let k = |phase| choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d);
+                let k = |phase| {
+                    choose_kernel(gpu, &desc, (spec, terms, storage), passes, Some(phase), d)
+                };
                 Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
             }
             None => None,
@@ -140,7 +136,7 @@ impl Optimizer {
             choose_kernel(
                 gpu,
                 &desc,
-                (spec, terms),
+                (spec, terms, storage),
                 passes_of,
                 Some(phase),
                 StateDtype::F32,

@@ -29,12 +29,14 @@ use crate::layout::{ParamLayout, Placement};
 use crate::optim::blocks::block_tables;
 use crate::optim::state::{StateDtype, StatePlacement};
 use crate::optim::{Algorithm, OptimizerSpec};
-use crate::params::ParamSet;
+use crate::params::{ParamSet, Role};
+use crate::precision::{ParamDtype, ParamStorage, ParamUpdate};
 
 pub use crate::optim::blocks::{BLOCK_ELEMS, Dispatch};
 
 mod groups;
 mod kernels;
+mod master;
 mod part;
 mod state_access;
 mod stats;
@@ -63,7 +65,11 @@ pub(crate) struct StepInfo {
     pub(crate) t: u32,
     /// Host step count t, high 32 bits.
     pub(crate) t_hi: u32,
-    pub(crate) _pad0: u32,
+    /// Stochastic rounding's seed.
+    pub(crate) seed: u32,
+    /// Each param group's `ParamUpdate::code`, 2 bits per group (group g
+    /// at bits `2 (g % 16)` of word `g / 16`).
+    pub(crate) modes: [[u32; 4]; 4],
 }
 
 pub(super) struct ChunkDispatch {
@@ -120,6 +126,14 @@ pub struct Optimizer {
     /// Whether the params hold Schedule-Free's evaluation weights `x`.
     eval_mode: bool,
     pass_timestamps: Option<PassTimestamps>,
+    /// How the params and grads are stored, and whether a master exists.
+    storage: ParamStorage,
+    /// Each group's `ParamUpdate`, and their codes as `StepInfo` holds them.
+    param_updates: Vec<ParamUpdate>,
+    modes: [[u32; 4]; 4],
+    /// The f32 master weights of the groups that keep them (the param
+    /// placement; other tensors' places unused).
+    master: Option<Role>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -158,6 +172,16 @@ impl Optimizer {
         let (groups, assignment) = (&resolved.groups, &resolved.assignment);
         let placement = params.placement().clone();
         let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
+        let param_updates = check_param_updates(spec, &resolved.param_updates, params)?;
+        let storage = ParamStorage {
+            param: params.param_dtype(),
+            grad: params.grad_dtype(),
+            master: param_updates.contains(&ParamUpdate::MasterWeights),
+        };
+        let mut modes = [[0u32; 4]; 4];
+        for (g, u) in param_updates.iter().enumerate() {
+            modes[g / 64][(g / 16) % 4] |= u.code() << (2 * (g % 16));
+        }
         // Each part's tensors, states and block tables, numbered one part
         // after the other (a part's trust segments stay consecutive).
         let n_parts = resolved.parts.iter().max().map_or(1, |p| p + 1);
@@ -216,11 +240,26 @@ impl Optimizer {
                 uniform_size,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             );
-            let grad = GradPipeline::new(gpu, spec.gradients, groups.len(), n_blocks, &uniform)?;
+            let grad = GradPipeline::new(
+                gpu,
+                spec.gradients,
+                groups.len(),
+                n_blocks,
+                &uniform,
+                storage.grad,
+            )?;
             let control = match &grad {
                 Some(g) => g.control.clone(),
                 None => dummy_control(gpu),
             };
+            let master = storage.master.then(|| {
+                Role::zeroed(
+                    gpu,
+                    &format!("optim/{name}/master"),
+                    &placement,
+                    ParamDtype::F32,
+                )
+            });
             let shared = part::Shared {
                 gpu,
                 spec,
@@ -234,16 +273,18 @@ impl Optimizer {
                 control: &control,
                 grad: grad.as_ref(),
                 n_blocks,
+                storage,
+                master: master.as_ref(),
             };
             let mut parts = Vec::with_capacity(n_parts);
             for (p, plan) in plans.into_iter().enumerate() {
                 let terms = Terms::of_part(groups, &resolved.parts, p);
                 parts.push(Part::build(&shared, plan, rows_offsets[p], terms)?);
             }
-            Ok((uniform, parts, grad, vec![control]))
+            Ok((uniform, parts, grad, vec![control], master))
         })??;
-        let (uniform, parts, grad, keep) = built;
-        Ok(Optimizer {
+        let (uniform, parts, grad, keep, master) = built;
+        let opt = Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
             params_id: params.id(),
@@ -260,8 +301,14 @@ impl Optimizer {
             grad,
             eval_mode: false,
             pass_timestamps: None,
+            storage,
+            param_updates,
+            modes,
+            master,
             _keep: keep,
-        })
+        };
+        opt.reload_master(gpu, params)?;
+        Ok(opt)
     }
 
     /// Fails unless `gpu` is this optimizer's device and `params` the
@@ -286,7 +333,8 @@ impl Optimizer {
             grad_scale: (self.grad_scale * self.spec.gradients.static_factor()) as f32,
             t: t as u32,
             t_hi: (t >> 32) as u32,
-            _pad0: 0,
+            seed: self.spec.rounding_seed,
+            modes: self.modes,
         };
         let mut bytes = bytemuck::bytes_of(&info).to_vec();
         bytes.resize(ROWS_OFFSET as usize, 0);
@@ -473,6 +521,37 @@ impl Optimizer {
     }
 }
 
+/// Each group's param update, checked against the params' dtype: with f32
+/// params only [`ParamUpdate::RoundNearest`] applies.
+fn check_param_updates(
+    spec: &OptimizerSpec,
+    updates: &[ParamUpdate],
+    params: &ParamSet,
+) -> Result<Vec<ParamUpdate>> {
+    if params.param_dtype() == ParamDtype::F32
+        && let Some(g) = updates.iter().position(|&u| u != ParamUpdate::RoundNearest)
+    {
+        let field = match g {
+            0 => "param_update".to_string(),
+            _ => match spec.groups[g - 1].param_update_override() {
+                Some(_) => format!("groups[{g}].param_update"),
+                None => format!("param_update (inherited by groups[{g}])"),
+            },
+        };
+        return Err(Error::invalid(
+            field,
+            updates[g].as_str(),
+            "nearest (the ParamSet holds f32 params; master weights and stochastic rounding \
+             need bf16 or f16 params: ParamSet::with_options)",
+            format!(
+                "param group {g} asks for {} updates of f32 params",
+                updates[g].as_str()
+            ),
+        ));
+    }
+    Ok(updates.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::gpu::layout_check::{assert_common_struct, rust_struct};
@@ -485,7 +564,8 @@ mod tests {
                 grad_scale,
                 t,
                 t_hi,
-                _pad0
+                seed,
+                modes
             }),
         );
     }

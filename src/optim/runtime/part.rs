@@ -18,6 +18,7 @@ use crate::optim::state::{StateDtype, StatePlacement, States};
 use crate::optim::trust::{Segment, TrustPasses};
 use crate::optim::{Algorithm, OptimizerSpec, Passes, adafactor, muon};
 use crate::params::ParamSet;
+use crate::precision::ParamStorage;
 
 /// The groups of one kernel, and everything the step needs to run it.
 pub(super) struct Part {
@@ -74,6 +75,10 @@ pub(super) struct Shared<'a> {
     /// Blocks over all parts (the trust passes' buffer is indexed by the
     /// one numbering).
     pub(super) n_blocks: u32,
+    /// How the params and grads are stored, and whether a master exists.
+    pub(super) storage: ParamStorage,
+    /// The f32 master weights (param placement), when some group keeps them.
+    pub(super) master: Option<&'a crate::params::Role>,
 }
 
 impl Part {
@@ -97,14 +102,14 @@ impl Part {
         for d in plan.states.formats() {
             kernels.insert(
                 d,
-                choose_kernel(gpu, &desc, (spec, terms), passes, None, d)?,
+                choose_kernel(gpu, &desc, (spec, terms, s.storage), passes, None, d)?,
             );
         }
         let f32_kernel = |phase| {
             choose_kernel(
                 gpu,
                 &desc,
-                (spec, terms),
+                (spec, terms, s.storage),
                 Passes::OnePass,
                 Some(phase),
                 StateDtype::F32,
@@ -156,7 +161,7 @@ impl Part {
             Some(TrustPasses::new(gpu, name, table, s.n_blocks, |phase| {
                 // One state format for all the part's groups (spec.resolve).
                 let d = s.state_dtypes[plan.lead];
-                choose_kernel(gpu, &desc, (spec, terms), passes, Some(phase), d)
+                choose_kernel(gpu, &desc, (spec, terms, s.storage), passes, Some(phase), d)
             })?)
         } else {
             None
@@ -176,7 +181,7 @@ impl Part {
                 choose_kernel(
                     gpu,
                     &desc,
-                    (spec, terms),
+                    (spec, terms, s.storage),
                     passes,
                     Some(phase),
                     StateDtype::F32,
@@ -224,28 +229,37 @@ impl Part {
                     None => res.push(keep[i].as_entire_binding()),
                 }
             }
-            if dtype == StateDtype::Blockwise8 {
-                res.push(states.absmax_binding(c));
-                let maps = qmaps.as_ref().expect("8-bit tables have their maps");
-                res.push(maps.as_entire_binding());
-            }
-            // Muon's scratch matrix: X_0 for the measure pass, the
-            // iteration's result for the apply pass.
+            // Adafactor's factors and scratch.
             if let Some(f) = &factorize {
                 res.push(f.factors.as_entire_binding());
                 res.push(f.scratch.as_entire_binding());
             }
+            let mut measure_res = res.clone();
+            // Muon's scratch matrix: X_0 for the measure pass, the
+            // iteration's result for the apply pass.
+            if let Some(o) = &ortho {
+                res.push(o.x_last().as_entire_binding());
+                measure_res.push(o.x_first().as_entire_binding());
+            }
+            // Then the 8-bit absmax and maps, and the master (the order of
+            // `KernelDesc::bindings`).
+            let mut tail = Vec::new();
+            if dtype == StateDtype::Blockwise8 {
+                tail.push(states.absmax_binding(c));
+                let maps = qmaps.as_ref().expect("8-bit tables have their maps");
+                tail.push(maps.as_entire_binding());
+            }
+            if let Some(m) = s.master {
+                tail.push(m.buffers[c].as_entire_binding());
+            }
+            res.extend(tail.iter().cloned());
+            measure_res.extend(tail);
             // Adafactor's row / column items: once per chunk (the
             // per-tensor dispatch has several tables in a chunk).
             if let Some(f) = &factorize
                 && !binds.iter().any(|(b, _)| *b == c)
             {
                 binds.push((c, f.bind_chunk(gpu, c, &res, binds.is_empty())));
-            }
-            let mut measure_res = res.clone();
-            if let Some(o) = &ortho {
-                res.push(o.x_last().as_entire_binding());
-                measure_res.push(o.x_first().as_entire_binding());
             }
             let bind_group =
                 gpu.create_bind_group(&format!("optim/{name}/chunk{c}"), &kernel.layout, &res);

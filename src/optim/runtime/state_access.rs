@@ -179,7 +179,8 @@ impl Optimizer {
     /// Device bytes this optimizer holds per parameter element (the params
     /// and grads of the [`ParamSet`](crate::ParamSet) not counted): its state buffers with
     /// the 8-bit absmax, block tables, uniform and the other small buffers
-    /// it owns (the gradient pipeline's and trust passes' excepted), over
+    /// it owns (the gradient pipeline's and trust passes' excepted) and the
+    /// f32 master weights, over
     /// the layout's elements.
     pub fn device_bytes_per_param(&self) -> f64 {
         let n = self.layout.numel().max(1) as f64;
@@ -190,6 +191,7 @@ impl Optimizer {
             .map(super::Part::device_bytes)
             .sum::<u64>();
         bytes += self._keep.iter().map(|b| b.size()).sum::<u64>();
+        bytes += self.master_bytes();
         bytes as f64 / n
     }
 }

@@ -169,10 +169,11 @@ mod tests {
     #[test]
     fn segment_matches_its_wgsl_struct() {
         let lamb = crate::optim::Algorithm::Lamb(Default::default());
-        let source = lamb
-            .algo()
-            .kernel()
-            .assemble(crate::optim::Passes::Trust, StateDtype::F32);
+        let source = lamb.algo().kernel().assemble(
+            crate::optim::Passes::Trust,
+            StateDtype::F32,
+            Default::default(),
+        );
         let (module, _) = parse("lamb", &source);
         assert_eq!(
             wgsl_struct(&module, "Segment"),
