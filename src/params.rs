@@ -124,6 +124,9 @@ pub struct ParamSet {
     placement: Placement,
     pub(crate) params: Role,
     pub(crate) grads: Role,
+    /// Host writes into the params so far (uploads, restores, broadcasts):
+    /// an optimizer with f32 master weights reloads them when it changed.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl ParamSet {
@@ -181,7 +184,19 @@ impl ParamSet {
             placement,
             params,
             grads,
+            writes: Default::default(),
         })
+    }
+
+    /// Counts a write into the params that did not go through the
+    /// optimizer (see `writes`).
+    pub(crate) fn note_param_write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Host writes into the params so far.
+    pub(crate) fn param_writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How the params rest on the device.
@@ -245,13 +260,14 @@ impl ParamSet {
 
     /// Uploads the values of parameter tensor `name` (rounded to nearest
     /// even when the params are bf16 or f16; an optimizer with f32 master
-    /// weights keeps its own copy: `Optimizer::reload_master`).
+    /// weights reloads its masters from the params at its next step).
     ///
     /// # Errors
     /// Unknown name, wrong length or wrong device; nothing is written then.
     pub fn write(&mut self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
         let k = self.checked(gpu, name, data.len())?;
         self.params.write(gpu, self.placement.pieces(k), data);
+        self.note_param_write();
         Ok(())
     }
 
@@ -269,6 +285,7 @@ impl ParamSet {
         for (k, d) in data.iter().enumerate() {
             self.params.write(gpu, self.placement.pieces(k), d);
         }
+        self.note_param_write();
         Ok(())
     }
 
@@ -474,6 +491,8 @@ impl ParamSet {
 
     /// Copies `snap` back into the parameters (on the device).
     pub fn restore_from(&mut self, gpu: &Gpu, snap: &ParamSnapshot) -> Result<()> {
-        self.copy(gpu, snap, false)
+        self.copy(gpu, snap, false)?;
+        self.note_param_write();
+        Ok(())
     }
 }

@@ -158,6 +158,27 @@ impl DevicePool {
         self.replicate_with(layout, spec, CollectiveConfig::default())
     }
 
+    /// Like [`replicate`](Self::replicate) with the params' and grads'
+    /// dtypes and chunks of `options` on every device
+    /// ([`Replica::with_options`]).
+    ///
+    /// # Errors
+    /// Invalid `spec` or `options`, or a device error.
+    pub fn replicate_as(
+        &self,
+        layout: &ParamLayout,
+        spec: &OptimizerSpec,
+        options: ParamSetOptions,
+    ) -> Result<DataParallel> {
+        let comm = LocalCommunicator::new(CollectiveConfig::default())?;
+        let replicas = self
+            .gpus
+            .iter()
+            .map(|g| Replica::with_options(g.clone(), layout, spec, options))
+            .collect::<Result<Vec<_>>>()?;
+        DataParallel::new(replicas, Box::new(comm))
+    }
+
     /// Like [`replicate`](Self::replicate) with collective options.
     ///
     /// # Errors

@@ -9,8 +9,8 @@ mod model;
 
 use common::gpu;
 use model::*;
-use wgpu_optim::ParamSet;
 use wgpu_optim::optim::StateDtype;
+use wgpu_optim::{ParamDtype, ParamSet, ParamSetOptions, ParamUpdate};
 
 fn one() -> wgpu_optim::pool::DevicePool {
     wgpu_optim::pool::DevicePool::from_gpus(vec![gpu().clone()]).unwrap()
@@ -108,6 +108,40 @@ fn wgsl_backward_matches_an_f64_host_computation() {
         assert!(scale > 0.0, "{name}: non-trivial gradient");
         for (a, b) in got.iter().zip(w) {
             assert!((*a as f64 - b).abs() <= 1e-4 * scale, "{name}: {a} vs {b}");
+        }
+    }
+}
+
+/// The example's kernels with bf16 params and grads read the params
+/// through `param(e)` and write each gradient pair rounded to bf16: the
+/// gradients are the host's (from the bf16 params read back) within one
+/// bf16 rounding, 2^-8 of each value, plus the f32 sums' error (1e-4 of
+/// the tensor's largest gradient, as in the f32 test).
+#[test]
+fn wgsl_backward_in_bf16_matches_the_host() {
+    let gpu = gpu();
+    let data = data();
+    let split = split(data.len(), 3);
+    let options = ParamSetOptions {
+        param_dtype: ParamDtype::Bf16,
+        grad_dtype: ParamDtype::Bf16,
+        chunk_elems: None,
+    };
+    let mut params = ParamSet::with_options(gpu, &layout(), options).unwrap();
+    params.write_all(gpu, &init_params(3)).unwrap();
+    let p = params.read_all(gpu).unwrap();
+    let mlp = Mlp::new(gpu, &params, &data, &split, 32).unwrap();
+    mlp.run(gpu, 0, 32, 32, true);
+    let (_, want) = host_grads(&p, &data, &split.train[..32]);
+    for (name, w) in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+        .iter()
+        .zip(&want)
+    {
+        let got = params.read_grad(gpu, name).unwrap();
+        let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for (a, b) in got.iter().zip(w) {
+            let bound = b.abs() * 2f64.powi(-8) + 1e-4 * scale;
+            assert!((*a as f64 - b).abs() <= bound, "{name}: {a} vs {b}");
         }
     }
 }
@@ -250,11 +284,38 @@ fn eight_bit_states_resume_from_the_epoch_checkpoint_bitwise() {
     resume_equals_uninterrupted_with("adamw", StateDtype::Blockwise8);
 }
 
+/// bf16 params and grads with 8-bit states and f32 master weights
+/// (`--param-dtype bf16 --state-dtype 8bit --master-weights`), and f16
+/// params and grads (a static loss scale) with stochastic rounding: the
+/// checkpoint holds the params in their dtype and the masters in f32, and a
+/// resumed run continues bitwise, on one device and two.
+#[test]
+fn sixteen_bit_params_resume_from_the_epoch_checkpoint_bitwise() {
+    resume_equals_uninterrupted_as("adamw", StateDtype::Blockwise8, |c| TrainConfig {
+        param_dtype: ParamDtype::Bf16,
+        param_update: ParamUpdate::MasterWeights,
+        ..c
+    });
+    resume_equals_uninterrupted_as("adamw", StateDtype::F32, |c| TrainConfig {
+        param_dtype: ParamDtype::F16,
+        param_update: ParamUpdate::StochasticRounding,
+        ..c
+    });
+}
+
 fn resume_equals_uninterrupted(optimizer: &str) {
     resume_equals_uninterrupted_with(optimizer, StateDtype::F32)
 }
 
 fn resume_equals_uninterrupted_with(optimizer: &str, state_dtype: StateDtype) {
+    resume_equals_uninterrupted_as(optimizer, state_dtype, |c| c)
+}
+
+fn resume_equals_uninterrupted_as(
+    optimizer: &str,
+    state_dtype: StateDtype,
+    tweak: impl Fn(TrainConfig) -> TrainConfig,
+) {
     let data = data();
     for devices in [1, 2] {
         let pool = if devices == 1 {
@@ -262,21 +323,22 @@ fn resume_equals_uninterrupted_with(optimizer: &str, state_dtype: StateDtype) {
         } else {
             open_devices(2).unwrap()
         };
-        let dir = std::env::temp_dir().join(format!(
-            "wgpu-optim-digits-{}-{optimizer}-{}-{devices}",
-            std::process::id(),
-            state_dtype.as_str()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ck = dir.join("digits.safetensors");
-        let cfg = TrainConfig {
+        let cfg = tweak(TrainConfig {
             epochs: 4,
             patience: 100,
             devices,
             optimizer: optimizer.into(),
             state_dtype,
             ..Default::default()
-        };
+        });
+        let dir = std::env::temp_dir().join(format!(
+            "wgpu-optim-digits-{}-{optimizer}-{}-{}-{devices}",
+            std::process::id(),
+            state_dtype.as_str(),
+            cfg.param_dtype.as_str()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ck = dir.join("digits.safetensors");
         let whole = train(&pool, &data, &cfg, |_| {}).unwrap();
         // The same run "interrupted" after 2 epochs: keep the checkpoint that
         // the run wrote after epoch 2 (it is saved after each epoch's callback).
@@ -306,8 +368,9 @@ fn resume_equals_uninterrupted_with(optimizer: &str, state_dtype: StateDtype) {
         assert_eq!(
             bits(&resumed),
             bits(&whole),
-            "{optimizer} ({} states), {devices} device(s)",
-            state_dtype.as_str()
+            "{optimizer} ({} states, {} params), {devices} device(s)",
+            state_dtype.as_str(),
+            cfg.param_dtype.as_str()
         );
     }
 }

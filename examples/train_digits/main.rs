@@ -3,7 +3,8 @@
 //! warmup + cosine schedule, global-norm clipping and early stopping with
 //! restore-best from wgpu-optim.
 //!
-//! `cargo run --release --example train_digits -- [--optimizer adamw] [--epochs 60] [--seed 0]`
+//! `cargo run --release --example train_digits -- [--optimizer adamw] [--epochs 60] [--seed 0]
+//! [--state-dtype f32|bf16|8bit] [--param-dtype f32|bf16|f16] [--master-weights]`
 
 mod model;
 
@@ -48,6 +49,19 @@ struct Args {
     /// blockwise 8 bits; tensors of fewer than 4096 elements stay f32).
     #[arg(long, default_value = "f32")]
     state_dtype: String,
+    /// How the params and their gradients are stored: f32, bf16 or f16
+    /// (f16 gradients carry a static loss scale of 1024; a step whose
+    /// gradients overflow is skipped).
+    #[arg(long, default_value = "f32")]
+    param_dtype: String,
+    /// With 16-bit params: keep f32 master weights (the params are written
+    /// from them, rounded to nearest).
+    #[arg(long, conflicts_with = "stochastic_rounding")]
+    master_weights: bool,
+    /// With 16-bit params: round each step's result stochastically (seeded
+    /// by --seed) instead of to nearest.
+    #[arg(long)]
+    stochastic_rounding: bool,
     /// Where to write the checkpoint (after every epoch and at the end).
     #[arg(long, default_value = "digits.safetensors")]
     checkpoint: PathBuf,
@@ -84,11 +98,20 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         info.device_type,
         pool.len()
     );
+    let param_update = if args.master_weights {
+        wgpu_optim::ParamUpdate::MasterWeights
+    } else if args.stochastic_rounding {
+        wgpu_optim::ParamUpdate::StochasticRounding
+    } else {
+        wgpu_optim::ParamUpdate::RoundNearest
+    };
     println!(
-        "data: {} samples; optimizer: {} ({} states); seed {}",
+        "data: {} samples; optimizer: {} ({} states, {} params and grads, {} updates); seed {}",
         data.len(),
         args.optimizer,
         args.state_dtype,
+        args.param_dtype,
+        param_update.as_str(),
         args.seed
     );
     let cfg = model::TrainConfig {
@@ -101,6 +124,8 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         devices: args.devices,
         accumulate: args.accumulate,
         state_dtype: wgpu_optim::optim::StateDtype::parse(&args.state_dtype)?,
+        param_dtype: wgpu_optim::ParamDtype::parse("--param-dtype", &args.param_dtype)?,
+        param_update,
         checkpoint: Some(args.checkpoint.clone()),
         resume: args.resume,
         ..Default::default()

@@ -721,6 +721,8 @@ pub fn load_with(
             opt.write_state_raw(gpu, s, name, &data).map_err(partly)?;
         }
     }
+    // The masters were written from the file after their params.
+    opt.mark_master_synced(params);
     opt.set_step_count(meta.step);
     opt.set_eval_mode(meta.eval_mode).map_err(partly)?;
     Ok(meta.training)

@@ -117,6 +117,7 @@ impl Communicator for LocalCommunicator {
                 for (k, v) in values.iter().enumerate() {
                     params.params.write(gpu, params.placement().pieces(k), v);
                 }
+                params.note_param_write();
             })
             .and_then(|_| gpu.synchronize())
             .map_err(|e| rename(participant_error(d, e), "broadcast"))?;

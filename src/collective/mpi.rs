@@ -320,19 +320,22 @@ impl Communicator for MpiCommunicator {
                 "MpiCommunicator drives one device per rank",
             ));
         };
-        let total: u64 = params.placement().chunk_lens().iter().sum();
+        // The params as stored (f32, bf16 or f16), as 32-bit words: every
+        // chunk holds a multiple of 64 elements.
+        let bytes = params.param_dtype().bytes();
+        let total: u64 = params.placement().chunk_lens().iter().sum::<u64>() * bytes / 4;
         let root = self.comm.process_at_rank(0);
-        let mut data = vec![0.0f32; total as usize];
+        let mut data = vec![0u32; total as usize];
         let mut status = [0u32];
         if self.comm.rank() == 0 {
             let ranges: Vec<(&wgpu::Buffer, u64, u64)> = params
                 .param_buffers()
                 .iter()
                 .zip(params.placement().chunk_lens())
-                .map(|(b, &n)| (b, 0, n * 4))
+                .map(|(b, &n)| (b, 0, n * bytes))
                 .collect();
             match gpu.read_ranges("collective/broadcast", &ranges) {
-                Ok(bytes) => data.copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(&bytes)),
+                Ok(read) => data.copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(&read)),
                 Err(e) => {
                     status[0] = 1;
                     root.broadcast_into(&mut status[..]);
@@ -353,7 +356,7 @@ impl Communicator for MpiCommunicator {
                     .iter()
                     .zip(params.placement().chunk_lens())
                 {
-                    let n = n as usize;
+                    let n = (n * bytes / 4) as usize;
                     gpu.queue()
                         .write_buffer(b, 0, bytemuck::cast_slice(&data[at..at + n]));
                     at += n;
@@ -361,6 +364,7 @@ impl Communicator for MpiCommunicator {
             });
             r.and_then(|_| gpu.synchronize())
                 .map_err(|e| self.local_error("broadcast", e))?;
+            params.note_param_write();
         }
         Ok(())
     }

@@ -139,6 +139,18 @@ pub fn bf16_value(bits: u16) -> f32 {
     half::bf16::from_bits(bits).to_f32()
 }
 
+/// WGSL functions for a user's own kernels that read or write bf16 / f16
+/// params and grads (two per `u32`, element `2k` in the low half): the
+/// bitwise conversions the optimizer kernels use. `bf16_bits(x)` and
+/// `f16_bits(x)` round an f32 to nearest even (overflow to infinity, a NaN
+/// quiet) and return the 16 bits in the low half of a `u32`;
+/// `f16_value(h)` widens f16 bits exactly (bf16: `bitcast<f32>(h << 16u)`);
+/// `bf16x4_unpack` / `f16x4_unpack` and `bf16x4_pack` / `f16x4_pack` move
+/// four values to and from a `vec2<u32>`. Paste it after your own code
+/// (the example `train_digits` does).
+pub const CONVERSIONS_WGSL: &str =
+    concat!(include_str!("bf16.wgsl"), include_str!("rounding.wgsl"));
+
 /// The WGSL of bf16 storage (`bf16.wgsl`).
 pub(crate) const BF16_WGSL: &str = include_str!("bf16.wgsl");
 /// The WGSL of 8-bit storage (`blockwise8.wgsl`).

@@ -34,11 +34,13 @@ impl Optimizer {
     }
 
     /// Copies the params of every tensor with master weights into its
-    /// master (exact: bf16 and f16 widen to f32). [`Optimizer::new`] does it;
-    /// call it again after writing params the optimizer must continue from
-    /// ([`ParamSet::write`], a snapshot restored), or the next step updates
-    /// the master and overwrites those params. Waits for the GPU.
-    pub fn reload_master(&self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
+    /// master (exact: bf16 and f16 widen to f32). [`Optimizer::new`] does
+    /// it, and [`step`](Self::step) does it again when the params were
+    /// written from the host since ([`ParamSet::write`], a snapshot
+    /// restored, a broadcast): the master continues from what was written.
+    /// Params written by a user's own kernel are not seen: call this then.
+    /// Waits for the GPU.
+    pub fn reload_master(&mut self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
         let Some(master) = &self.master else {
             return Ok(());
         };
@@ -48,7 +50,23 @@ impl Optimizer {
         for (&k, v) in which.iter().zip(&values) {
             master.write(gpu, self.placement.pieces(k), v);
         }
+        self.mark_master_synced(params);
         Ok(())
+    }
+
+    /// Reloads the masters if the params were written from the host since
+    /// they were last in step (`step` calls it).
+    pub(super) fn sync_master(&mut self, gpu: &Gpu, params: &ParamSet) -> Result<()> {
+        if self.master.is_some() && params.param_writes() != self.master_synced {
+            self.reload_master(gpu, params)?;
+        }
+        Ok(())
+    }
+
+    /// Records that the masters agree with the params as written so far (a
+    /// checkpoint load wrote both).
+    pub(crate) fn mark_master_synced(&mut self, params: &ParamSet) {
+        self.master_synced = params.param_writes();
     }
 
     /// Tensor `k` of `name`, if it keeps master weights.

@@ -134,6 +134,8 @@ pub struct Optimizer {
     /// The f32 master weights of the groups that keep them (the param
     /// placement; other tensors' places unused).
     master: Option<Role>,
+    /// The params' host-write count the masters were last loaded at.
+    master_synced: u64,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -284,7 +286,7 @@ impl Optimizer {
             Ok((uniform, parts, grad, vec![control], master))
         })??;
         let (uniform, parts, grad, keep, master) = built;
-        let opt = Optimizer {
+        let mut opt = Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
             params_id: params.id(),
@@ -305,6 +307,7 @@ impl Optimizer {
             param_updates,
             modes,
             master,
+            master_synced: 0,
             _keep: keep,
         };
         opt.reload_master(gpu, params)?;
@@ -390,6 +393,7 @@ impl Optimizer {
                 "Optimizer was not in train mode when step is called",
             ));
         }
+        self.sync_master(gpu, params)?;
         for p in 0..self.parts.len() {
             let terms = Terms::of_part(&self.groups, &self.group_part, p);
             let needed = terms.union(self.parts[p].terms);
