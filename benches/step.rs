@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use wgpu_optim::bench::{
-    CopyKernel, bytes_moved_per_param, bytes_per_param, device_bytes_per_param, gpt2_like_layout,
-    interleaved, muon_flops, muon_spec, single_tensor_layout, state_dtype_cases,
+    CopyKernel, bytes_moved_per_param, bytes_per_param, device_bytes_per_param, filled_params,
+    gpt2_like_layout, interleaved, muon_flops, muon_spec, precision_cases, single_tensor_layout,
 };
 use wgpu_optim::optim::*;
-use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet, ParamSetOptions};
 
 /// Every standard optimizer, or those named in `WGPU_OPTIM_BENCH_ONLY`
 /// (comma-separated report names, e.g. `adam,lamb`).
@@ -37,12 +37,17 @@ struct Setup {
 }
 
 fn setup(gpu: &Gpu, spec: &OptimizerSpec, layout: &ParamLayout, mode: Dispatch) -> Setup {
-    let mut params = ParamSet::new(gpu, layout).unwrap();
-    for t in layout.tensors() {
-        let n = t.numel as usize;
-        params.write(gpu, &t.name, &vec![0.5; n]).unwrap();
-        params.write_grad(gpu, &t.name, &vec![0.01; n]).unwrap();
-    }
+    setup_as(gpu, spec, layout, mode, ParamSetOptions::default())
+}
+
+fn setup_as(
+    gpu: &Gpu,
+    spec: &OptimizerSpec,
+    layout: &ParamLayout,
+    mode: Dispatch,
+    options: ParamSetOptions,
+) -> Setup {
+    let params = filled_params(gpu, layout, options).unwrap();
     let opt = Optimizer::with_dispatch(gpu, spec, &params, mode).unwrap();
     Setup { params, opt }
 }
@@ -159,19 +164,21 @@ fn main() {
         interleaved(15, || step(&gpu, &mut lean), || step(&gpu, &mut full)).unwrap();
     drop((lean, full));
 
-    // AdamW with f32, bf16 and 8-bit states on the mix: each beside a copy
-    // of its own bytes and beside the f32-state AdamW, interleaved.
+    // AdamW with each combination of param / grad and state formats on the
+    // mix: each beside a copy of its own bytes and beside the all-f32
+    // AdamW, interleaved.
     let mut dtypes = Vec::new();
     {
-        let mut g = c.benchmark_group("adamw_state_dtype");
+        let mut g = c.benchmark_group("adamw_dtypes");
         g.throughput(Throughput::Elements(n as u64));
-        let mut f32_case = setup(&gpu, &state_dtype_cases()[0].1, &mix, Dispatch::Fused);
-        for (d, spec) in state_dtype_cases() {
-            let mut s = setup(&gpu, &spec, &mix, Dispatch::Fused);
+        let cases = precision_cases();
+        let mut f32_case = setup(&gpu, &cases[0].spec, &mix, Dispatch::Fused);
+        for case in cases {
+            let mut s = setup_as(&gpu, &case.spec, &mix, Dispatch::Fused, case.options);
             let bpp = bytes_moved_per_param(&s.opt, &mix);
             let held = device_bytes_per_param(&s.opt);
             let copy = CopyKernel::new(&gpu, (bpp * n as f64).ceil() as u64).unwrap();
-            g.bench_function(d.as_str(), |b| b.iter(|| step(&gpu, &mut s).unwrap()));
+            g.bench_function(&case.label, |b| b.iter(|| step(&gpu, &mut s).unwrap()));
             let (t_step, t_copy) = interleaved(
                 15,
                 || step(&gpu, &mut s),
@@ -183,7 +190,7 @@ fn main() {
             .unwrap();
             let (t_step2, t_f32) =
                 interleaved(15, || step(&gpu, &mut s), || step(&gpu, &mut f32_case)).unwrap();
-            dtypes.push((d, bpp, held, t_step, t_copy, t_step2, t_f32));
+            dtypes.push((case.label, bpp, held, t_step, t_copy, t_step2, t_f32));
         }
         g.finish();
     }
@@ -262,16 +269,17 @@ fn main() {
         t_full.as_secs_f64() * 1e3,
     );
     println!(
-        "\nAdamW state dtypes (f32 params and grads; tensors under 4096 elements keep f32 states)"
+        "\nAdamW dtypes: params and grads + states [+ update of 16-bit params] (tensors under \
+         4096 elements keep f32 states)"
     );
     println!(
-        "{:<6} {:>8} {:>8} {:>10} {:>11} {:>10}",
-        "states", "moved B/p", "held B/p", "step ms", "step/copy", "step/f32"
+        "{:<22} {:>9} {:>8} {:>10} {:>11} {:>10}",
+        "params+states", "moved B/p", "held B/p", "step ms", "step/copy", "step/f32"
     );
-    for (d, bpp, held, t_step, t_copy, t_step2, t_f32) in dtypes {
+    for (label, bpp, held, t_step, t_copy, t_step2, t_f32) in dtypes {
         println!(
-            "{:<6} {:>8.2} {:>8.2} {:>10.2} {:>11.3} {:>10.3}",
-            d.as_str(),
+            "{:<22} {:>9.2} {:>8.2} {:>10.2} {:>11.3} {:>10.3}",
+            label,
             bpp,
             held,
             t_step.as_secs_f64() * 1e3,

@@ -217,22 +217,45 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
             assert!(has(opt, "gpt2_xl_like", "fused", Some(198_400)), "{opt} xl");
         }
         assert!(has("adamw", "flat_7b", "fused", Some(1 << 18)));
-        // AdamW's bf16 and 8-bit state rows: what they move and hold per
-        // param, and each beside the f32-state AdamW.
-        for (state, moved, held) in [("bf16", 20.0, 12.0), ("8bit", 16.06, 10.03)] {
+        // AdamW's rows of other param / grad and state formats: what they
+        // move and hold per param (bench::precision_cases), each beside the
+        // all-f32 AdamW. bf16 params + grads + 8-bit states: the issue's
+        // targets, at most 6.1 held and 11 moved.
+        for (param, state, update, moved, held) in [
+            ("f32", "bf16", "nearest", 20.0, 12.0),
+            ("f32", "8bit", "nearest", 16.06, 10.03),
+            ("bf16", "f32", "nearest", 22.0, 12.0),
+            ("bf16", "8bit", "nearest", 10.06, 6.03),
+            ("bf16", "8bit", "master", 16.06, 10.03),
+            ("bf16", "8bit", "stochastic", 10.06, 6.03),
+            ("f16", "8bit", "master", 16.06, 10.03),
+        ] {
             let m = ms
                 .iter()
-                .find(|m| m["optimizer"] == "adamw+state_dtype" && m["state_dtype"] == state)
-                .unwrap_or_else(|| panic!("no {state} row"));
-            assert_eq!(m["param_dtype"], "f32");
-            assert_eq!(m["master"], false);
+                .find(|m| {
+                    m["optimizer"] == "adamw+dtypes"
+                        && m["param_dtype"] == param
+                        && m["state_dtype"] == state
+                        && m["param_update"] == update
+                })
+                .unwrap_or_else(|| panic!("no {param}/{state}/{update} row"));
+            assert_eq!(m["master"], update == "master");
             assert_eq!(m["baseline"], "adamw");
             positive(m, "ratio_to_baseline");
             // Tensors under 4096 elements (0.36% of the mix) keep f32 states.
             let b = m["bytes_per_param"].as_f64().unwrap();
-            assert!((moved..moved + 0.05).contains(&b), "{state}: moved {b}");
+            assert!(
+                (moved..moved + 0.05).contains(&b),
+                "{param}/{state}: moved {b}"
+            );
             let h = m["device_bytes_per_param"].as_f64().unwrap();
-            assert!((held..held + 0.1).contains(&h), "{state}: held {h}");
+            assert!((held..held + 0.1).contains(&h), "{param}/{state}: held {h}");
+            if (param, state, update) == ("bf16", "8bit", "nearest") {
+                assert!(
+                    b <= 11.0 && h <= 6.1,
+                    "the issue's targets: {b} moved, {h} held"
+                );
+            }
         }
         // (On the mix; a small single tensor carries the uniform table's
         // 16 KiB over few params.)

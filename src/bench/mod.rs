@@ -11,7 +11,8 @@ use crate::optim::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, Algorithm, MuonConfig, Optimizer,
     OptimizerSpec, ParamGroup, PassTimestamps, RmsPropConfig, SgdConfig, StateDtype,
 };
-use crate::precision::{ParamUpdate, QUANT_BLOCK};
+use crate::params::{ParamSet, ParamSetOptions};
+use crate::precision::{ParamDtype, ParamUpdate, QUANT_BLOCK};
 use std::sync::Arc;
 
 /// A GPT-2-like mix: 4 layers of (two layer norms' weights and biases of 256,
@@ -279,18 +280,83 @@ pub fn device_bytes_per_param(opt: &Optimizer) -> f64 {
     (opt.param_dtype().bytes() + opt.grad_dtype().bytes()) as f64 + opt.device_bytes_per_param()
 }
 
-/// AdamW with each state format, for the rows that compare them: the
-/// format and its report name.
-pub fn state_dtype_cases() -> Vec<(StateDtype, OptimizerSpec)> {
-    [StateDtype::F32, StateDtype::Bf16, StateDtype::Blockwise8]
-        .into_iter()
-        .map(|d| {
-            (
-                d,
-                OptimizerSpec::adamw(AdamWConfig::default()).state_dtype(d),
-            )
-        })
-        .collect()
+/// AdamW with each combination of storage formats the benchmarks compare
+/// (f32 everything first, the baseline): f32 params with bf16 and 8-bit
+/// states, bf16 params and grads with f32 and 8-bit states (rounded to
+/// nearest, through f32 master weights, stochastically), f16 with 8-bit
+/// states and master weights.
+pub fn precision_cases() -> Vec<PrecisionCase> {
+    let f32s = ParamSetOptions::default();
+    let half = |d| ParamSetOptions {
+        param_dtype: d,
+        grad_dtype: d,
+        chunk_elems: None,
+    };
+    let b16 = half(ParamDtype::Bf16);
+    let f16 = half(ParamDtype::F16);
+    use ParamUpdate::*;
+    use StateDtype::*;
+    [
+        (f32s, F32, RoundNearest),
+        (f32s, Bf16, RoundNearest),
+        (f32s, Blockwise8, RoundNearest),
+        (b16, F32, RoundNearest),
+        (b16, Blockwise8, RoundNearest),
+        (b16, Blockwise8, MasterWeights),
+        (b16, Blockwise8, StochasticRounding),
+        (f16, Blockwise8, MasterWeights),
+    ]
+    .into_iter()
+    .map(|(options, state, update)| PrecisionCase {
+        label: format!(
+            "{}+{}{}",
+            options.param_dtype.as_str(),
+            state.as_str(),
+            match update {
+                RoundNearest => "",
+                MasterWeights => "+master",
+                StochasticRounding => "+stochastic",
+            }
+        ),
+        options,
+        state,
+        update,
+        spec: OptimizerSpec::adamw(AdamWConfig::default())
+            .state_dtype(state)
+            .param_update(update),
+    })
+    .collect()
+}
+
+/// One combination of storage formats of AdamW ([`precision_cases`]).
+#[derive(Debug, Clone)]
+pub struct PrecisionCase {
+    /// `<param dtype>+<state dtype>[+master|+stochastic]`, e.g. `bf16+8bit`.
+    pub label: String,
+    /// The params' and grads' dtypes.
+    pub options: ParamSetOptions,
+    /// The states' format.
+    pub state: StateDtype,
+    /// How the 16-bit params take the step.
+    pub update: ParamUpdate,
+    /// AdamW with them.
+    pub spec: OptimizerSpec,
+}
+
+/// A [`ParamSet`] of `layout` in `options`' dtypes with every param 0.5
+/// and every gradient 0.01 (the benchmarks' steps).
+pub fn filled_params(
+    gpu: &Gpu,
+    layout: &ParamLayout,
+    options: ParamSetOptions,
+) -> Result<ParamSet> {
+    let mut params = ParamSet::with_options(gpu, layout, options)?;
+    for t in layout.tensors() {
+        let n = t.numel as usize;
+        params.write(gpu, &t.name, &vec![0.5; n])?;
+        params.write_grad(gpu, &t.name, &vec![0.01; n])?;
+    }
+    Ok(params)
 }
 
 /// The copy kernel (`bench/copy.wgsl`) over pairs of buffers of at most one

@@ -10,7 +10,7 @@ use wgpu_optim::optim::{AdamWConfig, Algorithm, OptimizerSpec, PassTimestamps};
 use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
 
 use crate::cli::Plan;
-use crate::suite::{Case, Clock, Measurement, Row, optimizers};
+use crate::suite::{Case, Clock, F32_PARAMS, Measurement, Row, optimizers};
 
 /// A step over a ParamSet shared by several optimizers in turn (the big
 /// rows: one set of gigabytes, no host upload).
@@ -56,6 +56,7 @@ fn measure(
         dispatches: case.opt.dispatches_per_step(),
         dispatch: "fused",
         state_dtype: "f32",
+        params: F32_PARAMS,
         bpp,
         held: device_bytes_per_param(&case.opt),
         step: t[0],

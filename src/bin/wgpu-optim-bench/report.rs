@@ -145,12 +145,12 @@ pub fn table(a: &AdapterReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<22} {:<9} {:>9} {:<10} {:<6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9}  note",
+        "{:<22} {:<9} {:>9} {:<10} {:<17} {:>6} {:>6} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9}  note",
         "optimizer",
         "layout",
         "params",
         "dispatch",
-        "states",
+        "params/states",
         "B/p",
         "held",
         "time ms",
@@ -166,18 +166,22 @@ pub fn table(a: &AdapterReport) -> String {
         } else {
             m.params.to_string()
         };
+        let dtypes = match m.param_update.as_str() {
+            "nearest" => format!("{}/{}", m.param_dtype, m.state_dtype),
+            u => format!("{}/{}+{u}", m.param_dtype, m.state_dtype),
+        };
         let note = match (&m.baseline, m.ratio_to_baseline) {
             (Some(b), Some(r)) => format!("{r:.2}x {b}"),
             _ => String::new(),
         };
         let _ = writeln!(
             s,
-            "{:<22} {:<9} {:>9} {:<10} {:<6} {:>6.2} {:>6.2} {:>9.3} {:>9.3} {:>10.2} {:>7.3} {:>9.3} {:>9.2}  {}",
+            "{:<22} {:<9} {:>9} {:<10} {:<17} {:>6.2} {:>6.2} {:>9.3} {:>9.3} {:>10.2} {:>7.3} {:>9.3} {:>9.2}  {}",
             m.optimizer,
             m.layout,
             params,
             m.dispatch,
-            m.state_dtype,
+            dtypes,
             m.bytes_per_param,
             m.device_bytes_per_param,
             m.time_s * 1e3,

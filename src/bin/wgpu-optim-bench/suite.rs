@@ -1,5 +1,5 @@
 //! The benchmark suite run on one adapter (every optimizer on the mix and
-//! on single tensors beside the copy roofline, clipping, state dtypes, the
+//! on single tensors beside the copy roofline, clipping, param and state dtypes, the
 //! driver's copy), and how each case is timed. The all-reduce section is
 //! `allreduce.rs`, the `--big` rows `big.rs`.
 
@@ -9,13 +9,13 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use wgpu_optim::bench::{
     BufferCopy, CopyKernel, MUON_MAX_SINGLE, PassTimer, bytes_moved_per_param, bytes_per_param,
-    device_bytes_per_param, for_layout, gpt2_like_layout, muon_flops, single_layout_for,
-    single_tensor_layout, state_dtype_cases,
+    device_bytes_per_param, filled_params, for_layout, gpt2_like_layout, muon_flops,
+    precision_cases, single_layout_for, single_tensor_layout,
 };
 use wgpu_optim::optim::{
     AdamConfig, AdamWConfig, Algorithm, Dispatch, OptimizerSpec, PassTimestamps,
 };
-use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet};
+use wgpu_optim::{Gpu, Optimizer, ParamLayout, ParamSet, ParamSetOptions, ParamUpdate};
 
 use crate::cli::{Plan, TimingArg, fmt_size};
 
@@ -27,8 +27,9 @@ pub fn optimizers() -> Vec<(&'static str, OptimizerSpec)> {
 /// Name of the clipped case in reports.
 pub const CLIP_NAME: &str = "adam+clip_global_norm";
 
-/// Name of the rows of AdamW with bf16 and 8-bit states in reports.
-pub const STATE_DTYPE_NAME: &str = "adamw+state_dtype";
+/// Name of the rows of AdamW with other param / grad and state formats
+/// (`bench::precision_cases`) in reports.
+pub const DTYPES_NAME: &str = "adamw+dtypes";
 
 /// Name of the `copy_buffer_to_buffer` rows in reports.
 pub const BUFFER_COPY_NAME: &str = "copy_buffer_to_buffer";
@@ -90,14 +91,16 @@ pub struct Measurement {
     pub dispatch: String,
     /// Compute dispatches per step (the gradient pipeline's not included).
     pub dispatches_per_step: usize,
-    /// How params and grads are stored (`f32`; bf16 and f16 params come
-    /// with issue 11's second part).
+    /// How params and grads are stored: `f32`, `bf16` or `f16`.
     pub param_dtype: String,
     /// How the optimizer states are stored: `f32`, `bf16` or `8bit`
     /// (tensors under 4096 elements stay f32 with `8bit`).
     pub state_dtype: String,
-    /// Whether an f32 master copy of the params is kept (not yet offered).
+    /// Whether an f32 master copy of the params is kept.
     pub master: bool,
+    /// How 16-bit params take the step: `nearest`, `master` or
+    /// `stochastic` (`ParamUpdate`).
+    pub param_update: String,
     /// Bytes one step reads and writes per parameter (moved per step).
     pub bytes_per_param: f64,
     /// Device bytes held per parameter: params, grads, optimizer states
@@ -150,12 +153,17 @@ impl StepCase {
         layout: &ParamLayout,
         mode: Dispatch,
     ) -> wgpu_optim::Result<StepCase> {
-        let mut params = ParamSet::new(gpu, layout)?;
-        for t in layout.tensors() {
-            let n = t.numel as usize;
-            params.write(gpu, &t.name, &vec![0.5; n])?;
-            params.write_grad(gpu, &t.name, &vec![0.01; n])?;
-        }
+        StepCase::with_options(gpu, spec, layout, mode, ParamSetOptions::default())
+    }
+
+    fn with_options(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        layout: &ParamLayout,
+        mode: Dispatch,
+        options: ParamSetOptions,
+    ) -> wgpu_optim::Result<StepCase> {
+        let params = filled_params(gpu, layout, options)?;
         let opt = Optimizer::with_dispatch(gpu, spec, &params, mode)?;
         Ok(StepCase { params, opt })
     }
@@ -314,6 +322,9 @@ pub fn open(
     }
 }
 
+/// f32 params and grads (every row but the dtype rows).
+pub(crate) const F32_PARAMS: (&str, ParamUpdate) = ("f32", ParamUpdate::RoundNearest);
+
 /// What one row of the report is made of.
 pub(crate) struct Row<'a> {
     pub(crate) name: &'a str,
@@ -322,6 +333,9 @@ pub(crate) struct Row<'a> {
     pub(crate) dispatches: usize,
     pub(crate) dispatch: &'a str,
     pub(crate) state_dtype: &'a str,
+    /// The params' and grads' dtype and update (`f32`, `nearest` but for
+    /// the dtype rows).
+    pub(crate) params: (&'a str, ParamUpdate),
     pub(crate) bpp: f64,
     pub(crate) held: f64,
     pub(crate) step: Timed,
@@ -346,9 +360,10 @@ impl Row<'_> {
             params,
             dispatch: self.dispatch.to_string(),
             dispatches_per_step: self.dispatches,
-            param_dtype: "f32".into(),
+            param_dtype: self.params.0.to_string(),
             state_dtype: self.state_dtype.to_string(),
-            master: false,
+            master: self.params.1 == ParamUpdate::MasterWeights,
+            param_update: self.params.1.as_str().to_string(),
             bytes_per_param: self.bpp,
             device_bytes_per_param: self.held,
             reps,
@@ -418,6 +433,7 @@ pub fn run_adapter(
             dispatches: case.opt.dispatches_per_step(),
             dispatch,
             state_dtype: "f32",
+            params: F32_PARAMS,
             bpp,
             held: device_bytes_per_param(&case.opt),
             step,
@@ -455,6 +471,7 @@ pub fn run_adapter(
                 dispatches: one.opt.dispatches_per_step(),
                 dispatch: "fused",
                 state_dtype: "f32",
+                params: F32_PARAMS,
                 bpp,
                 held: device_bytes_per_param(&one.opt),
                 step: t[0],
@@ -489,6 +506,7 @@ pub fn run_adapter(
         dispatches: clipped.opt.dispatches_per_step(),
         dispatch: "fused",
         state_dtype: "f32",
+        params: F32_PARAMS,
         bpp: bpp as f64,
         held: device_bytes_per_param(&clipped.opt),
         step: t[1],
@@ -500,27 +518,29 @@ pub fn run_adapter(
     out.push(row.measurement(plan.reps));
     progress.inc(1);
 
-    // AdamW with bf16 and 8-bit states on the mix, each interleaved with
-    // the f32-state AdamW and a copy of its own bytes.
-    progress.set_message(format!("{tag}: {STATE_DTYPE_NAME} gpt2_like"));
+    // AdamW with each combination of param / grad and state formats on the
+    // mix, each interleaved with the all-f32 AdamW and a copy of its own
+    // bytes.
+    progress.set_message(format!("{tag}: {DTYPES_NAME} gpt2_like"));
     let mut cases = Vec::new();
-    for (d, spec) in state_dtype_cases() {
-        let case = StepCase::new(gpu, &spec, &mix, Dispatch::Fused)?;
+    for c in precision_cases() {
+        let case = StepCase::with_options(gpu, &c.spec, &mix, Dispatch::Fused, c.options)?;
         let bpp = bytes_moved_per_param(&case.opt, &mix);
         let copy = CopyKernel::new(gpu, (bpp * n_mix as f64).ceil() as u64)?;
-        cases.push((d, case, bpp, copy));
+        cases.push((c, case, bpp, copy));
     }
     let (first, rest) = cases.split_at_mut(1);
     let f32_case = &mut first[0];
-    for (d, case, bpp, copy) in rest.iter_mut() {
+    for (c, case, bpp, copy) in rest.iter_mut() {
         let t = clock.interleaved(gpu, plan.reps, &mut [&mut f32_case.1, case, copy])?;
         let row = Row {
-            name: STATE_DTYPE_NAME,
+            name: DTYPES_NAME,
             layout_name: "gpt2_like",
             layout: &mix,
             dispatches: case.opt.dispatches_per_step(),
             dispatch: "fused",
-            state_dtype: d.as_str(),
+            state_dtype: c.state.as_str(),
+            params: (c.options.param_dtype.as_str(), c.update),
             bpp: *bpp,
             held: device_bytes_per_param(&case.opt),
             step: t[1],
@@ -549,6 +569,7 @@ pub fn run_adapter(
             dispatches: 0,
             dispatch: "copy",
             state_dtype: "f32",
+            params: F32_PARAMS,
             bpp: 8.0,
             held: 8.0,
             step: t[0],

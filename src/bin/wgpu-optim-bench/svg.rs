@@ -282,6 +282,7 @@ mod tests {
             param_dtype: "f32".into(),
             state_dtype: "f32".into(),
             master: false,
+            param_update: "nearest".into(),
             bytes_per_param: 16.0,
             device_bytes_per_param: 16.0,
             reps: 1,
