@@ -12,7 +12,7 @@ mod common;
 
 use common::{Rng, gpu, random_tensors as random};
 use wgpu_optim::checkpoint::{self, TrainingState};
-use wgpu_optim::grad::{GradAccumulator, GradScalerConfig, LossScale};
+use wgpu_optim::grad::{GradAccumulator, GradScalerConfig, LossScale, NonFinite};
 use wgpu_optim::optim::state::StateDtype;
 use wgpu_optim::optim::*;
 use wgpu_optim::precision::rounding::{bf16_bits_stochastic, f16_bits_stochastic, round_words};
@@ -426,7 +426,7 @@ fn sixteen_bit_gradients_through_clipping_the_guard_and_the_loss_scale() {
         let spec = OptimizerSpec::adam(AdamConfig::default())
             .clip_by_global_norm(0.5)
             .clip_by_value(3.0)
-            .nonfinite(wgpu_optim::grad::NonFinite::Skip);
+            .nonfinite(NonFinite::Skip);
         let run = |grad: ParamDtype| {
             let mut params =
                 ParamSet::with_options(gpu, &layout, options(F32, grad, Some(1024))).unwrap();
@@ -659,8 +659,8 @@ fn sixteen_bit_params_hold_and_move_less() {
 }
 
 /// Master weights or stochastic rounding asked of f32 params are an error
-/// naming the field (the base's, a group's, or the base's inherited by a
-/// group) and the value, and nothing is built; master weights read of a
+/// naming the field (the base's or a group's) and the value, and nothing is built; so are f16 gradients with
+/// an error on overflow and no loss scale; master weights read of a
 /// tensor without them, and a master of the wrong length, are errors that
 /// write nothing.
 #[test]
@@ -691,6 +691,14 @@ fn bad_param_updates_are_refused() {
         let msg = e.to_string();
         assert!(msg.contains(field) && msg.contains("bf16 or f16"), "{msg}");
     }
+    // f16 gradients with an error on overflow but no loss scale.
+    let f16 = ParamSet::with_options(gpu, &layout, options(F16, F16, None)).unwrap();
+    let e = Optimizer::new(gpu, &sgd().nonfinite(NonFinite::Error), &f16).unwrap_err();
+    assert!(e.to_string().contains("gradients.loss_scale"), "{e}");
+    let scaled = sgd()
+        .nonfinite(NonFinite::Error)
+        .loss_scale(LossScale::Dynamic(GradScalerConfig::default()));
+    Optimizer::new(gpu, &scaled, &f16).unwrap();
     let mut hp = ParamSet::with_options(gpu, &layout, options(B16, B16, None)).unwrap();
     let spec = sgd().group(ParamGroup::names(["b"]).param_update(ParamUpdate::MasterWeights));
     let mut opt = Optimizer::new(gpu, &spec, &hp).unwrap();

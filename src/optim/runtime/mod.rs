@@ -174,7 +174,8 @@ impl Optimizer {
         let (groups, assignment) = (&resolved.groups, &resolved.assignment);
         let placement = params.placement().clone();
         let numels: Vec<u64> = layout.tensors().iter().map(|t| t.numel).collect();
-        let param_updates = check_param_updates(spec, &resolved.param_updates, params)?;
+        let param_updates = check_param_updates(&resolved.param_updates, params)?;
+        check_f16_grads(spec, params)?;
         let storage = ParamStorage {
             param: params.param_dtype(),
             grad: params.grad_dtype(),
@@ -525,22 +526,38 @@ impl Optimizer {
     }
 }
 
+/// f16 gradients overflow at 65504 and underflow below 6e-8: with
+/// [`NonFinite::Error`] (the user asked to hear of an overflow) they need a
+/// loss scale, as torch's GradScaler; without one the error would be the
+/// usual outcome, not a fault.
+fn check_f16_grads(spec: &OptimizerSpec, params: &ParamSet) -> Result<()> {
+    if params.grad_dtype() == ParamDtype::F16
+        && spec.gradients.nonfinite == NonFinite::Error
+        && spec.gradients.loss_scale.is_none()
+    {
+        return Err(Error::invalid(
+            "gradients.loss_scale",
+            "none",
+            "a static or dynamic loss scale (OptimizerSpec::loss_scale) with f16 gradients and \
+             NonFinite::Error",
+            "f16 gradients overflow at 65504 and vanish below 6e-8: scale the loss \
+             (LossScale::Dynamic, as torch.amp.GradScaler) or store the gradients as bf16",
+        ));
+    }
+    Ok(())
+}
+
 /// Each group's param update, checked against the params' dtype: with f32
 /// params only [`ParamUpdate::RoundNearest`] applies.
-fn check_param_updates(
-    spec: &OptimizerSpec,
-    updates: &[ParamUpdate],
-    params: &ParamSet,
-) -> Result<Vec<ParamUpdate>> {
+fn check_param_updates(updates: &[ParamUpdate], params: &ParamSet) -> Result<Vec<ParamUpdate>> {
     if params.param_dtype() == ParamDtype::F32
         && let Some(g) = updates.iter().position(|&u| u != ParamUpdate::RoundNearest)
     {
+        // A group that inherits the base's update is never the first: the
+        // base (group 0) is.
         let field = match g {
             0 => "param_update".to_string(),
-            _ => match spec.groups[g - 1].param_update_override() {
-                Some(_) => format!("groups[{g}].param_update"),
-                None => format!("param_update (inherited by groups[{g}])"),
-            },
+            _ => format!("groups[{g}].param_update"),
         };
         return Err(Error::invalid(
             field,
