@@ -58,6 +58,16 @@ impl Role {
         }
     }
 
+    /// Uploads a tensor's bytes as stored (in the role's dtype, the
+    /// tensor's elements in order) into its `pieces`.
+    pub(crate) fn write_raw(&self, gpu: &Gpu, pieces: &[TensorPiece], bytes: &[u8]) {
+        let b = self.dtype.bytes();
+        for p in pieces {
+            let at = (p.tensor_offset * b) as usize;
+            self.write_bytes(gpu, p, b, &bytes[at..at + (p.len * b) as usize]);
+        }
+    }
+
     /// Uploads one piece's bytes (in the role's dtype). A 16-bit piece of
     /// odd length is padded to whole words with the element after it,
     /// which is the tensor's padding (every tensor is padded to 64

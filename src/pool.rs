@@ -179,6 +179,37 @@ impl DevicePool {
         DataParallel::new(replicas, Box::new(comm))
     }
 
+    /// Like [`replicate_as`](Self::replicate_as) with the optimizer state
+    /// sharded over the devices (ZeRO stage 1): the tensors are cut into
+    /// [`shard_tensors`] contiguous shards of about equal size, device `r`
+    /// keeps the optimizer states of shard `r` only and updates only its
+    /// tensors ([`Optimizer::sharded`]), and [`DataParallel::step`]
+    /// gathers the updated params from their owners. Adam holds 8 + 8 / N
+    /// bytes per parameter on each device instead of 16; every replica's
+    /// params stay bitwise those of the unsharded run.
+    ///
+    /// # Errors
+    /// Invalid `spec` or `options`, or a device error.
+    pub fn replicate_sharded(
+        &self,
+        layout: &ParamLayout,
+        spec: &OptimizerSpec,
+        options: ParamSetOptions,
+    ) -> Result<DataParallel> {
+        let comm = LocalCommunicator::new(CollectiveConfig::default())?;
+        let owners = shard_tensors(layout, self.gpus.len());
+        let replicas = self
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(r, g)| {
+                let owned: Vec<bool> = owners.iter().map(|&o| o == r).collect();
+                Replica::sharded(g.clone(), layout, spec, options, &owned)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        DataParallel::new(replicas, Box::new(comm))
+    }
+
     /// Like [`replicate`](Self::replicate) with collective options.
     ///
     /// # Errors
@@ -235,6 +266,23 @@ impl Replica {
         let opt = Optimizer::new(&gpu, spec, &params)?;
         Ok(Replica { gpu, params, opt })
     }
+    /// Like [`with_options`](Self::with_options) with an optimizer that
+    /// owns the tensors marked in `owned` ([`Optimizer::sharded`]).
+    ///
+    /// # Errors
+    /// As [`with_options`](Self::with_options), and a mask of another
+    /// length than the layout's tensors.
+    pub fn sharded(
+        gpu: Gpu,
+        layout: &ParamLayout,
+        spec: &OptimizerSpec,
+        options: ParamSetOptions,
+        owned: &[bool],
+    ) -> Result<Replica> {
+        let params = ParamSet::with_options(&gpu, layout, options)?;
+        let opt = Optimizer::sharded(&gpu, spec, &params, owned)?;
+        Ok(Replica { gpu, params, opt })
+    }
     /// Uploads parameter tensor `name`.
     ///
     /// # Errors
@@ -258,6 +306,63 @@ impl Replica {
     }
 }
 
+/// Each tensor's owner when the replicas' optimizers hold shards (each
+/// tensor owned by exactly one replica of this process), `None` when none
+/// does.
+fn shard_owners(replicas: &[Replica], world: usize) -> Result<Option<Vec<usize>>> {
+    let shards: Vec<Option<&[bool]>> = replicas.iter().map(|r| r.opt.shard()).collect();
+    if shards.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if world != replicas.len() {
+        return Err(Error::invalid(
+            "replicas",
+            "sharded optimizers",
+            "unsharded optimizers with a communicator across processes",
+            "sharded optimizer state (ZeRO-1) runs across the devices of one process; over \
+             MPI it is not built yet",
+        ));
+    }
+    let n = replicas[0].params.layout().len();
+    let mut owners = vec![usize::MAX; n];
+    for (r, s) in shards.iter().enumerate() {
+        let Some(s) = s else {
+            return Err(Error::invalid(
+                format!("replicas[{r}]"),
+                "an unsharded optimizer",
+                "an optimizer of a shard (Optimizer::sharded) on every replica",
+                "some replicas hold sharded optimizer state and some do not",
+            ));
+        };
+        for (k, &mine) in s.iter().enumerate() {
+            if mine {
+                if owners[k] != usize::MAX {
+                    return Err(Error::invalid(
+                        format!("replicas[{r}]"),
+                        format!("tensor {k}"),
+                        "each tensor in exactly one replica's shard",
+                        format!(
+                            "tensor {k} is in the shards of replicas {} and {r}",
+                            owners[k]
+                        ),
+                    ));
+                }
+                owners[k] = r;
+            }
+        }
+    }
+    if let Some(k) = owners.iter().position(|&o| o == usize::MAX) {
+        let name = &replicas[0].params.layout().tensors()[k].name;
+        return Err(Error::invalid(
+            "replicas",
+            format!("tensor `{name}`"),
+            "each tensor in exactly one replica's shard",
+            format!("no replica's shard holds `{name}`: it would never be updated"),
+        ));
+    }
+    Ok(Some(owners))
+}
+
 /// Replicas stepped together: [`step`](Self::step) all-reduces the
 /// gradients ([`ReduceOp::Mean`] by default), then applies one optimizer
 /// step on every replica (one submit each).
@@ -271,6 +376,30 @@ pub struct DataParallel {
     comm: Box<dyn Communicator>,
     op: ReduceOp,
     user_scale: f64,
+    /// Each tensor's owning replica, when the optimizer state is sharded.
+    owners: Option<Vec<usize>>,
+}
+
+/// The owner (0..n) of each tensor of `layout` when the tensors are cut
+/// into `n` contiguous shards of about equal numbers of elements (whole
+/// tensors, as PyTorch's `ZeroRedundancyOptimizer` partitions parameters,
+/// so per-tensor optimizers — LAMB, LARS, Muon, Adafactor — shard too):
+/// tensor `k` goes to the shard that holds its middle element in an even
+/// cut of the flat element count. A shard may be empty (more devices than
+/// tensors).
+pub fn shard_tensors(layout: &ParamLayout, n: usize) -> Vec<usize> {
+    let n = n.max(1) as u128;
+    let total = layout.numel().max(1) as u128;
+    let mut at = 0u128;
+    layout
+        .tensors()
+        .iter()
+        .map(|t| {
+            let mid = 2 * at + t.numel as u128;
+            at += t.numel as u128;
+            ((mid * n) / (2 * total)).min(n - 1) as usize
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -301,11 +430,13 @@ impl DataParallel {
         }
         let local: Vec<_> = replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
         comm.check_layouts(&local)?;
+        let owners = shard_owners(&replicas, comm.world_size())?;
         let mut dp = DataParallel {
             replicas,
             comm,
             op: ReduceOp::Mean,
             user_scale: 1.0,
+            owners,
         };
         dp.apply_scale()?;
         Ok(dp)
@@ -468,7 +599,55 @@ impl DataParallel {
         for r in &mut self.replicas {
             r.opt.step(&r.gpu, &mut r.params)?;
         }
+        self.gather_params()
+    }
+
+    /// With sharded optimizer state: copies each shard's updated params
+    /// from its owner to every other replica (through the host, one read
+    /// per owner; no wait for the writes, which the next submit on each
+    /// device follows). Does nothing otherwise.
+    ///
+    /// # Errors
+    /// A device error reading an owner's params: the replicas then hold
+    /// that shard's params of the step before (its owner the new ones):
+    /// resume from the last checkpoint.
+    fn gather_params(&mut self) -> Result<()> {
+        let Some(owners) = &self.owners else {
+            return Ok(());
+        };
+        for (o, owner) in self.replicas.iter().enumerate() {
+            let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == o).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let placement = owner.params.placement();
+            let bytes =
+                crate::params::read_role_bytes(&owner.gpu, &owner.params.params, placement, &mine)
+                    .map_err(|e| crate::collective::staging::participant_error(o, e))?;
+            for (r, other) in self.replicas.iter().enumerate() {
+                if r == o {
+                    continue;
+                }
+                other
+                    .gpu
+                    .scoped("pool/gather_params", || {
+                        for (&k, b) in mine.iter().zip(&bytes) {
+                            other
+                                .params
+                                .params
+                                .write_raw(&other.gpu, placement.pieces(k), b);
+                        }
+                    })
+                    .map_err(|e| crate::collective::staging::participant_error(r, e))?;
+            }
+        }
         Ok(())
+    }
+
+    /// Each tensor's owning replica when the optimizer state is sharded
+    /// ([`DevicePool::replicate_sharded`]), else `None`.
+    pub fn shard_owners(&self) -> Option<&[usize]> {
+        self.owners.as_deref()
     }
 
     /// Waits until every replica's submitted work has finished.

@@ -303,6 +303,39 @@ fn sixteen_bit_params_resume_from_the_epoch_checkpoint_bitwise() {
     });
 }
 
+/// `--shard-optimizer-state` (ZeRO-1: each device keeps the states of its
+/// shard of the tensors and writes its own checkpoint) trains bitwise as
+/// the unsharded run on two devices, and resumes from the shard
+/// checkpoints bitwise, on one device and two.
+#[test]
+fn sharded_optimizer_state_trains_and_resumes_like_unsharded() {
+    let data = data();
+    let pool = open_devices(2).unwrap();
+    let cfg = TrainConfig {
+        epochs: 3,
+        patience: 100,
+        devices: 2,
+        state_dtype: StateDtype::Blockwise8,
+        ..Default::default()
+    };
+    let plain = train(&pool, &data, &cfg, |_| {}).unwrap();
+    let sharded = train(
+        &pool,
+        &data,
+        &TrainConfig {
+            shard_state: true,
+            ..cfg
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(bits(&plain), bits(&sharded));
+    resume_equals_uninterrupted_as("adamw", StateDtype::Blockwise8, |c| TrainConfig {
+        shard_state: true,
+        ..c
+    });
+}
+
 fn resume_equals_uninterrupted(optimizer: &str) {
     resume_equals_uninterrupted_with(optimizer, StateDtype::F32)
 }
@@ -332,10 +365,11 @@ fn resume_equals_uninterrupted_as(
             ..Default::default()
         });
         let dir = std::env::temp_dir().join(format!(
-            "wgpu-optim-digits-{}-{optimizer}-{}-{}-{devices}",
+            "wgpu-optim-digits-{}-{optimizer}-{}-{}-{}-{devices}",
             std::process::id(),
             state_dtype.as_str(),
-            cfg.param_dtype.as_str()
+            cfg.param_dtype.as_str(),
+            cfg.shard_state
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let ck = dir.join("digits.safetensors");
@@ -351,6 +385,12 @@ fn resume_equals_uninterrupted_as(
             if e.epoch == 2 {
                 std::fs::copy(&ck, &kept).unwrap();
                 std::fs::copy(best_path(&ck), best_path(&kept)).unwrap();
+                // A sharded run's other replicas' files.
+                for i in 1..devices {
+                    if cfg_ck.shard_state {
+                        std::fs::copy(shard_path(&ck, i), shard_path(&kept, i)).unwrap();
+                    }
+                }
             }
         })
         .unwrap();

@@ -41,6 +41,11 @@ struct Args {
     /// when there is only one).
     #[arg(long, default_value_t = 1)]
     devices: usize,
+    /// With --devices N: each device keeps the optimizer state of 1/N of
+    /// the tensors only (ZeRO-1; same results, less memory per device) and
+    /// writes its own checkpoint (`<checkpoint>.shard<i>` beside the first).
+    #[arg(long)]
+    shard_optimizer_state: bool,
     /// Micro-batches per step: each batch's gradient is accumulated on the
     /// device over this many micro-batches (same result, less memory per pass).
     #[arg(long, default_value_t = 1)]
@@ -126,6 +131,7 @@ fn run(args: Args) -> Result<(), model::BoxError> {
         state_dtype: wgpu_optim::optim::StateDtype::parse(&args.state_dtype)?,
         param_dtype: wgpu_optim::ParamDtype::parse("--param-dtype", &args.param_dtype)?,
         param_update,
+        shard_state: args.shard_optimizer_state,
         checkpoint: Some(args.checkpoint.clone()),
         resume: args.resume,
         ..Default::default()

@@ -475,6 +475,9 @@ pub struct TrainConfig {
     /// How 16-bit params take each step (round to nearest, f32 master
     /// weights, stochastic rounding).
     pub param_update: ParamUpdate,
+    /// With several devices: each keeps the optimizer state of its shard of
+    /// the tensors only (ZeRO-1), and saves its own checkpoint.
+    pub shard_state: bool,
     /// Written after every epoch and at the end (atomically).
     pub checkpoint: Option<std::path::PathBuf>,
     /// Continue from this checkpoint.
@@ -489,6 +492,7 @@ impl Default for TrainConfig {
             state_dtype: StateDtype::F32,
             param_dtype: ParamDtype::F32,
             param_update: ParamUpdate::RoundNearest,
+            shard_state: false,
             epochs: 60,
             seed: 0,
             batch: 32,
@@ -661,6 +665,17 @@ pub struct Summary {
     pub adapter: String,
 }
 
+/// Where replica `i` of a run with sharded optimizer state keeps its
+/// checkpoint: `path` for replica 0, `path.shard<i>` for the others.
+pub fn shard_path(path: &Path, i: usize) -> std::path::PathBuf {
+    if i == 0 {
+        return path.to_path_buf();
+    }
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".shard{i}"));
+    s.into()
+}
+
 /// Where the best weights so far are kept next to checkpoint `path`.
 pub fn best_path(path: &Path) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -724,7 +739,11 @@ pub fn train(
         grad_dtype: cfg.param_dtype,
         chunk_elems: None,
     };
-    let mut dp: DataParallel = pool.replicate_as(&layout, &spec, options)?;
+    let mut dp: DataParallel = if cfg.shard_state {
+        pool.replicate_sharded(&layout, &spec, options)?
+    } else {
+        pool.replicate_as(&layout, &spec, options)?
+    };
     dp.set_reduce_op(ReduceOp::Sum)?;
     let n = dp.len();
     let init = init_params(cfg.seed);
@@ -773,7 +792,7 @@ pub fn train(
         let best_path = best_path(path);
         let have_best = best_path.exists();
         let mut training = TrainingState::default();
-        for r in dp.replicas_mut() {
+        for (i, r) in dp.replicas_mut().iter_mut().enumerate() {
             if have_best {
                 checkpoint::import_params(&best_path, &r.gpu, &mut r.params)?;
             }
@@ -782,7 +801,13 @@ pub fn train(
                 b.mark_saved();
             }
             best.push(b);
-            training = checkpoint::load(path, &r.gpu, &mut r.params, &mut r.opt)?;
+            // With sharded state each replica has its own file.
+            let file = if cfg.shard_state {
+                shard_path(path, i)
+            } else {
+                path.clone()
+            };
+            training = checkpoint::load(&file, &r.gpu, &mut r.params, &mut r.opt)?;
         }
         first_epoch = training.epoch;
         sched = training
@@ -816,7 +841,13 @@ pub fn train(
                 early_stopping: Some(stop.clone()),
                 ..Default::default()
             };
-            checkpoint::save(path, &r.gpu, &r.params, &mut r.opt, &state)?;
+            // With sharded state every replica saves its shard's states
+            // (replica 0 at `path`, the others beside it).
+            let n = if cfg.shard_state { dp.len() } else { 1 };
+            for i in 0..n {
+                let r = dp.replica_mut(i);
+                checkpoint::save(&shard_path(path, i), &r.gpu, &r.params, &mut r.opt, &state)?;
+            }
         }
         Ok(())
     };

@@ -262,7 +262,7 @@ fn master_entries<'a>(
 ) -> Result<Vec<Entry<'a>>> {
     let mut out = Vec::new();
     for t in params.layout().tensors() {
-        if opt.param_update(&t.name)? == ParamUpdate::MasterWeights {
+        if opt.param_update(&t.name)? == ParamUpdate::MasterWeights && opt.owns(&t.name)? {
             let name = t.name.clone();
             out.push(Entry::f32(
                 format!("master.{}", t.name),
@@ -602,7 +602,7 @@ pub fn load_with(
             shape.clone(),
             param_dtype_why(params),
         ));
-        if opt.param_update(name)? == ParamUpdate::MasterWeights {
+        if opt.param_update(name)? == ParamUpdate::MasterWeights && opt.owns(name)? {
             expected.push((
                 format!("master.{name}"),
                 Dtype::F32,
@@ -693,7 +693,7 @@ pub fn load_with(
         params
             .write(gpu, name, &params.param_dtype().decode(&v))
             .map_err(partly)?;
-        if opt.param_update(name)? == ParamUpdate::MasterWeights {
+        if opt.param_update(name)? == ParamUpdate::MasterWeights && opt.owns(name)? {
             let m = r
                 .read_verified(&format!("master.{name}"), &meta.checksums)
                 .map_err(partly)?;

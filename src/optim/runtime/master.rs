@@ -26,11 +26,30 @@ impl Optimizer {
         Ok(self.param_updates[self.assignment[k]])
     }
 
-    /// The tensors that keep f32 master weights, in layout order.
+    /// The tensors that keep f32 master weights (those of the shard, when
+    /// the optimizer holds one), in layout order.
     fn master_tensors(&self) -> Vec<usize> {
         (0..self.layout.len())
             .filter(|&k| self.param_updates[self.assignment[k]] == ParamUpdate::MasterWeights)
+            .filter(|&k| self.owns_tensor(k))
             .collect()
+    }
+
+    /// Whether this optimizer updates tensor `k` (every tensor unless it
+    /// holds a shard).
+    pub(crate) fn owns_tensor(&self, k: usize) -> bool {
+        self.owned.as_ref().is_none_or(|o| o[k])
+    }
+
+    /// Whether this optimizer updates tensor `name`: every tensor, unless
+    /// it was built for a shard ([`Optimizer::sharded`]).
+    pub fn owns(&self, name: &str) -> Result<bool> {
+        Ok(self.owns_tensor(self.layout.index_of(name)?))
+    }
+
+    /// The shard this optimizer was built for (one flag per tensor), if any.
+    pub fn shard(&self) -> Option<&[bool]> {
+        self.owned.as_deref()
     }
 
     /// Copies the params of every tensor with master weights into its

@@ -38,6 +38,7 @@ mod groups;
 mod kernels;
 mod master;
 mod part;
+mod shard;
 mod state_access;
 mod stats;
 mod swap;
@@ -136,6 +137,11 @@ pub struct Optimizer {
     master: Option<Role>,
     /// The params' host-write count the masters were last loaded at.
     master_synced: u64,
+    /// The tensors this optimizer owns, when it holds a shard
+    /// (`Optimizer::sharded`).
+    owned: Option<Vec<bool>>,
+    /// The statistics pass's tables of the tensors it does not own.
+    stats_tables: Vec<(wgpu::BindGroup, (u32, u32))>,
     _keep: Vec<wgpu::Buffer>,
 }
 
@@ -168,6 +174,53 @@ impl Optimizer {
         params: &ParamSet,
         mode: Dispatch,
     ) -> Result<Optimizer> {
+        Optimizer::build(gpu, spec, params, mode, None)
+    }
+
+    /// An optimizer that owns the tensors marked in `owned` (one flag per
+    /// tensor of the layout, ZeRO stage 1): it keeps optimizer states (and
+    /// f32 master weights) for those only and its steps update only them,
+    /// while clipping, the non-finite guard and the loss scale still see
+    /// every tensor's gradient, so an owned tensor's update is bitwise the
+    /// unsharded optimizer's. `DevicePool::replicate_sharded` builds one per
+    /// device over the tensors of its shard, and `DataParallel::step`
+    /// gathers the updated params from their owners.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and a mask of another length than the
+    /// layout's tensors.
+    pub fn sharded(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        params: &ParamSet,
+        owned: &[bool],
+    ) -> Result<Optimizer> {
+        if owned.len() != params.layout().len() {
+            return Err(Error::mismatch(format!(
+                "the shard marks {} tensors, but the layout has {}",
+                owned.len(),
+                params.layout().len()
+            )));
+        }
+        if spec.algorithm().algo().swap_weights().is_some() {
+            return Err(Error::invalid(
+                "algorithm",
+                spec.algorithm().name(),
+                "an optimizer without an eval swap",
+                "Schedule-Free's eval mode swaps every tensor on every replica, which a shard \
+                 cannot do for the tensors it does not own: run it unsharded",
+            ));
+        }
+        Optimizer::build(gpu, spec, params, Dispatch::Fused, Some(owned))
+    }
+
+    fn build(
+        gpu: &Gpu,
+        spec: &OptimizerSpec,
+        params: &ParamSet,
+        mode: Dispatch,
+        owned: Option<&[bool]>,
+    ) -> Result<Optimizer> {
         gpu.check_same("the ParamSet", params.gpu_id())?;
         let layout = params.layout().clone();
         let resolved = spec.resolve(&layout)?;
@@ -189,6 +242,9 @@ impl Optimizer {
         // after the other (a part's trust segments stay consecutive).
         let n_parts = resolved.parts.iter().max().map_or(1, |p| p + 1);
         let mut plans = Vec::with_capacity(n_parts);
+        // With a shard: the blocks of the tensors it does not own, by chunk,
+        // for the statistics pass only.
+        let mut stats_only: Vec<(usize, Vec<crate::optim::blocks::Block>)> = Vec::new();
         let mut n_blocks = 0u32;
         for p in 0..n_parts {
             let lead = resolved
@@ -206,12 +262,35 @@ impl Optimizer {
                 &included,
             );
             let (tables, n) = block_tables(&placement, &states, assignment, mode, n_blocks);
-            plans.push(part::Plan {
+            let plan = part::Plan {
                 lead,
+                numbered: included.clone(),
                 included,
                 states,
                 tables,
                 first: n_blocks,
+            };
+            plans.push(match owned {
+                Some(owned) => {
+                    let mine: Vec<bool> = plan
+                        .numbered
+                        .iter()
+                        .zip(owned)
+                        .map(|(&a, &b)| a && b)
+                        .collect();
+                    let states = StatePlacement::of_tensors(
+                        &placement,
+                        &numels,
+                        assignment,
+                        &resolved.state_dtypes,
+                        spec.min_8bit_size,
+                        &mine,
+                    );
+                    let (plan, others) = shard::own(plan, owned, &placement, states);
+                    stats_only.extend(others);
+                    plan
+                }
+                None => plan,
             });
             n_blocks += n;
         }
@@ -284,9 +363,25 @@ impl Optimizer {
                 let terms = Terms::of_part(groups, &resolved.parts, p);
                 parts.push(Part::build(&shared, plan, rows_offsets[p], terms)?);
             }
-            Ok((uniform, parts, grad, vec![control], master))
+            let mut keep = vec![control];
+            // The other shards' blocks, for the statistics pass.
+            let mut stats_tables = Vec::new();
+            if let Some(gp) = &grad {
+                let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
+                for (c, blocks) in &stats_only {
+                    let table = gpu.create_buffer_init(
+                        &format!("optim/{name}/stats-only/chunk{c}"),
+                        bytemuck::cast_slice(blocks),
+                        wgpu::BufferUsages::STORAGE,
+                    );
+                    let bg = gp.bind_chunk(gpu, *c, &uniform, &table, &params.grads.buffers[*c]);
+                    stats_tables.push((bg, crate::gpu::grid(blocks.len() as u32, max_dim)));
+                    keep.push(table);
+                }
+            }
+            Ok((uniform, parts, grad, keep, master, stats_tables))
         })??;
-        let (uniform, parts, grad, keep, master) = built;
+        let (uniform, parts, grad, keep, master, stats_tables) = built;
         let mut opt = Optimizer {
             id: next_id(),
             gpu_id: gpu.id(),
@@ -309,6 +404,8 @@ impl Optimizer {
             modes,
             master,
             master_synced: 0,
+            owned: owned.map(<[bool]>::to_vec),
+            stats_tables,
             _keep: keep,
         };
         opt.reload_master(gpu, params)?;
@@ -439,7 +536,8 @@ impl Optimizer {
                         self.parts
                             .iter()
                             .flat_map(|p| &p.dispatches)
-                            .filter_map(|d| d.stats_bind_group.as_ref().map(|bg| (bg, d.grid))),
+                            .filter_map(|d| d.stats_bind_group.as_ref().map(|bg| (bg, d.grid)))
+                            .chain(self.stats_tables.iter().map(|(bg, g)| (bg, *g))),
                     );
                 }
                 for part in &self.parts {

@@ -51,6 +51,10 @@ pub(super) struct Part {
 /// after the parts before it).
 pub(super) struct Plan {
     pub(super) lead: usize,
+    /// The part's tensors, as the one block numbering counts them.
+    pub(super) numbered: Vec<bool>,
+    /// Those it updates and keeps states for (all of them, unless the
+    /// optimizer owns a shard: `shard.rs`).
     pub(super) included: Vec<bool>,
     pub(super) states: StatePlacement,
     pub(super) tables: Vec<Table>,
@@ -123,8 +127,14 @@ impl Part {
             None => None,
         };
         // The per-tensor table of the passes that reduce per tensor.
-        let segs =
-            crate::optim::trust::segments(s.placement, s.assignment, &plan.included, plan.first);
+        let mut segs =
+            crate::optim::trust::segments(s.placement, s.assignment, &plan.numbered, plan.first);
+        for (seg, &inc) in segs.iter_mut().zip(&plan.included) {
+            if !inc {
+                // A tensor of another shard: nothing to reduce.
+                (seg.first, seg.count) = (0, 0);
+            }
+        }
         let matrices = match lead_cfg {
             Algorithm::Muon(c) => {
                 let max = gpu.limits().max_storage_buffer_binding_size / 4;

@@ -31,10 +31,14 @@ impl Optimizer {
         names
     }
 
-    /// The states tensor `name` keeps (its param group's algorithm's).
+    /// The states tensor `name` keeps (its param group's algorithm's; none
+    /// for a tensor of another shard, `Optimizer::sharded`).
     pub fn tensor_state_names(&self, name: &str) -> Result<Vec<&'static str>> {
         let k = self.layout.index_of(name)?;
         let part = self.part_of(k);
+        if !part.states.placement.included[k] {
+            return Ok(Vec::new());
+        }
         Ok(match &part.factorize {
             Some(f) => f.layout.names(k),
             None => part.states.roles.iter().map(|r| r.name).collect(),
