@@ -1,7 +1,9 @@
 //! Data-parallel training over MPI: every rank opens its own device, holds
 //! one replica, and trains a least-squares model on its shard of one batch
 //! for a few steps with `ReduceOp::Mean`. Then every rank checks that its
-//! parameters are bitwise equal to rank 0's, that a fault injected on one
+//! parameters are bitwise equal to rank 0's, that the same steps with the
+//! optimizer state sharded over the ranks (ZeRO-1) give bitwise the same
+//! parameters, that a fault injected on one
 //! rank makes the step fail on every rank with nothing stepped, and that a
 //! rank with a different layout is refused on every rank. Exits non-zero on
 //! any rank where a check fails.
@@ -15,8 +17,8 @@
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 use wgpu_optim::collective::{CollectiveConfig, MpiCommunicator, MpiReduction};
 use wgpu_optim::optim::{AdamConfig, OptimizerSpec};
-use wgpu_optim::pool::{DataParallel, Replica};
-use wgpu_optim::{ErrorKind, Gpu, ParamLayout};
+use wgpu_optim::pool::{DataParallel, Replica, shard_tensors};
+use wgpu_optim::{ErrorKind, Gpu, ParamLayout, ParamSetOptions};
 
 const D: usize = 300;
 const B: usize = 24;
@@ -100,27 +102,31 @@ fn run(
     let y: Vec<f32> = (0..B).map(|r| val(r, 2)).collect();
     let rows: Vec<usize> = (0..B).filter(|r| r % size == rank).collect();
     let steps = 5;
-    for _ in 0..steps {
-        let p = dp.replica(0).read_params()?;
-        let (mut gw, mut gb) = (vec![0.0f64; D], 0.0f64);
-        for &r in &rows {
-            let res: f64 = x[r]
-                .iter()
-                .zip(&p[0])
-                .map(|(&a, &w)| a as f64 * w as f64)
-                .sum::<f64>()
-                + p[1][0] as f64
-                - y[r] as f64;
-            for (g, &a) in gw.iter_mut().zip(&x[r]) {
-                *g += res * a as f64 / rows.len().max(1) as f64;
+    let run_steps = |dp: &mut DataParallel| -> wgpu_optim::Result<()> {
+        for _ in 0..steps {
+            let p = dp.replica(0).read_params()?;
+            let (mut gw, mut gb) = (vec![0.0f64; D], 0.0f64);
+            for &r in &rows {
+                let res: f64 = x[r]
+                    .iter()
+                    .zip(&p[0])
+                    .map(|(&a, &w)| a as f64 * w as f64)
+                    .sum::<f64>()
+                    + p[1][0] as f64
+                    - y[r] as f64;
+                for (g, &a) in gw.iter_mut().zip(&x[r]) {
+                    *g += res * a as f64 / rows.len().max(1) as f64;
+                }
+                gb += res / rows.len().max(1) as f64;
             }
-            gb += res / rows.len().max(1) as f64;
+            let gw: Vec<f32> = gw.iter().map(|&g| g as f32).collect();
+            dp.replica_mut(0).write_grad("w", &gw)?;
+            dp.replica_mut(0).write_grad("b", &[gb as f32])?;
+            dp.step()?;
         }
-        let gw: Vec<f32> = gw.iter().map(|&g| g as f32).collect();
-        dp.replica_mut(0).write_grad("w", &gw)?;
-        dp.replica_mut(0).write_grad("b", &[gb as f32])?;
-        dp.step()?;
-    }
+        Ok(())
+    };
+    run_steps(&mut dp)?;
 
     // 1. Bitwise equal to rank 0: rank 0 broadcasts its parameters.
     let mine = dp.replica(0).read_params()?;
@@ -146,7 +152,66 @@ fn run(
         differ == 0
     );
 
-    // 2. A failed map on the last rank: every rank errors, nothing steps.
+    // 2. Sharded optimizer state (ZeRO-1): each rank keeps the Adam states
+    // of its shard of pool::shard_tensors and gathers the others' params;
+    // the same steps from the same start give bitwise the same params.
+    let owners = shard_tensors(&layout, size);
+    let owned: Vec<bool> = owners.iter().map(|&o| o == rank).collect();
+    let sharded = Replica::sharded(
+        dp.replica(0).gpu.clone(),
+        &layout,
+        &spec,
+        ParamSetOptions::default(),
+        &owned,
+    )?;
+    let comm = MpiCommunicator::new(universe.world(), config)?.with_reduction(reduction);
+    let mut zero = DataParallel::new(vec![sharded], Box::new(comm))?;
+    if zero.shard_owners() != Some(&owners[..]) {
+        failures.push("the sharded run did not agree on the shards".into());
+    }
+    let w0_rank0: Vec<f32> = (0..D).map(|i| val(i, 100)).collect();
+    zero.replica_mut(0).write_params("w", &w0_rank0)?;
+    zero.broadcast_params_from_0()?;
+    run_steps(&mut zero)?;
+    let z: Vec<f32> = zero.replica(0).read_params()?.concat();
+    let zdiff = z
+        .iter()
+        .zip(&flat)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    if zdiff != 0 {
+        failures.push(format!(
+            "{zdiff} sharded parameters differ from the unsharded run's"
+        ));
+    }
+    println!(
+        "rank {rank}: sharded optimizer state (owns {} of {} tensors): bitwise the unsharded \
+         params: {}",
+        owned.iter().filter(|&&o| o).count(),
+        owned.len(),
+        zdiff == 0
+    );
+    drop(zero);
+    // A rank without a shard beside ranks with one: refused on every rank.
+    let odd = if rank == size - 1 && size > 1 {
+        Replica::new(dp.replica(0).gpu.clone(), &layout, &spec)?
+    } else {
+        Replica::sharded(
+            dp.replica(0).gpu.clone(),
+            &layout,
+            &spec,
+            ParamSetOptions::default(),
+            &owned,
+        )?
+    };
+    let comm = MpiCommunicator::new(universe.world(), config)?.with_reduction(reduction);
+    match DataParallel::new(vec![odd], Box::new(comm)) {
+        Ok(_) if size > 1 => failures.push("a rank without a shard was accepted".into()),
+        Ok(_) => {}
+        Err(e) => println!("rank {rank}: mixed sharding refused as expected: {e}"),
+    }
+
+    // 3. A failed map on the last rank: every rank errors, nothing steps.
     let before = dp.replica(0).read_params()?;
     if rank == size - 1 {
         dp.inject_fault(0, 1);
@@ -164,7 +229,7 @@ fn run(
     // ... and the next step works again.
     dp.step()?;
 
-    // 3. A rank with a different layout is refused on every rank.
+    // 4. A rank with a different layout is refused on every rank.
     let other = if rank == size - 1 && size > 1 {
         ParamLayout::new(&[("w", &[D + 1][..]), ("b", &[1][..])])?
     } else {

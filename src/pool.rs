@@ -306,63 +306,6 @@ impl Replica {
     }
 }
 
-/// Each tensor's owner when the replicas' optimizers hold shards (each
-/// tensor owned by exactly one replica of this process), `None` when none
-/// does.
-fn shard_owners(replicas: &[Replica], world: usize) -> Result<Option<Vec<usize>>> {
-    let shards: Vec<Option<&[bool]>> = replicas.iter().map(|r| r.opt.shard()).collect();
-    if shards.iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    if world != replicas.len() {
-        return Err(Error::invalid(
-            "replicas",
-            "sharded optimizers",
-            "unsharded optimizers with a communicator across processes",
-            "sharded optimizer state (ZeRO-1) runs across the devices of one process; over \
-             MPI it is not built yet",
-        ));
-    }
-    let n = replicas[0].params.layout().len();
-    let mut owners = vec![usize::MAX; n];
-    for (r, s) in shards.iter().enumerate() {
-        let Some(s) = s else {
-            return Err(Error::invalid(
-                format!("replicas[{r}]"),
-                "an unsharded optimizer",
-                "an optimizer of a shard (Optimizer::sharded) on every replica",
-                "some replicas hold sharded optimizer state and some do not",
-            ));
-        };
-        for (k, &mine) in s.iter().enumerate() {
-            if mine {
-                if owners[k] != usize::MAX {
-                    return Err(Error::invalid(
-                        format!("replicas[{r}]"),
-                        format!("tensor {k}"),
-                        "each tensor in exactly one replica's shard",
-                        format!(
-                            "tensor {k} is in the shards of replicas {} and {r}",
-                            owners[k]
-                        ),
-                    ));
-                }
-                owners[k] = r;
-            }
-        }
-    }
-    if let Some(k) = owners.iter().position(|&o| o == usize::MAX) {
-        let name = &replicas[0].params.layout().tensors()[k].name;
-        return Err(Error::invalid(
-            "replicas",
-            format!("tensor `{name}`"),
-            "each tensor in exactly one replica's shard",
-            format!("no replica's shard holds `{name}`: it would never be updated"),
-        ));
-    }
-    Ok(Some(owners))
-}
-
 /// Replicas stepped together: [`step`](Self::step) all-reduces the
 /// gradients ([`ReduceOp::Mean`] by default), then applies one optimizer
 /// step on every replica (one submit each).
@@ -430,7 +373,12 @@ impl DataParallel {
         }
         let local: Vec<_> = replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
         comm.check_layouts(&local)?;
-        let owners = shard_owners(&replicas, comm.world_size())?;
+        let shards: Vec<Option<&[bool]>> = replicas.iter().map(|r| r.opt.shard()).collect();
+        let layout = replicas[0].params.layout().clone();
+        let agreed = comm.agree_shards(&layout, &shards);
+        let owners = comm
+            .agree(agreed.as_ref().map(|_| ()).map_err(Clone::clone))
+            .and(agreed)?;
         let mut dp = DataParallel {
             replicas,
             comm,
@@ -615,36 +563,12 @@ impl DataParallel {
         let Some(owners) = &self.owners else {
             return Ok(());
         };
-        for (o, owner) in self.replicas.iter().enumerate() {
-            let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == o).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let placement = owner.params.placement();
-            let bytes =
-                crate::params::read_role_bytes(&owner.gpu, &owner.params.params, placement, &mine)
-                    .map_err(|e| crate::collective::staging::participant_error(o, e))?;
-            for (r, other) in self.replicas.iter().enumerate() {
-                if r == o {
-                    continue;
-                }
-                other
-                    .gpu
-                    .scoped("pool/gather_params", || {
-                        for (&k, b) in mine.iter().zip(&bytes) {
-                            other
-                                .params
-                                .params
-                                .write_raw(&other.gpu, placement.pieces(k), b);
-                        }
-                    })
-                    .map_err(|e| crate::collective::staging::participant_error(r, e))?;
-            }
-        }
-        Ok(())
+        let local: Vec<_> = self.replicas.iter().map(|r| (&r.gpu, &r.params)).collect();
+        self.comm.gather_params(&local, owners)
     }
 
-    /// Each tensor's owning replica when the optimizer state is sharded
+    /// Each tensor's owner (a world index: the replica in process, the rank
+    /// over MPI) when the optimizer state is sharded
     /// ([`DevicePool::replicate_sharded`]), else `None`.
     pub fn shard_owners(&self) -> Option<&[usize]> {
         self.owners.as_deref()

@@ -38,6 +38,7 @@
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
+pub(crate) mod shard;
 pub(crate) mod staging;
 
 #[doc(hidden)]
@@ -171,6 +172,35 @@ pub trait Communicator {
     /// # Errors
     /// The local error, or [`Error::Collective`] naming a failed peer.
     fn agree(&mut self, outcome: Result<()>) -> Result<()>;
+
+    /// Agrees on sharded optimizer state (ZeRO-1): `shards` holds each local
+    /// replica's shard (`Optimizer::shard`, `None` when unsharded); the
+    /// result is each tensor's owner as a world index, or `None` when no
+    /// participant shards. The default serves the devices of one process
+    /// (any partition, each tensor in exactly one shard).
+    ///
+    /// # Errors
+    /// Participants that disagree (some sharded, some not, overlapping or
+    /// missing tensors), on every participant.
+    fn agree_shards(
+        &mut self,
+        layout: &crate::layout::ParamLayout,
+        shards: &[Option<&[bool]>],
+    ) -> Result<Option<Vec<usize>>> {
+        shard::local_owners(layout, shards)
+    }
+
+    /// Copies each tensor's params from its owner (`owners`, world
+    /// indices, from [`agree_shards`](Self::agree_shards)) into every other
+    /// participant, after each updated its shard.
+    ///
+    /// # Errors
+    /// [`Error::Collective`] on every participant when one fails; the
+    /// params of the shards not yet gathered are then those of the step
+    /// before on the non-owners: resume from the last checkpoint.
+    fn gather_params(&mut self, local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
+        shard::gather_local(local, owners)
+    }
 
     /// The all-reduce's parts timed alone (downloads, host sums, uploads),
     /// for benchmarks; `None` where the communicator cannot split them

@@ -369,6 +369,134 @@ impl Communicator for MpiCommunicator {
         Ok(())
     }
 
+    /// Over MPI a sharded run uses the standard partition
+    /// (`pool::shard_tensors` over the world): rank `r` owns shard `r`.
+    /// Each rank's verdict (unsharded, the standard shard, another) is
+    /// all-gathered, so every rank agrees or every rank fails.
+    fn agree_shards(
+        &mut self,
+        layout: &crate::layout::ParamLayout,
+        shards: &[Option<&[bool]>],
+    ) -> Result<Option<Vec<usize>>> {
+        let (rank, size) = (self.comm.rank() as usize, self.comm.size() as usize);
+        let standard = crate::pool::shard_tensors(layout, size);
+        let verdict: u64 = match shards {
+            [None] => 0,
+            [Some(m)]
+                if m.len() == standard.len()
+                    && m.iter().zip(&standard).all(|(&b, &o)| b == (o == rank)) =>
+            {
+                1
+            }
+            _ => 2,
+        };
+        let mut all = vec![0u64; size];
+        self.comm.all_gather_into(&[verdict][..], &mut all[..]);
+        if all.iter().all(|&v| v == 0) {
+            return Ok(None);
+        }
+        if all.iter().all(|&v| v == 1) {
+            return Ok(Some(standard));
+        }
+        let what = |v: u64| match v {
+            0 => "an unsharded optimizer",
+            1 => "its shard of pool::shard_tensors",
+            _ => "another shard",
+        };
+        let r = all
+            .iter()
+            .position(|&v| v != all[0])
+            .unwrap_or_else(|| all.iter().position(|&v| v != 1).unwrap_or(0));
+        Err(Error::mismatch(format!(
+            "rank {r} holds {} and rank 0 {}: over MPI every rank must hold its shard of \
+             pool::shard_tensors (DevicePool::replicate_sharded's partition), or none",
+            what(all[r]),
+            what(all[0]),
+        )))
+    }
+
+    /// Every rank reads the params of its shard, the ranks agree that all
+    /// reads succeeded, then one `MPI_Allgatherv` of the shards' bytes (each
+    /// tensor padded to 4-byte words) and each rank writes the others'.
+    fn gather_params(&mut self, local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
+        use mpi::datatype::PartitionMut;
+        let rank = self.comm.rank() as usize;
+        let size = self.comm.size() as usize;
+        let Some(&(gpu, params)) = local.first() else {
+            let e = Error::invalid(
+                "replicas",
+                0,
+                "exactly 1 per MPI rank",
+                "MpiCommunicator drives one device per rank",
+            );
+            return self.agree(Err(e));
+        };
+        let b = params.param_dtype().bytes();
+        let tensors = params.layout().tensors();
+        let words = |k: usize| (tensors[k].numel * b).div_ceil(4);
+        let mut counts = vec![0u64; size];
+        for (k, &o) in owners.iter().enumerate() {
+            counts[o] += words(k);
+        }
+        let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == rank).collect();
+        let read = if counts.iter().sum::<u64>() > i32::MAX as u64 {
+            Err(Error::LimitExceeded {
+                limit: "MPI count (i32 words) of one all-gather".into(),
+                needed: counts.iter().sum(),
+                available: i32::MAX as u64,
+                hint: "; the params of all shards must fit 8 GiB for one all-gather".into(),
+            })
+        } else {
+            crate::params::read_role_bytes(gpu, &params.params, params.placement(), &mine)
+        };
+        let bytes = match read {
+            Ok(v) => {
+                self.agree(Ok(()))?;
+                v
+            }
+            Err(e) => {
+                let e = self.local_error("gather params", e);
+                return self.agree(Err(e));
+            }
+        };
+        let mut send: Vec<u8> = Vec::with_capacity(counts[rank] as usize * 4);
+        for t in &bytes {
+            send.extend_from_slice(t);
+            send.resize(send.len().next_multiple_of(4), 0);
+        }
+        let send: Vec<u32> = bytemuck::pod_collect_to_vec(&send);
+        let counts32: Vec<i32> = counts.iter().map(|&c| c as i32).collect();
+        let displs: Vec<i32> = counts32
+            .iter()
+            .scan(0i32, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let mut recv = vec![0u32; counts.iter().sum::<u64>() as usize];
+        {
+            let mut part = PartitionMut::new(&mut recv[..], &counts32[..], &displs[..]);
+            self.comm.all_gather_varcount_into(&send[..], &mut part);
+        }
+        let recv: &[u8] = bytemuck::cast_slice(&recv);
+        let mut cursor: Vec<usize> = displs.iter().map(|&d| d as usize * 4).collect();
+        let written = gpu.scoped("collective/gather_params", || {
+            for (k, &o) in owners.iter().enumerate() {
+                let at = cursor[o];
+                cursor[o] += words(k) as usize * 4;
+                if o != rank {
+                    let len = (tensors[k].numel * b) as usize;
+                    params
+                        .params
+                        .write_raw(gpu, params.placement().pieces(k), &recv[at..at + len]);
+                }
+            }
+        });
+        let r = written.map_err(|e| self.local_error("gather params", e));
+        self.agree(r)
+    }
+
     fn agree(&mut self, outcome: Result<()>) -> Result<()> {
         let mine = [i32::from(outcome.is_err())];
         let mut any = [0i32];
