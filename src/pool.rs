@@ -170,11 +170,24 @@ impl DevicePool {
         spec: &OptimizerSpec,
         options: ParamSetOptions,
     ) -> Result<DataParallel> {
-        let comm = LocalCommunicator::new(CollectiveConfig::default())?;
+        self.replicate_each(CollectiveConfig::default(), |_, g| {
+            Replica::with_options(g, layout, spec, options)
+        })
+    }
+
+    /// One replica per device, `make(r, gpu)` building device `r`'s, joined
+    /// by the in-process communicator with `config`.
+    fn replicate_each(
+        &self,
+        config: CollectiveConfig,
+        make: impl Fn(usize, Gpu) -> Result<Replica>,
+    ) -> Result<DataParallel> {
+        let comm = LocalCommunicator::new(config)?;
         let replicas = self
             .gpus
             .iter()
-            .map(|g| Replica::with_options(g.clone(), layout, spec, options))
+            .enumerate()
+            .map(|(r, g)| make(r, g.clone()))
             .collect::<Result<Vec<_>>>()?;
         DataParallel::new(replicas, Box::new(comm))
     }
@@ -196,18 +209,11 @@ impl DevicePool {
         spec: &OptimizerSpec,
         options: ParamSetOptions,
     ) -> Result<DataParallel> {
-        let comm = LocalCommunicator::new(CollectiveConfig::default())?;
         let owners = shard_tensors(layout, self.gpus.len());
-        let replicas = self
-            .gpus
-            .iter()
-            .enumerate()
-            .map(|(r, g)| {
-                let owned: Vec<bool> = owners.iter().map(|&o| o == r).collect();
-                Replica::sharded(g.clone(), layout, spec, options, &owned)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        DataParallel::new(replicas, Box::new(comm))
+        self.replicate_each(CollectiveConfig::default(), |r, g| {
+            let owned: Vec<bool> = owners.iter().map(|&o| o == r).collect();
+            Replica::sharded(g, layout, spec, options, &owned)
+        })
     }
 
     /// Like [`replicate`](Self::replicate) with collective options.
@@ -220,13 +226,7 @@ impl DevicePool {
         spec: &OptimizerSpec,
         config: CollectiveConfig,
     ) -> Result<DataParallel> {
-        let comm = LocalCommunicator::new(config)?;
-        let replicas = self
-            .gpus
-            .iter()
-            .map(|g| Replica::new(g.clone(), layout, spec))
-            .collect::<Result<Vec<_>>>()?;
-        DataParallel::new(replicas, Box::new(comm))
+        self.replicate_each(config, |_, g| Replica::new(g, layout, spec))
     }
 }
 

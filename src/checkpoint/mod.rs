@@ -94,7 +94,7 @@ use crate::params::ParamSet;
 use crate::precision::ParamUpdate;
 use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
 use reader::Reader;
-use write::{Entry, checksums, write_atomic};
+use write::{Entry, checksums, master_entries, param_entries, write_atomic};
 
 /// `format` of a full checkpoint.
 pub const FORMAT: &str = "wgpu-optim-checkpoint";
@@ -233,45 +233,6 @@ fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
         path: path.display().to_string(),
         reason: reason.into(),
     }
-}
-
-/// Every param tensor in the params' own dtype (F32, BF16 or F16), named
-/// `prefix` + its name.
-fn param_entries<'a>(gpu: &'a Gpu, params: &'a ParamSet, prefix: &str) -> Vec<Entry<'a>> {
-    params
-        .layout()
-        .tensors()
-        .iter()
-        .map(|t| {
-            let name = t.name.clone();
-            Entry {
-                name: format!("{prefix}{}", t.name),
-                dtype: params.param_dtype().safetensors(),
-                shape: t.shape.clone(),
-                read: Box::new(move || params.read_raw(gpu, &name)),
-            }
-        })
-        .collect()
-}
-
-/// The f32 master weights (`master.<tensor>`) of the tensors that keep them.
-fn master_entries<'a>(
-    gpu: &'a Gpu,
-    params: &ParamSet,
-    opt: &'a Optimizer,
-) -> Result<Vec<Entry<'a>>> {
-    let mut out = Vec::new();
-    for t in params.layout().tensors() {
-        if opt.param_update(&t.name)? == ParamUpdate::MasterWeights && opt.owns(&t.name)? {
-            let name = t.name.clone();
-            out.push(Entry::f32(
-                format!("master.{}", t.name),
-                t.shape.clone(),
-                move || opt.read_master(gpu, &name),
-            ));
-        }
-    }
-    Ok(out)
 }
 
 /// Why a param tensor must have the live params' dtype (for the message).

@@ -1,5 +1,7 @@
 //! Writing: lazy views that read each tensor from the GPU when the writer
-//! reaches it, and the atomic write (temporary file, fsync, rename).
+//! reaches it (the params in their dtype, the f32 masters; the states'
+//! are `state_entries` in mod.rs), and the atomic write (temporary file,
+//! fsync, rename).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -9,6 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{ck_err, fnv1a};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::optim::Optimizer;
+use crate::params::ParamSet;
+use crate::precision::ParamUpdate;
 
 /// A tensor of the file: its name, dtype, shape, and how to read its bytes
 /// (little-endian, as safetensors stores them) from the GPU.
@@ -33,6 +39,49 @@ impl<'a> Entry<'a> {
             read: Box::new(move || read().map(|v| bytemuck::cast_slice(&v).to_vec())),
         }
     }
+}
+
+/// Every param tensor in the params' own dtype (F32, BF16 or F16), named
+/// `prefix` + its name.
+pub(super) fn param_entries<'a>(
+    gpu: &'a Gpu,
+    params: &'a ParamSet,
+    prefix: &str,
+) -> Vec<Entry<'a>> {
+    params
+        .layout()
+        .tensors()
+        .iter()
+        .map(|t| {
+            let name = t.name.clone();
+            Entry {
+                name: format!("{prefix}{}", t.name),
+                dtype: params.param_dtype().safetensors(),
+                shape: t.shape.clone(),
+                read: Box::new(move || params.read_raw(gpu, &name)),
+            }
+        })
+        .collect()
+}
+
+/// The f32 master weights (`master.<tensor>`) of the tensors that keep them.
+pub(super) fn master_entries<'a>(
+    gpu: &'a Gpu,
+    params: &ParamSet,
+    opt: &'a Optimizer,
+) -> Result<Vec<Entry<'a>>> {
+    let mut out = Vec::new();
+    for t in params.layout().tensors() {
+        if opt.param_update(&t.name)? == ParamUpdate::MasterWeights && opt.owns(&t.name)? {
+            let name = t.name.clone();
+            out.push(Entry::f32(
+                format!("master.{}", t.name),
+                t.shape.clone(),
+                move || opt.read_master(gpu, &name),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Bytes per element of the dtypes checkpoints use.

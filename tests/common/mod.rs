@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod half;
 pub mod schedule_args;
 
 use std::sync::OnceLock;

@@ -253,14 +253,18 @@ impl Optimizer {
                 .position(|&q| q == p)
                 .expect("a group");
             let included: Vec<bool> = assignment.iter().map(|&g| resolved.parts[g] == p).collect();
-            let states = StatePlacement::of_tensors(
-                &placement,
-                &numels,
-                assignment,
-                &resolved.state_dtypes,
-                spec.min_8bit_size,
-                &included,
-            );
+            // The states of the tensors marked in `inc`.
+            let place = |inc: &[bool]| {
+                StatePlacement::of_tensors(
+                    &placement,
+                    &numels,
+                    assignment,
+                    &resolved.state_dtypes,
+                    spec.min_8bit_size,
+                    inc,
+                )
+            };
+            let states = place(&included);
             let (tables, n) = block_tables(&placement, &states, assignment, mode, n_blocks);
             let plan = part::Plan {
                 lead,
@@ -278,15 +282,7 @@ impl Optimizer {
                         .zip(owned)
                         .map(|(&a, &b)| a && b)
                         .collect();
-                    let states = StatePlacement::of_tensors(
-                        &placement,
-                        &numels,
-                        assignment,
-                        &resolved.state_dtypes,
-                        spec.min_8bit_size,
-                        &mine,
-                    );
-                    let (plan, others) = shard::own(plan, owned, &placement, states);
+                    let (plan, others) = shard::own(plan, owned, &placement, place(&mine));
                     stats_only.extend(others);
                     plan
                 }
