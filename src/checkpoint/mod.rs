@@ -96,6 +96,9 @@ use crate::schedule::{LrScheduler, ReduceLrOnPlateau};
 use reader::Reader;
 use write::{Entry, checksums, master_entries, param_entries, write_atomic};
 
+mod sharded;
+pub use sharded::{load_gathered, save_gathered};
+
 /// `format` of a full checkpoint.
 pub const FORMAT: &str = "wgpu-optim-checkpoint";
 /// `format` of a parameters-only file.
@@ -374,13 +377,37 @@ pub fn save(
 ) -> Result<()> {
     opt.check_params(gpu, params)?;
     let opt: &Optimizer = opt;
+    let owners = vec![(gpu, params, opt); params.layout().len()];
+    save_from(path, (gpu, params, opt), &owners, training)
+}
+
+/// Where a tensor's states and master are read from: its device, ParamSet
+/// and optimizer (every tensor's own optimizer in a sharded run).
+pub(super) type Owner<'a> = (&'a Gpu, &'a ParamSet, &'a Optimizer);
+
+/// [`save`] of the params of `lead` and of each tensor's states and master
+/// from `owners[k]` (all `lead` unless the state is sharded), the metadata
+/// from `lead`'s optimizer: the file an unsharded optimizer would write.
+pub(super) fn save_from(
+    path: &Path,
+    (gpu, params, opt): Owner<'_>,
+    owners: &[Owner<'_>],
+    training: &TrainingState,
+) -> Result<()> {
     let gradient_state = device_gradient_state(gpu, opt)?;
     let mut entries = param_entries(gpu, params, "param.");
-    entries.extend(master_entries(gpu, params, opt)?);
-    let state_names = opt.state_names();
-    for t in params.layout().tensors() {
-        for s in opt.tensor_state_names(&t.name)? {
-            entries.extend(state_entries(gpu, params, opt, &t.name, s)?);
+    entries.extend(master_entries(params, owners)?);
+    let names: Vec<&str> = params
+        .layout()
+        .tensors()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let state_names =
+        opt.state_names_with(&|k| owners[k].2.tensor_state_names(names[k]).unwrap_or_default());
+    for (t, &(g, p, o)) in params.layout().tensors().iter().zip(owners) {
+        for s in o.tensor_state_names(&t.name)? {
+            entries.extend(state_entries(g, p, o, &t.name, s)?);
         }
     }
     let groups = (0..opt.num_groups())
@@ -541,6 +568,34 @@ pub fn load_with(
     options: LoadOptions,
 ) -> Result<TrainingState> {
     opt.check_params(gpu, params)?;
+    let checked = {
+        let o: &Optimizer = opt;
+        let views = vec![o; params.layout().len()];
+        prepare(path, params, o, options, &views, &o.state_names())?
+    };
+    apply(path, checked, gpu, params, opt)
+}
+
+/// What a load checked before anything live changes: the open file, its
+/// document and the hyperparameters to set.
+pub(super) struct Checked {
+    r: Reader,
+    meta: CheckpointMeta,
+    writes: Vec<validate::Write>,
+}
+
+/// Every check of [`load_with`] for loading `path` into `params` and
+/// `opt`, changing nothing: the file's tensors are those an optimizer
+/// whose tensor `k` is `views[k]`'s would save (each tensor's owner in a
+/// sharded run; `opt` itself otherwise), its state names `live_states`.
+pub(super) fn prepare(
+    path: &Path,
+    params: &ParamSet,
+    opt: &Optimizer,
+    options: LoadOptions,
+    views: &[&Optimizer],
+    live_states: &[&str],
+) -> Result<Checked> {
     let mut r = Reader::open(path)?;
     let version = r.check_format(FORMAT, &READ_VERSIONS)?;
     let json = if version == 1 {
@@ -552,10 +607,10 @@ pub fn load_with(
     };
     let doc = validate::parse(path, &json, version)?;
     let live_layout = layout_of(params);
-    let writes = validate::check(path, &doc, version, &live_layout, opt, options)?;
+    let writes = validate::check(path, &doc, version, &live_layout, opt, live_states, options)?;
     let meta = doc.meta;
     let mut expected = Vec::new();
-    for (name, shape) in &live_layout {
+    for ((name, shape), view) in live_layout.iter().zip(views) {
         use safetensors::Dtype;
         expected.push((
             format!("param.{name}"),
@@ -563,7 +618,7 @@ pub fn load_with(
             shape.clone(),
             param_dtype_why(params),
         ));
-        if opt.param_update(name)? == ParamUpdate::MasterWeights && opt.owns(name)? {
+        if view.param_update(name)? == ParamUpdate::MasterWeights && view.owns(name)? {
             expected.push((
                 format!("master.{name}"),
                 Dtype::F32,
@@ -571,15 +626,15 @@ pub fn load_with(
                 String::new(),
             ));
         }
-        let d = opt.state_dtype(name)?;
+        let d = view.state_dtype(name)?;
         let why = format!(
             " (the live optimizer stores the states of `{name}` as {}; load it into one built \
              with the file's state dtypes)",
             d.as_str()
         );
-        for s in opt.tensor_state_names(name)? {
+        for s in view.tensor_state_names(name)? {
             let key = format!("state.{name}.{s}");
-            let shape = &opt.state_shape(s, name)?;
+            let shape = &view.state_shape(s, name)?;
             match d {
                 StateDtype::F32 => expected.push((key, Dtype::F32, shape.clone(), why.clone())),
                 StateDtype::Bf16 => expected.push((key, Dtype::BF16, shape.clone(), why.clone())),
@@ -615,6 +670,25 @@ pub fn load_with(
         ));
     }
     r.verify_checksums(&meta.checksums)?;
+    Ok(Checked { r, meta, writes })
+}
+
+/// Changes the live state as `checked` says: hyperparameters, the
+/// gradient pipeline's state, the params, and the masters and states of
+/// the tensors `opt` keeps (its shard's in a sharded run).
+pub(super) fn apply(
+    path: &Path,
+    checked: Checked,
+    gpu: &Gpu,
+    params: &mut ParamSet,
+    opt: &mut Optimizer,
+) -> Result<TrainingState> {
+    let Checked {
+        mut r,
+        meta,
+        writes,
+    } = checked;
+    let live_layout = layout_of(params);
     // Everything checked: now change the live state, the steps that can fail
     // (a bounded wait) first, undone if they do.
     let mut done: Vec<validate::Write> = Vec::new();

@@ -70,6 +70,7 @@ pub(super) fn check(
     version: u32,
     live_layout: &[(String, Vec<usize>)],
     opt: &Optimizer,
+    live_states: &[&str],
     options: LoadOptions,
 ) -> Result<Vec<Write>> {
     let meta = &doc.meta;
@@ -93,7 +94,6 @@ pub(super) fn check(
             "the params were saved in eval mode, which {kind} does not have"
         )));
     }
-    let live_states: Vec<&str> = opt.state_names();
     if meta.state_names != live_states {
         return Err(err(format!(
             "state keys {:?}, the live optimizer keeps {live_states:?}",

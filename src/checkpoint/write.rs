@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{ck_err, fnv1a};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::optim::Optimizer;
 use crate::params::ParamSet;
 use crate::precision::ParamUpdate;
 
@@ -64,14 +63,14 @@ pub(super) fn param_entries<'a>(
         .collect()
 }
 
-/// The f32 master weights (`master.<tensor>`) of the tensors that keep them.
+/// The f32 master weights (`master.<tensor>`) of the tensors that keep them,
+/// each read from its owner (`super::Owner`).
 pub(super) fn master_entries<'a>(
-    gpu: &'a Gpu,
     params: &ParamSet,
-    opt: &'a Optimizer,
+    owners: &[super::Owner<'a>],
 ) -> Result<Vec<Entry<'a>>> {
     let mut out = Vec::new();
-    for t in params.layout().tensors() {
+    for (t, &(gpu, _, opt)) in params.layout().tensors().iter().zip(owners) {
         if opt.param_update(&t.name)? == ParamUpdate::MasterWeights && opt.owns(&t.name)? {
             let name = t.name.clone();
             out.push(Entry::f32(

@@ -11,14 +11,30 @@ impl Optimizer {
     /// The state buffers kept, with PyTorch's names (`exp_avg`, ...): of
     /// every part, in the order of their first group, each name once.
     pub fn state_names(&self) -> Vec<&'static str> {
+        self.state_names_with(&|k| {
+            let part = self.part_of(k);
+            match &part.factorize {
+                Some(f) if part.states.placement.included[k] => f.layout.names(k),
+                _ => Vec::new(),
+            }
+        })
+    }
+
+    /// [`state_names`](Self::state_names) with the per-tensor names of
+    /// Adafactor's parts (`row_var`, `col_var`, `variance`) from
+    /// `tensor_names(k)` for every tensor of the part: a sharded run's
+    /// gathered checkpoint names them from each tensor's owner.
+    pub(crate) fn state_names_with(
+        &self,
+        tensor_names: &dyn Fn(usize) -> Vec<&'static str>,
+    ) -> Vec<&'static str> {
         let mut names = Vec::new();
-        for p in &self.parts {
+        for (i, p) in self.parts.iter().enumerate() {
             let mut mine: Vec<&'static str> = p.states.roles.iter().map(|r| r.name).collect();
-            if let Some(f) = &p.factorize {
-                // Adafactor's: those of its tensors (row_var, col_var, variance).
-                for (k, &inc) in p.states.placement.included.iter().enumerate() {
-                    if inc {
-                        mine.extend(f.layout.names(k));
+            if p.factorize.is_some() {
+                for k in 0..self.layout.len() {
+                    if self.group_part[self.assignment[k]] == i {
+                        mine.extend(tensor_names(k));
                     }
                 }
             }
