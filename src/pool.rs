@@ -567,6 +567,14 @@ impl DataParallel {
         self.comm.gather_params(&local, owners)
     }
 
+    /// The params' gather of a sharded step alone (benchmarks): each
+    /// shard's params copied from its owner into the other replicas; does
+    /// nothing without sharded state.
+    #[doc(hidden)]
+    pub fn gather_params_now(&mut self) -> Result<()> {
+        self.gather_params()
+    }
+
     /// Each tensor's owner (a world index: the replica in process, the rank
     /// over MPI) when the optimizer state is sharded
     /// ([`DevicePool::replicate_sharded`]), else `None`.

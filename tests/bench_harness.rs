@@ -121,6 +121,8 @@ fn quick_vulkan_run_reports_every_optimizer_in_json_and_svg() {
             "upload_s",
             "ratio_to_slowest_part",
             "ratio_to_parts_sum",
+            "gather_s",
+            "gather_to_all_reduce",
         ] {
             assert!(row[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {row}");
         }

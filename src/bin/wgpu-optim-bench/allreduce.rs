@@ -1,6 +1,7 @@
 //! The all-reduce section of the harness: pools of logical devices
 //! all-reduce one tensor of each size, interleaved with the all-reduce's
-//! parts run alone (downloads, host sums, uploads).
+//! parts run alone (downloads, host sums, uploads) and with the params'
+//! gather of a run with sharded optimizer state.
 
 use serde::Serialize;
 use wgpu_optim::Gpu;
@@ -46,6 +47,14 @@ pub struct AllReduceRow {
     pub ratio_to_slowest_part: f64,
     /// `time_s` over the parts' sum: 1.0 is no overlap at all.
     pub ratio_to_parts_sum: f64,
+    /// With the optimizer state sharded over the devices (ZeRO-1), the
+    /// params' gather after a step alone: `bytes` of params in one tensor
+    /// per device, each copied from its owner into the others (one read per
+    /// owner, `n - 1` writes of it), until every device has finished,
+    /// seconds (median, interleaved with the all-reduce).
+    pub gather_s: f64,
+    /// `gather_s / time_s`.
+    pub gather_to_all_reduce: f64,
 }
 
 /// A named group of measurements that is not per optimizer.
@@ -108,20 +117,41 @@ pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) 
                     bucket_bytes: ALL_REDUCE_BUCKET,
                     ..Default::default()
                 };
+                // The same bytes as n tensors, one per device's shard.
+                let names: Vec<String> = (0..n).map(|i| format!("w{i}")).collect();
+                let shapes: Vec<[usize; 1]> = vec![[elements as usize / n]; n];
+                let sharded_layout = wgpu_optim::ParamLayout::new(
+                    &names
+                        .iter()
+                        .zip(&shapes)
+                        .map(|(a, s)| (a.as_str(), &s[..]))
+                        .collect::<Vec<_>>(),
+                );
+                let sharded = sharded_layout.and_then(|l| {
+                    pool.replicate_sharded(&l, &spec, wgpu_optim::ParamSetOptions::default())
+                });
                 let measured = pool
                     .replicate_with(&layout, &spec, config)
-                    .and_then(|mut dp| {
+                    .and_then(|dp| sharded.map(|s| (dp, s)))
+                    .and_then(|(mut dp, mut zero)| {
                         let reps = plan.reps.max(3);
                         // Warm-up (staging buffers, first maps), then the
                         // all-reduce and its parts alone, interleaved.
                         dp.all_reduce_grads()?;
                         dp.synchronize()?;
-                        let (mut whole, mut parts) = (Vec::new(), Vec::new());
+                        zero.gather_params_now()?;
+                        zero.synchronize()?;
+                        let (mut whole, mut parts, mut gather) =
+                            (Vec::new(), Vec::new(), Vec::new());
                         for _ in 0..reps {
                             let t = std::time::Instant::now();
                             dp.all_reduce_grads()?;
                             dp.synchronize()?;
                             whole.push(t.elapsed().as_secs_f64());
+                            let t = std::time::Instant::now();
+                            zero.gather_params_now()?;
+                            zero.synchronize()?;
+                            gather.push(t.elapsed().as_secs_f64());
                             let p = dp.time_all_reduce_parts()?.ok_or_else(|| {
                                 wgpu_optim::Error::mismatch(
                                     "the local communicator splits its parts",
@@ -137,10 +167,11 @@ pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) 
                             part(|p| p.download.as_secs_f64()),
                             part(|p| p.sum.as_secs_f64()),
                             part(|p| p.upload.as_secs_f64()),
+                            median(gather),
                         ))
                     });
                 match measured {
-                    Ok((time_s, download_s, sum_s, upload_s)) => {
+                    Ok((time_s, download_s, sum_s, upload_s, gather_s)) => {
                         let bytes = mib << 20;
                         let algbw = bytes as f64 / time_s / 1e9;
                         rows.push(AllReduceRow {
@@ -159,6 +190,8 @@ pub fn all_reduce_section(adapters: &[wgpu::Adapter], plan: &Plan, quick: bool) 
                             upload_s,
                             ratio_to_slowest_part: time_s / download_s.max(sum_s).max(upload_s),
                             ratio_to_parts_sum: time_s / (download_s + sum_s + upload_s),
+                            gather_s,
+                            gather_to_all_reduce: gather_s / time_s,
                         });
                     }
                     Err(e) => eprintln!("all-reduce on {} x{n}, {mib} MiB: {e}", info.name),

@@ -230,7 +230,7 @@ pub fn print_all_reduce(section: &Section) {
         section.measurements[0].bucket_bytes >> 10
     );
     println!(
-        "{:<28} {:>2} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "{:<28} {:>2} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
         "adapter",
         "n",
         "MiB",
@@ -241,11 +241,12 @@ pub fn print_all_reduce(section: &Section) {
         "up ms",
         "/slowest",
         "/sum parts",
-        "bus/mcpy"
+        "bus/mcpy",
+        "gather ms"
     );
     for m in &section.measurements {
         println!(
-            "{:<28} {:>2} {:>9} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>9.2} {:>8.3}",
+            "{:<28} {:>2} {:>9} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>9.2} {:>8.3} {:>10.3}",
             m.adapter.chars().take(28).collect::<String>(),
             m.devices,
             m.bytes >> 20,
@@ -256,7 +257,8 @@ pub fn print_all_reduce(section: &Section) {
             m.upload_s * 1e3,
             m.ratio_to_slowest_part,
             m.ratio_to_parts_sum,
-            m.busbw_gb_s / m.memcpy_gb_s
+            m.busbw_gb_s / m.memcpy_gb_s,
+            m.gather_s * 1e3
         );
     }
 }
