@@ -310,8 +310,9 @@ fn bad_shards_are_refused() {
 }
 
 /// One gathered file for a sharded run (`checkpoint::save_gathered`: each
-/// tensor's states and master from its owner) is byte for byte the file
-/// the unsharded run saves after the same steps; an unsharded run resumes
+/// tensor's states and master from its owner) holds the tensors and
+/// metadata of the file the unsharded run saves after the same steps,
+/// byte for byte; an unsharded run resumes
 /// from the gathered file and a sharded run from the unsharded file
 /// (`load_gathered`), both bitwise as the uninterrupted run. bf16 params
 /// with f32 master weights, 8-bit states, clipping; 2 devices. A file of
@@ -388,10 +389,34 @@ fn gathered_checkpoints_cross_between_sharded_and_unsharded_runs() {
     let mut sh = fresh(true);
     steps(&mut sh, 0..2);
     save_gathered(&gathered_file, &sh, &TrainingState::default()).unwrap();
-    assert_eq!(
+    // The same tensors with the same bytes and the same metadata (the
+    // safetensors header lists the metadata keys in a HashMap's order, so
+    // the files' bytes may differ there).
+    let (a, b) = (
         std::fs::read(&plain_file).unwrap(),
         std::fs::read(&gathered_file).unwrap(),
-        "the gathered file is not the unsharded run's"
+    );
+    let (fa, fb) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let (mut na, mut nb) = (fa.names(), fb.names());
+    na.sort();
+    nb.sort();
+    assert_eq!(na, nb, "the gathered file holds other tensors");
+    for n in na {
+        let (x, y) = (fa.tensor(n).unwrap(), fb.tensor(n).unwrap());
+        assert_eq!(
+            (x.dtype(), x.shape(), x.data()),
+            (y.dtype(), y.shape(), y.data()),
+            "{n}"
+        );
+    }
+    let meta = |bytes: &[u8]| safetensors::SafeTensors::read_metadata(bytes).unwrap().1;
+    assert_eq!(
+        meta(&a).metadata(),
+        meta(&b).metadata(),
+        "the metadata differ"
     );
     // The unsharded file into a sharded run, the gathered one into an
     // unsharded run: both continue as the uninterrupted run.

@@ -1,6 +1,7 @@
 //! Checkpoints of a run whose optimizer state is sharded over the devices
 //! of one process (ZeRO-1, `DevicePool::replicate_sharded`): one gathered
-//! file, byte for byte what the unsharded run would save (each tensor's
+//! file holding, byte for byte, the tensors and metadata the unsharded run
+//! would save (each tensor's
 //! states and master read from the replica that owns it), and its load
 //! into every replica, each keeping its shard's states. Either side may be
 //! unsharded: a sharded run resumes from an unsharded run's file and the

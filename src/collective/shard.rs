@@ -65,31 +65,35 @@ pub(crate) fn local_owners(
 }
 
 /// Copies each tensor's params from its owner (a local index) into every
-/// other participant: one read per owner, writes into the others' queues
-/// (the next submit on each device follows them).
+/// other participant: every owner's shard is read first (one read per
+/// owner), and only when all reads succeeded are they written into the
+/// others' queues (the next submit on each device follows them), so a
+/// failed read leaves every non-owner's copies as they were.
 ///
 /// # Errors
 /// A device error reading an owner's params, naming the participant.
 pub(crate) fn gather_local(local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
+    let mut shards = Vec::with_capacity(local.len());
     for (o, &(gpu, params)) in local.iter().enumerate() {
         let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == o).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let placement = params.placement();
-        let bytes = read_role_bytes(gpu, &params.params, placement, &mine)
-            .map_err(|e| participant_error(o, e))?;
-        for (r, &(other_gpu, other)) in local.iter().enumerate() {
-            if r == o {
+        let bytes = match mine.is_empty() {
+            true => Vec::new(),
+            false => read_role_bytes(gpu, &params.params, params.placement(), &mine)
+                .map_err(|e| participant_error(o, e))?,
+        };
+        shards.push((mine, bytes));
+    }
+    for (o, (mine, bytes)) in shards.iter().enumerate() {
+        for (r, &(gpu, other)) in local.iter().enumerate() {
+            if r == o || mine.is_empty() {
                 continue;
             }
-            other_gpu
-                .scoped("collective/gather_params", || {
-                    for (&k, b) in mine.iter().zip(&bytes) {
-                        other.params.write_raw(other_gpu, placement.pieces(k), b);
-                    }
-                })
-                .map_err(|e| participant_error(r, e))?;
+            gpu.scoped("collective/gather_params", || {
+                for (&k, b) in mine.iter().zip(bytes) {
+                    other.params.write_raw(gpu, other.placement().pieces(k), b);
+                }
+            })
+            .map_err(|e| participant_error(r, e))?;
         }
     }
     Ok(())
