@@ -3,7 +3,9 @@
 //! for a few steps with `ReduceOp::Mean`. Then every rank checks that its
 //! parameters are bitwise equal to rank 0's, that the same steps with the
 //! optimizer state sharded over the ranks (ZeRO-1) give bitwise the same
-//! parameters, that a fault injected on one
+//! parameters (and that a read failing in its gather fails the step on
+//! every rank, refuses the next until each rank reloads its shard's
+//! checkpoint, and then steps alike again), that a fault injected on one
 //! rank makes the step fail on every rank with nothing stepped, and that a
 //! rank with a different layout is refused on every rank. Exits non-zero on
 //! any rank where a check fails.
@@ -190,6 +192,57 @@ fn run(
         owned.iter().filter(|&&o| o).count(),
         owned.len(),
         zdiff == 0
+    );
+    // A read failing in the gather on the last rank: the step fails on
+    // every rank, the next one is refused until each rank reloads its own
+    // shard's checkpoint, and then the ranks step alike again.
+    let file = std::env::temp_dir().join(format!(
+        "wgpu-optim-mpi-{}-rank{rank}.safetensors",
+        std::process::id()
+    ));
+    {
+        let rep = zero.replica_mut(0);
+        wgpu_optim::checkpoint::save(
+            &file,
+            &rep.gpu,
+            &rep.params,
+            &mut rep.opt,
+            &wgpu_optim::checkpoint::TrainingState::default(),
+        )?;
+    }
+    if rank == size - 1 {
+        zero.inject_gather_fault(0);
+    }
+    match run_steps(&mut zero) {
+        Ok(()) => failures.push("the step with a failed gather succeeded".into()),
+        Err(e) if e.kind() == ErrorKind::Collective => {
+            println!("rank {rank}: failed gather reported as expected: {e}");
+        }
+        Err(e) => failures.push(format!("unexpected error kind for the gather fault: {e}")),
+    }
+    match zero.step() {
+        Err(e) if e.kind() == ErrorKind::Collective && zero.diverged().is_some() => {}
+        other => failures.push(format!(
+            "a step after a failed gather was not refused: {other:?}"
+        )),
+    }
+    {
+        let rep = zero.replica_mut(0);
+        wgpu_optim::checkpoint::load(&file, &rep.gpu, &mut rep.params, &mut rep.opt)?;
+    }
+    std::fs::remove_file(&file).ok();
+    zero.mark_restored();
+    run_steps(&mut zero)?;
+    let z: Vec<f32> = zero.replica(0).read_params()?.concat();
+    let mut root = z.clone();
+    world.process_at_rank(0).broadcast_into(&mut root[..]);
+    if z.iter().zip(&root).any(|(a, b)| a.to_bits() != b.to_bits()) {
+        failures.push("after the restore the ranks' params differ".into());
+    }
+    println!(
+        "rank {rank}: restored from its shard's checkpoint after the failed gather, equal to \
+         rank 0 after {steps} more steps: {}",
+        z.iter().zip(&root).all(|(a, b)| a.to_bits() == b.to_bits())
     );
     drop(zero);
     // A rank without a shard beside ranks with one: refused on every rank.

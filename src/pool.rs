@@ -321,6 +321,9 @@ pub struct DataParallel {
     user_scale: f64,
     /// Each tensor's owning replica, when the optimizer state is sharded.
     owners: Option<Vec<usize>>,
+    /// Why the replicas may differ (a step that failed after the
+    /// all-reduce), until they are restored from one checkpoint.
+    diverged: Option<Error>,
 }
 
 /// The owner (0..n) of each tensor of `layout` when the tensors are cut
@@ -385,6 +388,7 @@ impl DataParallel {
             op: ReduceOp::Mean,
             user_scale: 1.0,
             owners,
+            diverged: None,
         };
         dp.apply_scale()?;
         Ok(dp)
@@ -471,6 +475,12 @@ impl DataParallel {
     pub fn inject_fault(&mut self, device: usize, bucket: usize) {
         self.comm.inject_fault(device, bucket);
     }
+    /// Test hook: reading local replica `device`'s shard fails during the
+    /// next gather of a sharded step. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn inject_gather_fault(&mut self, device: usize) {
+        self.comm.inject_gather_fault(device);
+    }
 
     /// Copies the parameters of world participant 0 to every replica so all
     /// start bitwise equal (optimizer states start equal when built from the
@@ -516,13 +526,38 @@ impl DataParallel {
     }
 
     /// All-reduces the gradients, then applies one optimizer step on every
-    /// replica (one submit each; no wait). If the all-reduce fails on any
-    /// participant, no replica steps.
+    /// replica (one submit each; no wait), then, with sharded optimizer
+    /// state, gathers each shard's params from its owner. If the all-reduce
+    /// fails on any participant, no replica steps.
+    ///
+    /// A failure after the all-reduce (a replica's step, or the gather) is
+    /// returned on every participant, and may leave the replicas different:
+    /// the owners of the shards hold their updated params and states, the
+    /// other replicas the params of the step before for every shard not
+    /// gathered (a failed read writes nothing anywhere). From then on
+    /// `step` refuses to run (an [`Error::Collective`] that says why) until
+    /// every replica is restored from one checkpoint:
+    /// [`checkpoint::load_gathered`](crate::checkpoint::load_gathered), or
+    /// each replica's own file with [`checkpoint::load`](crate::checkpoint::load)
+    /// followed by [`mark_restored`](Self::mark_restored). Only a failure
+    /// before any local replica stepped, seen by this process alone, leaves
+    /// the replicas as they were.
     ///
     /// # Errors
-    /// [`Error::Collective`] from the all-reduce (nothing stepped), or a
-    /// device error from a step.
+    /// [`Error::Collective`] from the all-reduce (nothing stepped) or the
+    /// gather, a device error from a step, or the refusal above.
     pub fn step(&mut self) -> Result<()> {
+        if let Some(e) = &self.diverged {
+            return Err(Error::Collective {
+                operation: "step".into(),
+                participant: "this process".into(),
+                reason: format!(
+                    "refused: the replicas may differ since a step failed ({e}); restore every \
+                     replica from one checkpoint (checkpoint::load_gathered, or each replica's \
+                     checkpoint::load, then DataParallel::mark_restored)"
+                ),
+            });
+        }
         // All or nothing: every replica's optimizer must accept its device
         // and ParamSet (a ParamSet swapped in through `replicas_mut` is
         // refused) before anything is reduced or stepped.
@@ -544,10 +579,45 @@ impl DataParallel {
         self.comm.agree(pre)?;
         self.all_reduce_grads()?;
         self.apply_scale()?;
+        let counts: Vec<u64> = self.replicas.iter().map(|r| r.opt.step_count()).collect();
+        let mut stepped = Ok(());
         for r in &mut self.replicas {
-            r.opt.step(&r.gpu, &mut r.params)?;
+            stepped = r.opt.step(&r.gpu, &mut r.params);
+            if stepped.is_err() {
+                break;
+            }
         }
-        self.gather_params()
+        let local = stepped.is_err();
+        // Every participant learns whether every replica stepped before any
+        // gathers: over MPI a rank whose step failed would otherwise leave
+        // its peers waiting in the gather's collective.
+        let r = self.comm.agree(stepped).and_then(|()| self.gather_params());
+        if let Err(e) = &r {
+            let none_stepped = self
+                .replicas
+                .iter()
+                .zip(&counts)
+                .all(|(r, &c)| r.opt.step_count() == c);
+            if !(local && none_stepped && self.comm.world_size() == self.replicas.len()) {
+                self.diverged = Some(e.clone());
+            }
+        }
+        r
+    }
+
+    /// Why [`step`](Self::step) refuses to run (a step that failed after
+    /// the all-reduce), or `None`.
+    pub fn diverged(&self) -> Option<&Error> {
+        self.diverged.as_ref()
+    }
+
+    /// Says that every replica was restored from one checkpoint (each
+    /// replica's own file with [`checkpoint::load`](crate::checkpoint::load);
+    /// [`checkpoint::load_gathered`](crate::checkpoint::load_gathered) calls
+    /// this itself), so [`step`](Self::step) runs again after a failed one.
+    /// Over MPI every rank restores and calls it.
+    pub fn mark_restored(&mut self) {
+        self.diverged = None;
     }
 
     /// With sharded optimizer state: copies each shard's updated params
@@ -556,9 +626,7 @@ impl DataParallel {
     /// device follows). Does nothing otherwise.
     ///
     /// # Errors
-    /// A device error reading an owner's params: the replicas then hold
-    /// that shard's params of the step before (its owner the new ones):
-    /// resume from the last checkpoint.
+    /// A device error reading an owner's params (see [`step`](Self::step)).
     fn gather_params(&mut self) -> Result<()> {
         let Some(owners) = &self.owners else {
             return Ok(());

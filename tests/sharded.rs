@@ -461,3 +461,159 @@ fn gathered_checkpoints_cross_between_sharded_and_unsharded_runs() {
         std::fs::remove_file(f).ok();
     }
 }
+
+/// A read that fails in the gather of a sharded step (a fault injected on
+/// replica 1 as a lost device's read): the step returns a collective error
+/// naming the gather and the device; nothing was written anywhere, so each
+/// replica holds its own shard's updated params and the other shard's of
+/// the step before (what `DataParallel::step` documents); the next step is
+/// refused, saying why, until every replica is restored from one
+/// checkpoint; after `load_gathered` the run goes on bitwise as one that
+/// never failed. On 3 devices, each replica's own file and
+/// `mark_restored` serve as well.
+#[test]
+fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
+    use wgpu_optim::checkpoint::{LoadOptions, load_gathered, save_gathered};
+    let spec = OptimizerSpec::adamw(AdamWConfig {
+        lr: 1e-2,
+        ..Default::default()
+    })
+    .clip_by_global_norm(1.0);
+    let l = layout();
+    for n in [2usize, 3] {
+        let pool = pool(n);
+        let mut rng = Rng(21);
+        let p0 = random(&mut rng, &l, 1.0);
+        let grads: Vec<Vec<Vec<Vec<f32>>>> = (0..4)
+            .map(|_| (0..n).map(|_| random(&mut rng, &l, 0.5)).collect())
+            .collect();
+        let fresh = || {
+            let mut dp = pool
+                .replicate_sharded(&l, &spec, ParamSetOptions::default())
+                .unwrap();
+            dp.replica_mut(0)
+                .params
+                .write_all(&pool.gpus()[0], &p0)
+                .unwrap();
+            dp.broadcast_params_from_0().unwrap();
+            dp
+        };
+        let write = |dp: &mut DataParallel, s: usize| {
+            for (r, g) in grads[s].iter().enumerate() {
+                let rep = dp.replica_mut(r);
+                rep.params.write_grads_all(&rep.gpu, g).unwrap();
+            }
+        };
+        let params = |dp: &DataParallel| -> Vec<Vec<Vec<f32>>> {
+            (0..n)
+                .map(|r| dp.replica(r).read_params().unwrap())
+                .collect()
+        };
+        let mut whole = fresh();
+        for s in 0..4 {
+            write(&mut whole, s);
+            whole.step().unwrap();
+        }
+        let mut dp = fresh();
+        write(&mut dp, 0);
+        dp.step().unwrap();
+        let file = std::env::temp_dir().join(format!(
+            "wgpu-optim-gather-fault-{}-{n}.safetensors",
+            std::process::id()
+        ));
+        save_gathered(&file, &dp, &TrainingState::default()).unwrap();
+        let before = params(&dp);
+        let owners = dp.shard_owners().unwrap().to_vec();
+        // The same step as the uninterrupted run's second, on a copy that
+        // gathers: what each owner's shard becomes.
+        let mut twin = fresh();
+        write(&mut twin, 0);
+        twin.step().unwrap();
+        write(&mut twin, 1);
+        twin.step().unwrap();
+        let after = params(&twin);
+
+        write(&mut dp, 1);
+        dp.inject_gather_fault(1);
+        let e = dp.step().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Collective, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("gather params") && msg.contains("device 1"),
+            "{msg}"
+        );
+        assert!(dp.diverged().is_some());
+        let now = params(&dp);
+        for r in 0..n {
+            for (k, &o) in owners.iter().enumerate() {
+                let want = if o == r { &after[r][k] } else { &before[r][k] };
+                assert!(
+                    bits_eq(&now[r][k], want),
+                    "{n} devices: replica {r}, tensor {k} (owner {o})"
+                );
+            }
+        }
+        // Refused, naming why, and nothing changes.
+        write(&mut dp, 2);
+        let e = dp.step().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Collective, "{e}");
+        assert!(
+            e.to_string().contains("refused") && e.to_string().contains("gather params"),
+            "{e}"
+        );
+        assert!(
+            params(&dp)
+                .iter()
+                .flatten()
+                .zip(now.iter().flatten())
+                .all(|(a, b)| bits_eq(a, b)),
+            "a refused step changed params"
+        );
+        // Restored from the file saved after step 1: steps 2..4 go on as
+        // the uninterrupted run.
+        if n == 2 {
+            load_gathered(&file, &mut dp, LoadOptions::default()).unwrap();
+        } else {
+            // Each replica its own shard's file (saved from a run at the
+            // same step), then mark_restored.
+            let mut src = fresh();
+            write(&mut src, 0);
+            src.step().unwrap();
+            for r in 0..n {
+                let f = file.with_extension(format!("shard{r}"));
+                let rep = src.replica_mut(r);
+                checkpoint::save(
+                    &f,
+                    &rep.gpu,
+                    &rep.params,
+                    &mut rep.opt,
+                    &TrainingState::default(),
+                )
+                .unwrap();
+                let rep = dp.replica_mut(r);
+                checkpoint::load(&f, &rep.gpu, &mut rep.params, &mut rep.opt).unwrap();
+                std::fs::remove_file(f).ok();
+            }
+            assert!(dp.step().is_err(), "steps before mark_restored");
+            dp.mark_restored();
+        }
+        assert!(dp.diverged().is_none());
+        for s in 1..4 {
+            write(&mut dp, s);
+            dp.step().unwrap();
+        }
+        let (got, want) = (params(&dp), params(&whole));
+        assert!(
+            got.iter()
+                .flatten()
+                .zip(want.iter().flatten())
+                .all(|(a, b)| bits_eq(a, b)),
+            "{n} devices: the restored run differs from the uninterrupted one"
+        );
+        std::fs::remove_file(file).ok();
+    }
+}
+
+fn bits_eq(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}

@@ -65,7 +65,8 @@ pub fn save_gathered(path: &Path, dp: &DataParallel, training: &TrainingState) -
 
 /// Loads one file (a [`save_gathered`] file, or one an unsharded run saved)
 /// into every replica of `dp`: the params into all, each tensor's states
-/// and master into the replica that keeps them. Every replica's checks
+/// and master into the replica that keeps them; a `DataParallel` that
+/// refused to step after a failed one ([`DataParallel::step`]) steps again. Every replica's checks
 /// run before any replica changes ([`load_with`](super::load_with)'s, the
 /// tensors expected being those of the whole world).
 ///
@@ -106,6 +107,7 @@ pub fn load_gathered(
         training =
             apply(path, c, &r.gpu, &mut r.params, &mut r.opt).map_err(|e| replica_error(i, e))?;
     }
+    dp.mark_restored();
     Ok(training)
 }
 

@@ -21,6 +21,7 @@ pub struct LocalCommunicator {
     config: CollectiveConfig,
     engine: Option<Engine>,
     fault: Option<Fault>,
+    gather_fault: Option<usize>,
     world: usize,
 }
 
@@ -35,6 +36,7 @@ impl LocalCommunicator {
             config,
             engine: None,
             fault: None,
+            gather_fault: None,
             world: 1,
         })
     }
@@ -64,6 +66,7 @@ impl Default for LocalCommunicator {
             config: CollectiveConfig::default(),
             engine: None,
             fault: None,
+            gather_fault: None,
             world: 1,
         }
     }
@@ -144,6 +147,16 @@ impl Communicator for LocalCommunicator {
     /// failed map.
     fn inject_fault(&mut self, device: usize, bucket: usize) {
         self.fault = Some(Fault { device, bucket });
+    }
+
+    fn gather_params(&mut self, local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
+        super::shard::gather_local(local, owners, self.gather_fault.take())
+    }
+
+    /// During the next gather, reading device `device`'s shard fails (as
+    /// a lost device's read would), before anything is written.
+    fn inject_gather_fault(&mut self, device: usize) {
+        self.gather_fault = Some(device);
     }
 }
 

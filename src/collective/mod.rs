@@ -199,7 +199,7 @@ pub trait Communicator {
     /// params of the shards not yet gathered are then those of the step
     /// before on the non-owners: resume from the last checkpoint.
     fn gather_params(&mut self, local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
-        shard::gather_local(local, owners)
+        shard::gather_local(local, owners, None)
     }
 
     /// The all-reduce's parts timed alone (downloads, host sums, uploads),
@@ -216,6 +216,15 @@ pub trait Communicator {
     #[doc(hidden)]
     fn inject_fault(&mut self, device: usize, bucket: usize) {
         let _ = (device, bucket);
+    }
+
+    /// Test hook: reading the params of local device `device`'s shard
+    /// fails during the next [`gather_params`](Self::gather_params), as a
+    /// lost device's read would. Not part of the stable API; no-op by
+    /// default.
+    #[doc(hidden)]
+    fn inject_gather_fault(&mut self, device: usize) {
+        let _ = device;
     }
 }
 

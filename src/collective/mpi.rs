@@ -62,6 +62,7 @@ pub struct MpiCommunicator {
     reduction: MpiReduction,
     engine: Option<Engine>,
     fault: Option<Fault>,
+    gather_fault: bool,
     send: Vec<f32>,
     recv: Vec<f32>,
     gathered: Vec<f32>,
@@ -93,6 +94,7 @@ impl MpiCommunicator {
             reduction: MpiReduction::Native,
             engine: None,
             fault: None,
+            gather_fault: false,
             send: Vec::new(),
             recv: Vec::new(),
             gathered: Vec::new(),
@@ -439,7 +441,9 @@ impl Communicator for MpiCommunicator {
             counts[o] += words(k);
         }
         let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == rank).collect();
-        let read = if counts.iter().sum::<u64>() > i32::MAX as u64 {
+        let read = if std::mem::take(&mut self.gather_fault) {
+            Err(super::shard::injected_read_fault())
+        } else if counts.iter().sum::<u64>() > i32::MAX as u64 {
             Err(Error::LimitExceeded {
                 limit: "MPI count (i32 words) of one all-gather".into(),
                 needed: counts.iter().sum(),
@@ -511,5 +515,11 @@ impl Communicator for MpiCommunicator {
 
     fn inject_fault(&mut self, device: usize, bucket: usize) {
         self.fault = Some(Fault { device, bucket });
+    }
+
+    /// During the next gather, reading this rank's shard fails (`device`
+    /// is 0, the rank's one device); every rank then returns the error.
+    fn inject_gather_fault(&mut self, device: usize) {
+        self.gather_fault = device == 0;
     }
 }

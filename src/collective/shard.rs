@@ -70,17 +70,24 @@ pub(crate) fn local_owners(
 /// others' queues (the next submit on each device follows them), so a
 /// failed read leaves every non-owner's copies as they were.
 ///
+/// `fault` (a test hook) makes the read of that participant's shard fail.
+///
 /// # Errors
 /// A device error reading an owner's params, naming the participant.
-pub(crate) fn gather_local(local: &[Participant<'_>], owners: &[usize]) -> Result<()> {
+pub(crate) fn gather_local(
+    local: &[Participant<'_>],
+    owners: &[usize],
+    fault: Option<usize>,
+) -> Result<()> {
     let mut shards = Vec::with_capacity(local.len());
     for (o, &(gpu, params)) in local.iter().enumerate() {
         let mine: Vec<usize> = (0..owners.len()).filter(|&k| owners[k] == o).collect();
-        let bytes = match mine.is_empty() {
-            true => Vec::new(),
-            false => read_role_bytes(gpu, &params.params, params.placement(), &mine)
-                .map_err(|e| participant_error(o, e))?,
+        let read = match (mine.is_empty(), fault == Some(o)) {
+            (true, _) => Ok(Vec::new()),
+            (false, true) => Err(injected_read_fault()),
+            (false, false) => read_role_bytes(gpu, &params.params, params.placement(), &mine),
         };
+        let bytes = read.map_err(|e| gather_error(o, e))?;
         shards.push((mine, bytes));
     }
     for (o, (mine, bytes)) in shards.iter().enumerate() {
@@ -93,8 +100,32 @@ pub(crate) fn gather_local(local: &[Participant<'_>], owners: &[usize]) -> Resul
                     other.params.write_raw(gpu, other.placement().pieces(k), b);
                 }
             })
-            .map_err(|e| participant_error(r, e))?;
+            .map_err(|e| gather_error(r, e))?;
         }
     }
     Ok(())
+}
+
+/// What an injected gather fault reports (the test hook
+/// `Communicator::inject_gather_fault`).
+pub(crate) fn injected_read_fault() -> Error {
+    Error::DeviceLost {
+        reason: "injected fault: reading this shard's params failed".into(),
+    }
+}
+
+/// `e` as the gather's failure on local device `device`.
+fn gather_error(device: usize, e: Error) -> Error {
+    match participant_error(device, e) {
+        Error::Collective {
+            participant,
+            reason,
+            ..
+        } => Error::Collective {
+            operation: "gather params".into(),
+            participant,
+            reason,
+        },
+        other => other,
+    }
 }
