@@ -146,13 +146,14 @@ fn penalize(p: V, g: V, weight_decay: f32, decay_factor: f32, l1: f32) -> Penali
     return Penalized(q, d);
 }
 
-// torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w); w is a
-// group's uniform, so the branch is uniform too.
+// torch.lerp on CPU: weight < 0.5 ? a + w * (b - a) : b - (b - a) * (1 - w), with no branch:
+// both are base + k * (b - a), (base, k) = (a, w) or (b, -(1 - w)) chosen once from the
+// group's w (a scalar select), then one vector select. Bitwise torch's either way:
+// x * -y = -(x * y) and b + -z = b - z exactly in IEEE arithmetic (a fused multiply-add too).
 fn torch_lerp(a: V, b: V, w: f32) -> V {
-    if w < 0.5 {
-        return a + w * (b - a);
-    }
-    return b - (b - a) * (1.0 - w);
+    let low = w < 0.5;
+    let k = select(-(1.0 - w), w, low);
+    return select(b, a, low) + k * (b - a);
 }
 
 // Bias corrections after skipped steps, accurate in f32 on every driver: 1 - (1 - x)^t and

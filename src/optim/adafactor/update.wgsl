@@ -39,12 +39,10 @@ fn after_skipped_steps(h: Row, t: DeviceStep) -> Row {
     return r;
 }
 
-// torch.lerp on CPU for one f32 (prelude.wgsl's torch_lerp for vec4s).
+// torch.lerp on CPU for one f32, without a branch as prelude.wgsl's torch_lerp for vec4s.
 fn lerp1(a: f32, b: f32, w: f32) -> f32 {
-    if w < 0.5 {
-        return a + w * (b - a);
-    }
-    return b - (b - a) * (1.0 - w);
+    let low = w < 0.5;
+    return select(b, a, low) + select(-(1.0 - w), w, low) * (b - a);
 }
 
 // The gradient of 4 elements with wgpu-optim's l1 (sign of the param before the decay).
