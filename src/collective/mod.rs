@@ -85,7 +85,9 @@ pub struct CollectiveConfig {
     /// Bytes per bucket (rounded down to a multiple of 256, at least 256).
     /// Smaller buckets overlap better, larger ones need fewer submits.
     pub bucket_bytes: u64,
-    /// Host threads that sum one bucket (0: the number of CPUs, at most 8).
+    /// Host threads that sum one bucket, and that copy it into the
+    /// devices' staging buffers, one device each (0: the number of CPUs, at
+    /// most 8).
     pub reduce_threads: usize,
 }
 

@@ -7,8 +7,10 @@
 //! 2. for bucket b = 0, 1, ...: a bounded wait until every device has it
 //!    mapped, then `combine` (the fixed-order host sum, or an MPI
 //!    collective) into one host buffer, then on every device: copy into the
-//!    bucket's mapped MAP_WRITE staging buffer, unmap, submit its copy into
-//!    the gradients, and re-map it for the next step in the background.
+//!    bucket's mapped MAP_WRITE staging buffer (the devices' copies on
+//!    parallel host threads, 16-bit gradients encoded once for all), unmap,
+//!    submit its copy into the gradients, and re-map it for the next step in
+//!    the background.
 //!    Later buckets keep copying and mapping while bucket b is reduced.
 //!
 //! Staging buffers are created once (two per device and bucket) and
@@ -19,7 +21,6 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::params::ParamSet;
 use crate::precision::ParamDtype;
 
 use super::{CollectiveConfig, Participant};
@@ -218,6 +219,8 @@ pub(crate) struct Engine {
     /// 16-bit gradients widened to f32, one buffer per device.
     widened: Vec<Vec<f32>>,
     pub(crate) fault: Option<Fault>,
+    /// Host threads for the copies into the devices' write staging.
+    threads: usize,
 }
 
 impl Engine {
@@ -292,6 +295,7 @@ impl Engine {
             host: vec![0.0; (max / dtype.bytes()) as usize],
             dtype,
             fault: None,
+            threads: config.threads(),
         })
     }
 
@@ -386,17 +390,8 @@ impl Engine {
                 break;
             }
             // 3. Upload the sum to every device (no wait).
-            for (d, &(gpu, params)) in local.iter().enumerate() {
-                if let Err(e) = upload(
-                    gpu,
-                    params,
-                    &mut self.devices[d].up[b],
-                    &self.buckets[b],
-                    out,
-                    self.dtype,
-                ) {
-                    local_err.get_or_insert(participant_error(d, e));
-                }
+            if let Err(e) = self.upload_all(local, b, len) {
+                local_err.get_or_insert(e);
             }
         }
         // 4. Back to a known state: no read map left pending or mapped.
@@ -521,26 +516,24 @@ impl Engine {
             }
         }
         let sums = sums?;
-        let t2 = Instant::now();
+        let mut upload = std::time::Duration::ZERO;
         for (b, out) in sums.iter().enumerate() {
-            for (d, &(gpu, params)) in local.iter().enumerate() {
-                upload(
-                    gpu,
-                    params,
-                    &mut self.devices[d].up[b],
-                    &self.buckets[b],
-                    out,
-                    self.dtype,
-                )?;
-            }
+            // The all-reduce's sum writes into `host`: not part of the
+            // upload.
+            self.host[..out.len()].copy_from_slice(out);
+            let t = Instant::now();
+            self.upload_all(local, b, out.len())?;
+            upload += t.elapsed();
         }
+        let t = Instant::now();
         for &(gpu, _) in local {
             gpu.synchronize()?;
         }
+        upload += t.elapsed();
         Ok(PartTimes {
             download,
             sum,
-            upload: t2.elapsed(),
+            upload,
         })
     }
 }
@@ -566,58 +559,109 @@ fn widen<'a>(
     Some(widened.iter().map(|w| &w[..]).collect())
 }
 
-/// Writes the f32 sum `data` into the write staging (rounded once into the
-/// gradients' dtype) and copies it into the gradients.
-fn upload(
-    gpu: &Gpu,
-    params: &ParamSet,
-    up: &mut Staged,
-    bucket: &Bucket,
-    data: &[f32],
-    dtype: ParamDtype,
-) -> Result<()> {
-    if !matches!(up.state, MapState::Mapped) {
-        if matches!(up.state, MapState::Idle) {
-            up.map(wgpu::MapMode::Write);
-        }
-        up.wait_mapped(gpu, "collective/upload")?;
-    }
-    gpu.scoped("collective/upload", || -> Result<()> {
-        {
-            let mut view = up
-                .buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu {
-                    context: "collective/upload".into(),
-                    message: e.to_string(),
-                })?;
-            match dtype {
-                ParamDtype::F32 => view.copy_from_slice(bytemuck::cast_slice(data)),
-                _ => view.copy_from_slice(&dtype.encode(data)),
+impl Engine {
+    /// Writes the f32 sum of bucket `b` (the first `len` values of `host`)
+    /// into every device's write staging (rounded once into the gradients'
+    /// dtype, encoded once for all devices) and copies it into the
+    /// gradients: every staging buffer mapped first, then the host copies
+    /// into them on up to `threads` threads at once (one device each; on a
+    /// host with the cores, the devices' copies do not queue behind each
+    /// other), then each device's copy submitted and its buffer re-mapped
+    /// for the next step. The first device error, after trying every
+    /// device.
+    fn upload_all(&mut self, local: &[Participant<'_>], b: usize, len: usize) -> Result<()> {
+        let data = &self.host[..len];
+        let encoded;
+        let bytes: &[u8] = match self.dtype {
+            ParamDtype::F32 => bytemuck::cast_slice(data),
+            d => {
+                encoded = d.encode(data);
+                &encoded
+            }
+        };
+        let mut first: Option<Error> = None;
+        let mut views = Vec::with_capacity(local.len());
+        for (d, &(gpu, _)) in local.iter().enumerate() {
+            let up = &mut self.devices[d].up[b];
+            let mapped = (|| {
+                if !matches!(up.state, MapState::Mapped) {
+                    if matches!(up.state, MapState::Idle) {
+                        up.map(wgpu::MapMode::Write);
+                    }
+                    up.wait_mapped(gpu, "collective/upload")?;
+                }
+                up.buffer
+                    .slice(..)
+                    .get_mapped_range_mut()
+                    .map_err(|e| Error::Gpu {
+                        context: "collective/upload".into(),
+                        message: e.to_string(),
+                    })
+            })();
+            match mapped {
+                Ok(v) => views.push((d, v)),
+                Err(e) => {
+                    first.get_or_insert(participant_error(d, e));
+                }
             }
         }
-        up.buffer.unmap();
-        up.state = MapState::Idle;
-        let mut enc = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("collective/upload"),
+        // Threads only where a copy outweighs starting one (64 KiB).
+        let threads = if bytes.len() >= 1 << 16 {
+            self.threads
+        } else {
+            1
+        };
+        let per = views.len().div_ceil(threads.max(1)).max(1);
+        if per >= views.len() {
+            for (_, v) in &mut views {
+                v.copy_from_slice(bytes);
+            }
+        } else {
+            std::thread::scope(|s| {
+                for group in views.chunks_mut(per) {
+                    s.spawn(move || {
+                        for (_, v) in group {
+                            v.copy_from_slice(bytes);
+                        }
+                    });
+                }
             });
-        for s in &bucket.segments {
-            enc.copy_buffer_to_buffer(
-                &up.buffer,
-                s.at,
-                &params.grads.buffers[s.chunk],
-                s.offset,
-                s.len,
-            );
         }
-        up.last = Some(gpu.queue().submit([enc.finish()]));
-        // Re-map for the next step; resolves once the copy has run.
-        up.map(wgpu::MapMode::Write);
-        Ok(())
-    })?
+        let done: Vec<usize> = views.into_iter().map(|(d, _)| d).collect();
+        for d in done {
+            let (gpu, params) = local[d];
+            let up = &mut self.devices[d].up[b];
+            let bucket = &self.buckets[b];
+            let submitted = gpu.scoped("collective/upload", || {
+                up.buffer.unmap();
+                up.state = MapState::Idle;
+                let mut enc =
+                    gpu.device()
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("collective/upload"),
+                        });
+                for s in &bucket.segments {
+                    enc.copy_buffer_to_buffer(
+                        &up.buffer,
+                        s.at,
+                        &params.grads.buffers[s.chunk],
+                        s.offset,
+                        s.len,
+                    );
+                }
+                up.last = Some(gpu.queue().submit([enc.finish()]));
+                // Re-map for the next step; resolves once the copy has run.
+                up.map(wgpu::MapMode::Write);
+            });
+            if let Err(e) = submitted {
+                first.get_or_insert(participant_error(d, e));
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Wraps a device's error as a collective failure of that device.
