@@ -67,6 +67,19 @@ override DECOUPLED: bool = false;
 // rebuilds the pipeline with it when a group's value becomes nonzero).
 override WEIGHT_DECAY: bool = true;
 override L1: bool = true;
+// What the host knows of a one-pass kernel's table when it builds its pipeline (the defaults
+// assume nothing): TABLE_GROUP < 256 when every block of the table is of that param group, so the
+// row and the gradient factors are read at a constant index (a per-block index into the
+// uniform array is a gathered load on some drivers: lavapipe's); STATE_AT_START when every
+// block's state offset equals its start (states placed as the params, as f32 states of an
+// unsharded single-algorithm optimizer are), which drops the offset from every state access.
+override TABLE_GROUP: u32 = 65535u;
+override STATE_AT_START: bool = false;
+
+// A block's param group, the table's own when it has one.
+fn table_group(g: u32) -> u32 {
+    return select(g, TABLE_GROUP, TABLE_GROUP < 256u);
+}
 
 const WG: u32 = 256u;
 

@@ -15,8 +15,9 @@ fn main(
         return;
     }
     let blk = blocks[b];
-    let h = row_of(blk.group);
-    let f = grad_factors(blk.group);
+    let group = table_group(blk.group);
+    let h = row_of(group);
+    let f = grad_factors(group);
     let in_block = 4u * lid < blk.len;
     q8_enter(lid, in_block);
     enter_block(blk);

@@ -9,6 +9,7 @@ use super::Optimizer;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Slot};
 use crate::grad::device::GradPipeline;
+use crate::optim::blocks::Block;
 use crate::optim::groups::GroupHp;
 use crate::optim::state::StateDtype;
 use crate::optim::{Algorithm, KernelDesc, OptimizerSpec, Passes, adafactor, trust};
@@ -52,21 +53,60 @@ impl Terms {
     }
 }
 
+/// What a one-pass kernel may assume of its block table (`prelude.wgsl`'s
+/// override constants `TABLE_GROUP`, `STATE_AT_START`), found from the
+/// table's blocks when the pipelines are built; the default assumes
+/// nothing. The other entry points read groups from their own tables
+/// (tensors, matrices) and never get one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct TableSpec {
+    /// The param group of every block, when they share one.
+    group: Option<u32>,
+    /// Every block's state offset is its start.
+    state_at_start: bool,
+}
+
+impl TableSpec {
+    /// What `blocks` allow a kernel of `passes` to assume.
+    pub(super) fn of(blocks: &[Block], passes: Passes) -> TableSpec {
+        let Some(first) = blocks.first() else {
+            return TableSpec::default();
+        };
+        if passes != Passes::OnePass {
+            return TableSpec::default();
+        }
+        TableSpec {
+            group: blocks
+                .iter()
+                .all(|b| b.group == first.group)
+                .then_some(first.group),
+            state_at_start: blocks.iter().all(|b| b.state == b.start),
+        }
+    }
+    fn constants(self) -> impl Iterator<Item = (&'static str, f64)> {
+        let group = self.group.map(|g| ("TABLE_GROUP", g as f64));
+        let at_start = self.state_at_start.then_some(("STATE_AT_START", 1.0));
+        group.into_iter().chain(at_start)
+    }
+}
+
 /// The pipeline of the base group's variant plus the gradient pipeline's
 /// switches, the penalty terms (and, for a trust-ratio optimizer, the pass
-/// `phase` selects), cached per device.
+/// `phase` selects, and for a one-pass kernel what it may assume of its
+/// table), cached per device.
 pub(super) fn choose_kernel(
     gpu: &Gpu,
     desc: &KernelDesc,
     (spec, terms, storage): (&OptimizerSpec, Terms, ParamStorage),
     passes: Passes,
-    phase: Option<(&'static str, f64)>,
+    (phase, table): (Option<(&'static str, f64)>, TableSpec),
     dtype: StateDtype,
 ) -> Result<Arc<Kernel>> {
     let mut constants = desc.constants.clone();
     constants.extend(GradPipeline::kernel_constants(&spec.gradients));
     constants.extend(terms.constants());
     constants.extend(phase);
+    constants.extend(table.constants());
     let slots = desc.bindings(passes, dtype, storage);
     let storage_count = slots.iter().filter(|s| !matches!(s, Slot::Uniform)).count() as u32;
     let available = gpu.limits().max_storage_buffers_per_shader_stage;
@@ -118,7 +158,7 @@ impl Optimizer {
                 &desc,
                 (spec, terms, storage),
                 passes,
-                None,
+                (None, d.table),
                 d.dtype,
             )?);
         }
@@ -126,7 +166,8 @@ impl Optimizer {
             Some(_) => {
                 let d = part.dispatches.first().map_or(StateDtype::F32, |d| d.dtype);
                 let k = |phase| {
-                    choose_kernel(gpu, &desc, (spec, terms, storage), passes, Some(phase), d)
+                    let phase = (Some(phase), TableSpec::default());
+                    choose_kernel(gpu, &desc, (spec, terms, storage), passes, phase, d)
                 };
                 Some((k(trust::MEASURE)?, k(trust::REDUCE)?))
             }
@@ -138,7 +179,7 @@ impl Optimizer {
                 &desc,
                 (spec, terms, storage),
                 passes_of,
-                Some(phase),
+                (Some(phase), TableSpec::default()),
                 StateDtype::F32,
             )
         };

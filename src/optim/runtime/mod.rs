@@ -78,6 +78,8 @@ pub(super) struct ChunkDispatch {
     kernel: Arc<Kernel>,
     /// That format.
     dtype: StateDtype,
+    /// What the kernel assumes of this table.
+    table: kernels::TableSpec,
     bind_group: wgpu::BindGroup,
     /// Schedule-Free's eval and train swaps over the same blocks.
     swap_bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::kernels::TableSpec;
 use super::{ChunkDispatch, Terms, choose_kernel};
 use crate::error::Result;
 use crate::gpu::{Gpu, Kernel, grid};
@@ -106,7 +107,14 @@ impl Part {
         for d in plan.states.formats() {
             kernels.insert(
                 d,
-                choose_kernel(gpu, &desc, (spec, terms, s.storage), passes, None, d)?,
+                choose_kernel(
+                    gpu,
+                    &desc,
+                    (spec, terms, s.storage),
+                    passes,
+                    (None, TableSpec::default()),
+                    d,
+                )?,
             );
         }
         let f32_kernel = |phase| {
@@ -115,7 +123,7 @@ impl Part {
                 &desc,
                 (spec, terms, s.storage),
                 Passes::OnePass,
-                Some(phase),
+                (Some(phase), TableSpec::default()),
                 StateDtype::F32,
             )
         };
@@ -171,7 +179,8 @@ impl Part {
             Some(TrustPasses::new(gpu, name, table, s.n_blocks, |phase| {
                 // One state format for all the part's groups (spec.resolve).
                 let d = s.state_dtypes[plan.lead];
-                choose_kernel(gpu, &desc, (spec, terms, s.storage), passes, Some(phase), d)
+                let phase = (Some(phase), TableSpec::default());
+                choose_kernel(gpu, &desc, (spec, terms, s.storage), passes, phase, d)
             })?)
         } else {
             None
@@ -193,7 +202,7 @@ impl Part {
                     &desc,
                     (spec, terms, s.storage),
                     passes,
-                    Some(phase),
+                    (Some(phase), TableSpec::default()),
                     StateDtype::F32,
                 )
             })?),
@@ -216,7 +225,18 @@ impl Part {
         let mut reduce = None;
         let mut binds = Vec::new();
         for (c, dtype, blocks) in plan.tables {
-            let kernel = kernels[&dtype].clone();
+            let table_spec = TableSpec::of(&blocks, passes);
+            let kernel = match table_spec == TableSpec::default() {
+                true => kernels[&dtype].clone(),
+                false => choose_kernel(
+                    gpu,
+                    &desc,
+                    (spec, terms, s.storage),
+                    passes,
+                    (None, table_spec),
+                    dtype,
+                )?,
+            };
             let table = gpu.create_buffer_init(
                 &format!("optim/{name}/blocks/chunk{c}/{}", dtype.as_str()),
                 bytemuck::cast_slice::<Block, u8>(&blocks),
@@ -296,6 +316,7 @@ impl Part {
             dispatches.push(ChunkDispatch {
                 kernel,
                 dtype,
+                table: table_spec,
                 bind_group,
                 swap_bind_groups,
                 measure_bind_group,
