@@ -46,6 +46,60 @@ fn options(dtype: ParamDtype) -> ParamSetOptions {
     }
 }
 
+/// A run of `spec` on `pool` over `layout()` in `o`'s dtypes, sharded or
+/// not, from the params `p0` (written into replica 0, then broadcast).
+fn started(
+    pool: &DevicePool,
+    spec: &OptimizerSpec,
+    o: ParamSetOptions,
+    sharded: bool,
+    p0: &[Vec<f32>],
+) -> DataParallel {
+    let l = layout();
+    let mut dp = if sharded {
+        pool.replicate_sharded(&l, spec, o).unwrap()
+    } else {
+        pool.replicate_as(&l, spec, o).unwrap()
+    };
+    dp.replica_mut(0)
+        .params
+        .write_all(&pool.gpus()[0], p0)
+        .unwrap();
+    dp.broadcast_params_from_0().unwrap();
+    dp
+}
+
+/// Per step, one gradient per replica.
+type Grads = Vec<Vec<Vec<Vec<f32>>>>;
+
+/// Random params, and the gradients of `steps` steps for each of `n`
+/// replicas.
+fn random_run(seed: u64, n: usize, steps: usize) -> (Vec<Vec<f32>>, Grads) {
+    let l = layout();
+    let mut rng = Rng(seed);
+    let p0 = random(&mut rng, &l, 1.0);
+    let grads = (0..steps)
+        .map(|_| (0..n).map(|_| random(&mut rng, &l, 0.5)).collect())
+        .collect();
+    (p0, grads)
+}
+
+/// Writes one step's gradients (one per replica) and steps.
+fn step_with(dp: &mut DataParallel, grads: &[Vec<Vec<f32>>]) -> wgpu_optim::Result<()> {
+    for (r, g) in grads.iter().enumerate() {
+        let rep = dp.replica_mut(r);
+        rep.params.write_grads_all(&rep.gpu, g).unwrap();
+    }
+    dp.step()
+}
+
+/// Every replica's params as f32.
+fn all_params(dp: &DataParallel) -> Vec<Vec<Vec<f32>>> {
+    (0..dp.len())
+        .map(|r| dp.replica(r).read_params().unwrap())
+        .collect()
+}
+
 /// Runs `steps` steps of `spec` data-parallel on `n` devices, sharded or
 /// not, each replica writing its own gradients (a NaN in step 2's, which
 /// the guard must skip everywhere), and returns every replica's params as
@@ -189,36 +243,14 @@ fn each_replica_checkpoints_its_shard_and_resumes_bitwise() {
     let spec = OptimizerSpec::adamw(AdamWConfig::default()).clip_by_global_norm(1.0);
     let l = layout();
     let pool = pool(n);
-    let mut rng = Rng(8);
-    let p0 = random(&mut rng, &l, 1.0);
-    let grads: Vec<Vec<Vec<Vec<f32>>>> = (0..4)
-        .map(|_| (0..n).map(|_| random(&mut rng, &l, 0.5)).collect())
-        .collect();
-    let fresh = || {
-        let mut dp = pool
-            .replicate_sharded(&l, &spec, options(ParamDtype::F32))
-            .unwrap();
-        dp.replica_mut(0)
-            .params
-            .write_all(&pool.gpus()[0], &p0)
-            .unwrap();
-        dp.broadcast_params_from_0().unwrap();
-        dp
-    };
+    let (p0, grads) = random_run(8, n, 4);
+    let fresh = || started(&pool, &spec, options(ParamDtype::F32), true, &p0);
     let steps = |dp: &mut DataParallel, range: std::ops::Range<usize>| {
-        for s in range {
-            for (r, g) in grads[s].iter().enumerate() {
-                let rep = dp.replica_mut(r);
-                rep.params.write_grads_all(&rep.gpu, g).unwrap();
-            }
-            dp.step().unwrap();
+        for g in &grads[range] {
+            step_with(dp, g).unwrap();
         }
     };
-    let params = |dp: &DataParallel| -> Vec<Vec<Vec<f32>>> {
-        (0..n)
-            .map(|r| dp.replica(r).read_params().unwrap())
-            .collect()
-    };
+    let params = all_params;
     let mut whole = fresh();
     steps(&mut whole, 0..4);
     let mut first = fresh();
@@ -328,32 +360,11 @@ fn gathered_checkpoints_cross_between_sharded_and_unsharded_runs() {
         .clip_by_global_norm(1.0);
     let l = layout();
     let pool = pool(n);
-    let mut rng = Rng(13);
-    let p0 = random(&mut rng, &l, 1.0);
-    let grads: Vec<Vec<Vec<Vec<f32>>>> = (0..4)
-        .map(|_| (0..n).map(|_| random(&mut rng, &l, 0.5)).collect())
-        .collect();
-    let fresh = |sharded: bool| {
-        let o = options(ParamDtype::Bf16);
-        let mut dp = if sharded {
-            pool.replicate_sharded(&l, &spec, o).unwrap()
-        } else {
-            pool.replicate_as(&l, &spec, o).unwrap()
-        };
-        dp.replica_mut(0)
-            .params
-            .write_all(&pool.gpus()[0], &p0)
-            .unwrap();
-        dp.broadcast_params_from_0().unwrap();
-        dp
-    };
+    let (p0, grads) = random_run(13, n, 4);
+    let fresh = |sharded: bool| started(&pool, &spec, options(ParamDtype::Bf16), sharded, &p0);
     let steps = |dp: &mut DataParallel, range: std::ops::Range<usize>| {
-        for s in range {
-            for (r, g) in grads[s].iter().enumerate() {
-                let rep = dp.replica_mut(r);
-                rep.params.write_grads_all(&rep.gpu, g).unwrap();
-            }
-            dp.step().unwrap();
+        for g in &grads[range] {
+            step_with(dp, g).unwrap();
         }
     };
     let bits = |dp: &DataParallel| -> Vec<Vec<u8>> {
@@ -479,44 +490,17 @@ fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
         ..Default::default()
     })
     .clip_by_global_norm(1.0);
-    let l = layout();
     for n in [2usize, 3] {
         let pool = pool(n);
-        let mut rng = Rng(21);
-        let p0 = random(&mut rng, &l, 1.0);
-        let grads: Vec<Vec<Vec<Vec<f32>>>> = (0..4)
-            .map(|_| (0..n).map(|_| random(&mut rng, &l, 0.5)).collect())
-            .collect();
-        let fresh = || {
-            let mut dp = pool
-                .replicate_sharded(&l, &spec, ParamSetOptions::default())
-                .unwrap();
-            dp.replica_mut(0)
-                .params
-                .write_all(&pool.gpus()[0], &p0)
-                .unwrap();
-            dp.broadcast_params_from_0().unwrap();
-            dp
-        };
-        let write = |dp: &mut DataParallel, s: usize| {
-            for (r, g) in grads[s].iter().enumerate() {
-                let rep = dp.replica_mut(r);
-                rep.params.write_grads_all(&rep.gpu, g).unwrap();
-            }
-        };
-        let params = |dp: &DataParallel| -> Vec<Vec<Vec<f32>>> {
-            (0..n)
-                .map(|r| dp.replica(r).read_params().unwrap())
-                .collect()
-        };
+        let (p0, grads) = random_run(21, n, 4);
+        let fresh = || started(&pool, &spec, ParamSetOptions::default(), true, &p0);
+        let params = all_params;
         let mut whole = fresh();
-        for s in 0..4 {
-            write(&mut whole, s);
-            whole.step().unwrap();
+        for g in &grads {
+            step_with(&mut whole, g).unwrap();
         }
         let mut dp = fresh();
-        write(&mut dp, 0);
-        dp.step().unwrap();
+        step_with(&mut dp, &grads[0]).unwrap();
         let file = std::env::temp_dir().join(format!(
             "wgpu-optim-gather-fault-{}-{n}.safetensors",
             std::process::id()
@@ -527,15 +511,12 @@ fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
         // The same step as the uninterrupted run's second, on a copy that
         // gathers: what each owner's shard becomes.
         let mut twin = fresh();
-        write(&mut twin, 0);
-        twin.step().unwrap();
-        write(&mut twin, 1);
-        twin.step().unwrap();
+        step_with(&mut twin, &grads[0]).unwrap();
+        step_with(&mut twin, &grads[1]).unwrap();
         let after = params(&twin);
 
-        write(&mut dp, 1);
         dp.inject_gather_fault(1);
-        let e = dp.step().unwrap_err();
+        let e = step_with(&mut dp, &grads[1]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Collective, "{e}");
         let msg = e.to_string();
         assert!(
@@ -554,8 +535,7 @@ fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
             }
         }
         // Refused, naming why, and nothing changes.
-        write(&mut dp, 2);
-        let e = dp.step().unwrap_err();
+        let e = step_with(&mut dp, &grads[2]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Collective, "{e}");
         assert!(
             e.to_string().contains("refused") && e.to_string().contains("gather params"),
@@ -577,8 +557,7 @@ fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
             // Each replica its own shard's file (saved from a run at the
             // same step), then mark_restored.
             let mut src = fresh();
-            write(&mut src, 0);
-            src.step().unwrap();
+            step_with(&mut src, &grads[0]).unwrap();
             for r in 0..n {
                 let f = file.with_extension(format!("shard{r}"));
                 let rep = src.replica_mut(r);
@@ -598,9 +577,8 @@ fn a_failed_gather_errors_everywhere_and_refuses_steps_until_restored() {
             dp.mark_restored();
         }
         assert!(dp.diverged().is_none());
-        for s in 1..4 {
-            write(&mut dp, s);
-            dp.step().unwrap();
+        for g in &grads[1..] {
+            step_with(&mut dp, g).unwrap();
         }
         let (got, want) = (params(&dp), params(&whole));
         assert!(
