@@ -579,28 +579,26 @@ impl DataParallel {
         self.comm.agree(pre)?;
         self.all_reduce_grads()?;
         self.apply_scale()?;
-        let counts: Vec<u64> = self.replicas.iter().map(|r| r.opt.step_count()).collect();
+        // A step that fails does not count (nor change anything): the
+        // replicas before it stepped, it and those after did not.
         let mut stepped = Ok(());
+        let mut ahead = 0;
         for r in &mut self.replicas {
             stepped = r.opt.step(&r.gpu, &mut r.params);
             if stepped.is_err() {
                 break;
             }
+            ahead += 1;
         }
         let local = stepped.is_err();
         // Every participant learns whether every replica stepped before any
         // gathers: over MPI a rank whose step failed would otherwise leave
         // its peers waiting in the gather's collective.
         let r = self.comm.agree(stepped).and_then(|()| self.gather_params());
-        if let Err(e) = &r {
-            let none_stepped = self
-                .replicas
-                .iter()
-                .zip(&counts)
-                .all(|(r, &c)| r.opt.step_count() == c);
-            if !(local && none_stepped && self.comm.world_size() == self.replicas.len()) {
-                self.diverged = Some(e.clone());
-            }
+        if let Err(e) = &r
+            && !(local && ahead == 0 && self.comm.world_size() == self.replicas.len())
+        {
+            self.diverged = Some(e.clone());
         }
         r
     }
