@@ -627,8 +627,9 @@ impl Engine {
                 }
             });
         }
-        let done: Vec<usize> = views.into_iter().map(|(d, _)| d).collect();
-        for d in done {
+        for (d, view) in views {
+            // The view goes before the unmap.
+            drop(view);
             let (gpu, params) = local[d];
             let up = &mut self.devices[d].up[b];
             let bucket = &self.buckets[b];

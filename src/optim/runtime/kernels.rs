@@ -58,7 +58,7 @@ impl Terms {
 /// table's blocks when the pipelines are built; the default assumes
 /// nothing. The other entry points read groups from their own tables
 /// (tensors, matrices) and never get one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(super) struct TableSpec {
     /// The param group of every block, when they share one.
     group: Option<u32>,

@@ -103,20 +103,9 @@ impl Part {
         let name = desc.name;
         let row_len = algo.row(1).len() as u64;
         let max_dim = gpu.limits().max_compute_workgroups_per_dimension;
+        // One pipeline per state format and table specialization, built
+        // when the first table needing it comes (never one no table uses).
         let mut kernels = std::collections::BTreeMap::new();
-        for d in plan.states.formats() {
-            kernels.insert(
-                d,
-                choose_kernel(
-                    gpu,
-                    &desc,
-                    (spec, terms, s.storage),
-                    passes,
-                    (None, TableSpec::default()),
-                    d,
-                )?,
-            );
-        }
         let f32_kernel = |phase| {
             choose_kernel(
                 gpu,
@@ -226,16 +215,18 @@ impl Part {
         let mut binds = Vec::new();
         for (c, dtype, blocks) in plan.tables {
             let table_spec = TableSpec::of(&blocks, passes);
-            let kernel = match table_spec == TableSpec::default() {
-                true => kernels[&dtype].clone(),
-                false => choose_kernel(
-                    gpu,
-                    &desc,
-                    (spec, terms, s.storage),
-                    passes,
-                    (None, table_spec),
-                    dtype,
-                )?,
+            let kernel = match kernels.entry((dtype, table_spec)) {
+                std::collections::btree_map::Entry::Occupied(k) => Arc::clone(k.get()),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    Arc::clone(v.insert(choose_kernel(
+                        gpu,
+                        &desc,
+                        (spec, terms, s.storage),
+                        passes,
+                        (None, table_spec),
+                        dtype,
+                    )?))
+                }
             };
             let table = gpu.create_buffer_init(
                 &format!("optim/{name}/blocks/chunk{c}/{}", dtype.as_str()),
